@@ -1,0 +1,32 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "clmnt",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "clmnt", targets: ["clmnt"]),
+        .library(name: "ClmntCore", targets: ["ClmntCore"]),
+        .library(name: "ClmntHealth", targets: ["ClmntHealth"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C system libraries: only ClmntCore imports them.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev", "zlib1g-dev", "libzstd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "ClmntCore", dependencies: ["CArchive", "CSQLite", "CCrypto"]),
+        .target(name: "ClmntHealth", dependencies: ["ClmntCore"]),
+        .executableTarget(name: "clmnt", dependencies: [
+            "ClmntCore", "ClmntHealth",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "ClmntCoreTests", dependencies: ["ClmntCore", "CArchiveTestSupport"]),
+        .target(name: "CArchiveTestSupport", dependencies: ["ClmntCore"], path: "Tests/Support"),
+        .testTarget(name: "ClmntHealthTests", dependencies: ["ClmntHealth", "CArchiveTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,112 @@
+import Foundation
+
+/// One molt as discovered on disk.
+public struct Molt: Sendable, Equatable {
+    public let name: String
+    /// Absolute path of the molt's home, `<base-dir>/<name>`.
+    public let home: String
+    public let info: MoltInfo
+    /// From `.molt-info` `MOLT_PORT`, else `.openclaw/openclaw.json` `gateway.port`.
+    public let port: Int?
+    /// `CREATED` from `.molt-info` (ISO-8601), if any.
+    public let created: String?
+
+    public var infoPath: String { home + "/.molt-info" }
+    public var openClawConfigPath: String { home + "/.openclaw/openclaw.json" }
+    public var stateDir: String { home + "/.molt-state" }
+
+    /// Reads `.openclaw/openclaw.json` (JSON5); nil when missing or unparsable.
+    public func openClawConfig() -> JSONValue? {
+        guard let data = FileManager.default.contents(atPath: openClawConfigPath) else { return nil }
+        return try? JSONValue.parse(json5: data)
+    }
+}
+
+/// The fleet: every direct subdirectory of the base dir that holds `.molt-info`.
+public struct Fleet: Sendable {
+    public let baseDir: String
+    /// Sorted by name.
+    public let molts: [Molt]
+
+    public var registryPath: String { baseDir + "/molts.json" }
+    public var names: [String] { molts.map(\.name) }
+
+    /// Discovers the molts under `baseDir` (made absolute). Directories whose
+    /// names are not valid molt names are ignored: they cannot be molt users.
+    public static func discover(baseDir: String) throws(FleetError) -> Fleet {
+        let base = absolutePath(baseDir)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: base, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .baseDirMissing(path: base)
+        }
+        let children: [String]
+        do {
+            children = try FileManager.default.contentsOfDirectory(atPath: base)
+        } catch {
+            throw .baseDirUnreadable(path: base, reason: describeFileError(error))
+        }
+        var molts: [Molt] = []
+        for child in children.sorted() where MoltName.isValid(child) {
+            let home = base + "/" + child
+            var st = stat()
+            // lstat: a symlinked "molt" pointing elsewhere is not part of this fleet.
+            guard lstat(home, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
+            guard let data = FileManager.default.contents(atPath: home + "/.molt-info") else { continue }
+            molts.append(loadMolt(name: child, home: home, infoText: String(decoding: data, as: UTF8.self)))
+        }
+        return Fleet(baseDir: base, molts: molts)
+    }
+
+    /// Like `discover`, but throws `.noMolts` on an empty fleet.
+    public static func discoverNonEmpty(baseDir: String) throws(FleetError) -> Fleet {
+        let fleet = try discover(baseDir: baseDir)
+        guard !fleet.molts.isEmpty else { throw .noMolts(baseDir: fleet.baseDir) }
+        return fleet
+    }
+
+    public init(baseDir: String, molts: [Molt]) {
+        self.baseDir = baseDir
+        self.molts = molts
+    }
+
+    /// The molt called `name`, or `.unknownMolt` listing the fleet.
+    public func molt(named name: String) throws(FleetError) -> Molt {
+        try MoltName.validate(name)
+        guard let molt = molts.first(where: { $0.name == name }) else {
+            throw .unknownMolt(name: name, known: names)
+        }
+        return molt
+    }
+
+    /// The molts named in `selection` (all when nil), in fleet order.
+    public func select(_ selection: [String]?) throws(FleetError) -> [Molt] {
+        guard let selection else { return molts }
+        for name in selection { _ = try molt(named: name) }
+        return molts.filter { selection.contains($0.name) }
+    }
+
+    static func loadMolt(name: String, home: String, infoText: String) -> Molt {
+        let info = MoltInfo(parsing: infoText)
+        let partial = Molt(name: name, home: home, info: info, port: info.port, created: info.created)
+        if partial.port != nil { return partial }
+        let configPort = partial.openClawConfig()?[path: "gateway.port"]?.intValue
+        return Molt(name: name, home: home, info: info, port: configPort, created: info.created)
+    }
+}
+
+/// `path` made absolute against the current directory, without resolving symlinks.
+public func absolutePath(_ path: String) -> String {
+    var result = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    while result.count > 1 && result.hasSuffix("/") { result.removeLast() }
+    if result.hasSuffix("/.") { result.removeLast(2) }
+    return result.isEmpty ? "/" : result
+}
+
+/// The short reason of a Foundation file error ("No such file or directory").
+public func describeFileError(_ error: any Error) -> String {
+    let nsError = error as NSError
+    if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    return nsError.localizedDescription
+}

@@ -1,0 +1,2 @@
+import ClmntCore
+enum HealthPlaceholder {}

@@ -1,0 +1,12 @@
+import ArgumentParser
+import ClmntCore
+
+@main
+struct Clmnt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clmnt",
+        abstract: "Back up, restore and watch a fleet of OpenClaw molts.",
+        version: ClmntVersion.current,
+        subcommands: [Fleet.self, Molt.self]
+    )
+}

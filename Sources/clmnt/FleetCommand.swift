@@ -1,0 +1,8 @@
+import ArgumentParser
+
+struct Fleet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Back up, restore, list and verify whole-fleet archives.",
+        subcommands: []
+    )
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import ClmntCore
+import Foundation
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: [.customShort("d"), .long],
+            help: "The fleet's base dir (default: $CLMNT_BASE_DIR, else the current directory).")
+    var baseDir: String?
+
+    @Flag(name: .shortAndLong, help: "Print more detail.")
+    var verbose = false
+
+    /// The base dir from the flag, the environment, or the current directory.
+    var resolvedBaseDir: String {
+        if let baseDir { return absolutePath(baseDir) }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["CLMNT_BASE_DIR"], !fromEnvironment.isEmpty {
+            return absolutePath(fromEnvironment)
+        }
+        return absolutePath(".")
+    }
+}
+
+/// Documented exit codes (docs/exit-codes.md).
+enum ExitStatus {
+    static let failure: Int32 = 1
+    /// `verify` found a damaged archive; `health check` found a molt not healthy.
+    static let checkFailed: Int32 = 2
+}
+
+/// Runs a command body; any library error becomes one line on stderr and a non-zero exit.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        printError("clmnt: \(error)")
+        throw ExitCode(ExitStatus.failure)
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Splits `a,b` lists given once or repeated.
+func splitList(_ values: [String]) -> [String]? {
+    let names = values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        .filter { !$0.isEmpty }
+    return names.isEmpty ? nil : names
+}

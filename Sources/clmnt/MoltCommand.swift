@@ -1,0 +1,8 @@
+import ArgumentParser
+
+struct Molt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work on single molts: health checks and monitoring.",
+        subcommands: []
+    )
+}

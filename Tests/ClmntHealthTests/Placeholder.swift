@@ -1,0 +1,3 @@
+import Testing
+@testable import ClmntHealth
+@Test func placeholderHealth() { #expect(Bool(true)) }
