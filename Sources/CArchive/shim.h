@@ -1,10 +1,11 @@
-// libarchive for reading and writing tar streams, and zlib for the parallel
-// gzip members clmnt writes itself (libarchive's gzip filter is single-threaded).
+// libarchive reads and writes the tar streams; libdeflate compresses the
+// independent gzip members that clmnt writes in parallel (libarchive's gzip
+// filter is single-threaded).
 #include <archive.h>
 #include <archive_entry.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
-// deflateInit2 is a macro; Swift cannot call macros.
-static inline int clmnt_deflate_init_gzip(z_stream *stream, int level) {
-    return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+// archive_set_error is variadic, which Swift cannot call: pass a plain message.
+static inline void clmnt_archive_set_error(struct archive *a, int code, const char *message) {
+    archive_set_error(a, code, "%s", message);
 }

@@ -1,0 +1,38 @@
+/// The compression of a fleet archive.
+public enum Compression: String, CaseIterable, Sendable, Codable {
+    case gzip, zstd, xz, bzip2, none
+
+    public var fileExtension: String {
+        switch self {
+        case .gzip: return "tar.gz"
+        case .zstd: return "tar.zst"
+        case .xz: return "tar.xz"
+        case .bzip2: return "tar.bz2"
+        case .none: return "tar"
+        }
+    }
+
+    public var defaultLevel: Int? {
+        switch self {
+        case .gzip: return 6
+        case .zstd: return 3
+        case .xz: return 6
+        case .bzip2: return 9
+        case .none: return nil
+        }
+    }
+
+    /// Valid levels (libdeflate's gzip goes to 12).
+    public var levels: ClosedRange<Int>? {
+        switch self {
+        case .gzip: return 1...12
+        case .zstd: return 1...19
+        case .xz: return 0...9
+        case .bzip2: return 1...9
+        case .none: return nil
+        }
+    }
+
+    /// All archive file endings clmnt recognises, longest first.
+    public static let archiveExtensions = ["tar.gz", "tgz", "tar.zst", "tar.xz", "tar.bz2", "tar"]
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// Where the bytes of an archive go, in order.
+protocol OutputSink: AnyObject {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError)
+    /// Flushes whatever is buffered; no write follows.
+    func finish() throws(ArchiveError)
+}
+
+/// Writes straight to a file descriptor it does not own, retrying short writes and EINTR.
+final class FileDescriptorSink: OutputSink {
+    let fileDescriptor: Int32
+    let path: String
+    private(set) var bytesWritten: Int64 = 0
+
+    init(fileDescriptor: Int32, path: String) {
+        self.fileDescriptor = fileDescriptor
+        self.path = path
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
+        guard var base = bytes.baseAddress else { return }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let written = Glibc.write(fileDescriptor, base, remaining)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ArchiveError.fromErrno(.write, path: path)
+            }
+            remaining -= written
+            base += written
+            bytesWritten += Int64(written)
+        }
+    }
+
+    func finish() throws(ArchiveError) {}
+}
+
+extension OutputSink {
+    func write(_ bytes: [UInt8]) throws(ArchiveError) {
+        let result: Result<Void, ArchiveError> = bytes.withUnsafeBytes { raw in
+            do throws(ArchiveError) { try write(raw); return .success(()) } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+}

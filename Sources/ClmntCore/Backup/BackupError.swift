@@ -1,0 +1,24 @@
+/// Failures of `fleet backup`, `verify` and `list-backups`; each prints as one line.
+public enum BackupError: Error, CustomStringConvertible {
+    case fleet(FleetError)
+    case archive(ArchiveError)
+    case unreadable(path: String, reason: String)
+    case outputExists(path: String)
+    case outputDirectory(path: String, reason: String)
+    case reservedMoltName(String)
+    case invalidOption(String)
+    case interrupted
+
+    public var description: String {
+        switch self {
+        case .fleet(let error): return error.description
+        case .archive(let error): return error.description
+        case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
+        case .outputExists(let path): return "\(path) already exists (choose another -o, or --force to replace it)"
+        case .outputDirectory(let path, let reason): return "cannot write to \(path): \(reason)"
+        case .reservedMoltName(let name): return "molt name '\(name)' collides with the archive's \(name)/ section; rename the molt"
+        case .invalidOption(let message): return message
+        case .interrupted: return "interrupted; the partial archive was removed"
+        }
+    }
+}

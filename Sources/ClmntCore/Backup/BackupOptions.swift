@@ -1,0 +1,60 @@
+import Foundation
+
+/// Everything `fleet backup` can be told.
+public struct BackupOptions: Sendable {
+    public var baseDir: String
+    /// nil: `./backups/fleet-YYYY-MM-DD.<ext>` (with the time added if that exists).
+    public var output: String?
+    public var compression: Compression = .gzip
+    public var level: Int?
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    public var rules = ExclusionRules()
+    /// nil: every molt.
+    public var selection: [String]?
+    /// Replace an existing file at an explicit `output`.
+    public var force = false
+
+    public init(baseDir: String) { self.baseDir = baseDir }
+
+    /// Checks what can be checked without touching the disk.
+    public func validate() throws(BackupError) {
+        if let level {
+            guard let levels = compression.levels else {
+                throw .invalidOption("--level does not apply to --compress none")
+            }
+            guard levels.contains(level) else {
+                throw .invalidOption("--level \(level) is out of range for \(compression.rawValue) (\(levels.lowerBound)-\(levels.upperBound))")
+            }
+        }
+        guard (1...256).contains(threads) else { throw .invalidOption("--threads must be between 1 and 256") }
+    }
+}
+
+/// What a finished backup reports.
+public struct BackupSummary: Sendable, Codable {
+    public var output: String
+    public var compression: String
+    public var molts: [String]
+    public var files: Int
+    public var entries: Int
+    public var inputBytes: Int64
+    public var archiveBytes: Int64
+    public var seconds: Double
+    public var warnings: [String]
+
+    /// Archive size over input size.
+    public var ratio: Double { inputBytes > 0 ? Double(archiveBytes) / Double(inputBytes) : 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case output, compression, molts, files, entries, seconds, warnings
+        case inputBytes = "input_bytes"
+        case archiveBytes = "archive_bytes"
+    }
+}
+
+/// Progress of a running backup: bytes of file data archived so far of the total.
+public struct BackupProgress: Sendable {
+    public let bytesDone: Int64
+    public let bytesTotal: Int64
+    public let currentMolt: String
+}

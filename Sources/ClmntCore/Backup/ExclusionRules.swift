@@ -1,0 +1,57 @@
+import Foundation
+
+/// Decides which paths of a molt tree a backup leaves out. Paths are relative
+/// to the molt's home (`Maildir/work/cur/1.eml`).
+public struct ExclusionRules: Sendable, Equatable {
+    /// Regenerable caches, skipped unless `includeCaches`.
+    public static let cachePaths = [".cache", ".npm", ".bun/install/cache", ".openclaw/tmp", ".openclaw/npm"]
+    public static let cacheDirectoryNames = ["node_modules"]
+    /// Runtime files that are meaningless on another host or at another time.
+    public static let runtimeFilePatterns = ["*.pid", "*.lock", "*.tmp"]
+    public static let logPatterns = ["*.log", "*.log.[0-9]*"]
+
+    public var excludeMaildir = false
+    public var excludeLogs = false
+    public var includeCaches = false
+    /// `--exclude` patterns: with a `/`, matched against the whole relative path;
+    /// without, against each file or directory name (as GNU tar does).
+    public var patterns: [String] = []
+
+    public init(excludeMaildir: Bool = false, excludeLogs: Bool = false, includeCaches: Bool = false, patterns: [String] = []) {
+        self.excludeMaildir = excludeMaildir
+        self.excludeLogs = excludeLogs
+        self.includeCaches = includeCaches
+        self.patterns = patterns
+    }
+
+    /// The patterns in effect, for the manifest.
+    public var effectivePatterns: [String] {
+        var all = Self.runtimeFilePatterns
+        if !includeCaches { all += Self.cachePaths.map { $0 + "/" } + Self.cacheDirectoryNames.map { $0 + "/" } }
+        if excludeMaildir { all.append("Maildir/") }
+        if excludeLogs { all += Self.logPatterns }
+        return all + patterns
+    }
+
+    /// Whether `relativePath` (named `name`, a directory when `isDirectory`) is left out.
+    public func excludes(relativePath: String, name: String, isDirectory: Bool) -> Bool {
+        if isDirectory {
+            if !includeCaches && (Self.cachePaths.contains(relativePath) || Self.cacheDirectoryNames.contains(name)) {
+                return true
+            }
+            if excludeMaildir && relativePath == "Maildir" { return true }
+        } else {
+            if Self.runtimeFilePatterns.contains(where: { matches($0, name) }) { return true }
+            if excludeLogs && Self.logPatterns.contains(where: { matches($0, name) }) { return true }
+        }
+        return patterns.contains { pattern in
+            let trimmed = pattern.hasSuffix("/") ? String(pattern.dropLast()) : pattern
+            if pattern.hasSuffix("/") && !isDirectory { return false }
+            return trimmed.contains("/") ? matches(trimmed, relativePath) : matches(trimmed, name)
+        }
+    }
+
+    private func matches(_ pattern: String, _ text: String) -> Bool {
+        fnmatch(pattern, text, 0) == 0
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+
+/// `clmnt fleet backup`: scans the selected molts, then streams them in one
+/// pass into a single archive: manifest first, trees, `global/`, the report,
+/// and the SHA-256 of every file last.
+public struct FleetBackup {
+    public let options: BackupOptions
+    /// Called now and then with the progress (from the calling thread).
+    public var onProgress: ((BackupProgress) -> Void)?
+    /// Called for each file that changed, vanished or could not be read.
+    public var onWarning: ((String) -> Void)?
+
+    public init(options: BackupOptions) { self.options = options }
+
+    public func run(now: Date = Date()) throws(BackupError) -> BackupSummary {
+        let started = Date()
+        try options.validate()
+        let fleet: Fleet
+        let molts: [Molt]
+        do {
+            fleet = try Fleet.discoverNonEmpty(baseDir: options.baseDir)
+            molts = try fleet.select(options.selection)
+        } catch { throw .fleet(error) }
+        if let reserved = molts.first(where: { ArchiveLayout.reservedNames.contains($0.name) }) {
+            throw .reservedMoltName(reserved.name)
+        }
+        let outputPath = try resolveOutputPath(now: now)
+        try refuseOutputInside(molts: molts, outputPath: outputPath)
+
+        // Scan first: the manifest, written first, carries every count and size.
+        let scanner = TreeScanner(rules: options.rules)
+        var trees: [ScannedTree] = []
+        for molt in molts {
+            let tree = try scanner.scan(home: molt.home)
+            tree.warnings.forEach { onWarning?($0) }
+            trees.append(tree)
+        }
+        let globalFiles = globalFilesToArchive(fleet: fleet)
+        let manifest = makeManifest(fleet: fleet, molts: molts, trees: trees, globalFiles: globalFiles, now: now)
+
+        let output = try AtomicOutputFile(finalPath: outputPath)
+        var session = try StreamingSession(output: output, options: options, onProgress: onProgress, onWarning: onWarning,
+                                           bytesTotal: manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0))
+        session.warnings = trees.flatMap(\.warnings)
+        do {
+            try session.writeManifest(manifest, now: now)
+            for (molt, tree) in zip(molts, trees) {
+                try session.writeMolt(molt, tree: tree, baseDir: fleet.baseDir)
+            }
+            try session.writeGlobal(globalFiles, now: now)
+            try session.writeTrailer(now: now)
+            try session.finish()
+            try output.commit(replace: options.force)
+        } catch {
+            output.discard()
+            throw error
+        }
+        var archiveStatus = stat()
+        stat(outputPath, &archiveStatus)
+        return BackupSummary(
+            output: outputPath, compression: options.compression.rawValue, molts: molts.map(\.name),
+            files: session.stats.values.reduce(0) { $0 + $1.fileCount }, entries: session.entryCount,
+            inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
+            archiveBytes: Int64(archiveStatus.st_size), seconds: Date().timeIntervalSince(started),
+            warnings: session.warnings)
+    }
+
+    /// The archive's path; the default name gains the time of day when a backup of today exists.
+    private func resolveOutputPath(now: Date) throws(BackupError) -> String {
+        let fileManager = FileManager.default
+        if let output = options.output {
+            let path = absolutePath(output)
+            var isDirectory: ObjCBool = false
+            if fileManager.fileExists(atPath: path, isDirectory: &isDirectory) {
+                if isDirectory.boolValue { throw .outputDirectory(path: path, reason: "is a directory") }
+                if !options.force { throw .outputExists(path: path) }
+            }
+            let directory = (path as NSString).deletingLastPathComponent
+            guard fileManager.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw .outputDirectory(path: directory, reason: "no such directory")
+            }
+            return path
+        }
+        let directory = absolutePath("backups")
+        if !fileManager.fileExists(atPath: directory) {
+            guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+                throw .outputDirectory(path: directory, reason: String(cString: strerror(errno)))
+            }
+        }
+        let ext = options.compression.fileExtension
+        let day = "\(directory)/fleet-\(Timestamp.day(now)).\(ext)"
+        if !fileManager.fileExists(atPath: day) { return day }
+        let timed = "\(directory)/fleet-\(Timestamp.day(now))-\(Timestamp.timeOfDay(now)).\(ext)"
+        if !fileManager.fileExists(atPath: timed) { return timed }
+        throw .outputExists(path: timed)
+    }
+
+    /// An archive written inside a molt's home would try to archive itself.
+    private func refuseOutputInside(molts: [Molt], outputPath: String) throws(BackupError) {
+        let directory = realDirectory((outputPath as NSString).deletingLastPathComponent)
+        for molt in molts {
+            let home = realDirectory(molt.home)
+            if directory == home || directory.hasPrefix(home + "/") {
+                throw .outputDirectory(path: outputPath, reason: "inside the home of molt \(molt.name), which is being backed up")
+            }
+        }
+    }
+
+    private func realDirectory(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Top-level files of the base dir that belong to the fleet: the registry.
+    private func globalFilesToArchive(fleet: Fleet) -> [String] {
+        var status = stat()
+        guard lstat(fleet.registryPath, &status) == 0, (UInt32(status.st_mode) & FileType.mask) == FileType.regular else {
+            return []
+        }
+        return [fleet.registryPath]
+    }
+
+    private func makeManifest(fleet: Fleet, molts: [Molt], trees: [ScannedTree], globalFiles: [String], now: Date) -> Manifest {
+        let lookup = OwnerLookup()
+        var records: [Manifest.MoltRecord] = []
+        for (molt, tree) in zip(molts, trees) {
+            var homeStatus = stat()
+            lstat(molt.home, &homeStatus)
+            let owner = Manifest.Owner(user: lookup.userName(homeStatus.st_uid), uid: homeStatus.st_uid,
+                                       group: lookup.groupName(homeStatus.st_gid), gid: homeStatus.st_gid)
+            records.append(Manifest.MoltRecord(
+                name: molt.name, port: molt.port, created: molt.created, backupSizeBytes: tree.regularBytes,
+                home: molt.home, owner: owner,
+                fileCount: tree.entries.filter { $0.kind != .directory }.count, entryCount: tree.entries.count))
+        }
+        var globalStats = Manifest.SectionStats(entryCount: 1)
+        for path in globalFiles {
+            var status = stat()
+            lstat(path, &status)
+            globalStats.backupSizeBytes += Int64(status.st_size)
+            globalStats.fileCount += 1
+            globalStats.entryCount += 1
+        }
+        var manifest = Manifest(timestamp: Timestamp.iso8601(now), hostname: ProcessInfo.processInfo.hostName,
+                                molts: records, totalSizeBytes: records.reduce(0) { $0 + $1.backupSizeBytes })
+        manifest.baseDir = fleet.baseDir
+        manifest.compression = options.compression.rawValue
+        manifest.compressionLevel = options.level ?? options.compression.defaultLevel
+        manifest.excludes = options.rules.effectivePatterns
+        manifest.includeCaches = options.rules.includeCaches
+        manifest.global = globalStats
+        // manifest + molts + global + report + checksums
+        manifest.entryCount = 1 + records.reduce(0) { $0 + ($1.entryCount ?? 0) } + globalStats.entryCount + 2
+        return manifest
+    }
+}
+
+/// Names of users and groups, looked up once each.
+final class OwnerLookup {
+    private var users: [UInt32: String] = [:]
+    private var groups: [UInt32: String] = [:]
+
+    func userName(_ uid: uid_t) -> String {
+        if let name = users[uid] { return name }
+        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
+        users[uid] = name
+        return name
+    }
+
+    func groupName(_ gid: gid_t) -> String {
+        if let name = groups[gid] { return name }
+        let name = getgrgid(gid).map { String(cString: $0.pointee.gr_name) } ?? String(gid)
+        groups[gid] = name
+        return name
+    }
+}
+
+/// Dates as the plan writes them.
+public enum Timestamp {
+    public static func iso8601(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    static func day(_ date: Date) -> String { format(date, "yyyy-MM-dd") }
+    static func timeOfDay(_ date: Date) -> String { format(date, "HHmmss") }
+
+    private static func format(_ date: Date, _ pattern: String) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone.current
+        formatter.dateFormat = pattern
+        return formatter.string(from: date)
+    }
+}

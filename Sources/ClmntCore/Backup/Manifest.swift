@@ -1,0 +1,175 @@
+import Foundation
+
+/// Names of the fixed entries of a clmnt fleet archive, in stream order:
+/// `manifest.json`, then `<molt>/...` per molt, then `global/...`, then
+/// `backup-report.json`, then `SHA256SUMS` (always the last entry).
+public enum ArchiveLayout {
+    public static let manifestPath = "manifest.json"
+    public static let globalDir = "global"
+    public static let reportPath = "backup-report.json"
+    public static let checksumsPath = "SHA256SUMS"
+    /// Molt names that would collide with the fixed entries.
+    public static let reservedNames: Set<String> = [globalDir]
+}
+
+/// `manifest.json`, the first entry: the plan's format plus what a restore needs.
+/// Counts and sizes are those seen when the backup started; `backup-report.json`
+/// holds what was actually archived (they differ only if files changed meanwhile).
+public struct Manifest: Codable, Sendable, Equatable {
+    /// "1.0" as in the plan; `tool` tells a clmnt archive from the bash tool's.
+    public var version: String = "1.0"
+    public var timestamp: String
+    public var hostname: String
+    public var tool: String? = "clmnt"
+    public var toolVersion: String? = ClmntVersion.current
+    public var baseDir: String?
+    public var compression: String?
+    public var compressionLevel: Int?
+    public var excludes: [String]?
+    public var includeCaches: Bool?
+    /// Every entry of the archive, the manifest, report and checksum entries included.
+    public var entryCount: Int?
+    public var molts: [MoltRecord]
+    public var global: SectionStats?
+    public var totalSizeBytes: Int64
+
+    public struct MoltRecord: Codable, Sendable, Equatable {
+        public var name: String
+        public var port: Int?
+        /// The plan allows a string or null.
+        public var created: String?
+        public var backupSizeBytes: Int64
+        public var home: String?
+        public var owner: Owner?
+        /// Regular-file paths (hardlinks included), symlinks and other non-directories.
+        public var fileCount: Int?
+        /// All entries under `<name>/`, directories included.
+        public var entryCount: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case name, port, created, home, owner
+            case backupSizeBytes = "backup_size_bytes"
+            case fileCount = "file_count"
+            case entryCount = "entry_count"
+        }
+
+        public init(name: String, port: Int?, created: String?, backupSizeBytes: Int64, home: String?,
+                    owner: Owner?, fileCount: Int?, entryCount: Int?) {
+            self.name = name; self.port = port; self.created = created
+            self.backupSizeBytes = backupSizeBytes; self.home = home; self.owner = owner
+            self.fileCount = fileCount; self.entryCount = entryCount
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            // The bash tool wrote numbers as strings now and then.
+            port = (try? c.decodeIfPresent(Int.self, forKey: .port)) ?? (try? c.decodeIfPresent(String.self, forKey: .port)).flatMap { $0.flatMap { Int($0) } }
+            created = try? c.decodeIfPresent(String.self, forKey: .created)
+            backupSizeBytes = (try? c.decodeIfPresent(Int64.self, forKey: .backupSizeBytes)) ?? 0
+            home = try? c.decodeIfPresent(String.self, forKey: .home)
+            owner = try? c.decodeIfPresent(Owner.self, forKey: .owner)
+            fileCount = try? c.decodeIfPresent(Int.self, forKey: .fileCount)
+            entryCount = try? c.decodeIfPresent(Int.self, forKey: .entryCount)
+        }
+    }
+
+    public struct Owner: Codable, Sendable, Equatable {
+        public var user: String
+        public var uid: UInt32
+        public var group: String
+        public var gid: UInt32
+
+        public init(user: String, uid: UInt32, group: String, gid: UInt32) {
+            self.user = user; self.uid = uid; self.group = group; self.gid = gid
+        }
+    }
+
+    /// Counts for one part of the archive (a molt, or `global/`).
+    public struct SectionStats: Codable, Sendable, Equatable {
+        public var backupSizeBytes: Int64
+        public var fileCount: Int
+        public var entryCount: Int
+
+        public init(backupSizeBytes: Int64 = 0, fileCount: Int = 0, entryCount: Int = 0) {
+            self.backupSizeBytes = backupSizeBytes; self.fileCount = fileCount; self.entryCount = entryCount
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case backupSizeBytes = "backup_size_bytes"
+            case fileCount = "file_count"
+            case entryCount = "entry_count"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, timestamp, hostname, tool, compression, excludes, molts, global
+        case toolVersion = "tool_version"
+        case baseDir = "base_dir"
+        case compressionLevel = "compression_level"
+        case includeCaches = "include_caches"
+        case entryCount = "entry_count"
+        case totalSizeBytes = "total_size_bytes"
+    }
+
+    public init(timestamp: String, hostname: String, molts: [MoltRecord], totalSizeBytes: Int64) {
+        self.timestamp = timestamp; self.hostname = hostname; self.molts = molts; self.totalSizeBytes = totalSizeBytes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = (try? c.decode(String.self, forKey: .version)) ?? "1.0"
+        timestamp = try c.decode(String.self, forKey: .timestamp)
+        hostname = (try? c.decode(String.self, forKey: .hostname)) ?? "unknown"
+        tool = try? c.decodeIfPresent(String.self, forKey: .tool)
+        toolVersion = try? c.decodeIfPresent(String.self, forKey: .toolVersion)
+        baseDir = try? c.decodeIfPresent(String.self, forKey: .baseDir)
+        compression = try? c.decodeIfPresent(String.self, forKey: .compression)
+        compressionLevel = try? c.decodeIfPresent(Int.self, forKey: .compressionLevel)
+        excludes = try? c.decodeIfPresent([String].self, forKey: .excludes)
+        includeCaches = try? c.decodeIfPresent(Bool.self, forKey: .includeCaches)
+        entryCount = try? c.decodeIfPresent(Int.self, forKey: .entryCount)
+        molts = try c.decode([MoltRecord].self, forKey: .molts)
+        global = try? c.decodeIfPresent(SectionStats.self, forKey: .global)
+        totalSizeBytes = (try? c.decode(Int64.self, forKey: .totalSizeBytes)) ?? molts.reduce(0) { $0 + $1.backupSizeBytes }
+    }
+
+    /// True for archives written by clmnt (they carry checksums); false for the bash tool's.
+    public var isClmntArchive: Bool { tool == "clmnt" }
+
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain structs of strings and numbers cannot fail.
+        return try! encoder.encode(self) + Data("\n".utf8)
+    }
+
+    public static func decode(_ data: Data) throws -> Manifest {
+        try JSONDecoder().decode(Manifest.self, from: data)
+    }
+}
+
+/// `backup-report.json`, just before `SHA256SUMS`: what was really archived.
+public struct BackupReport: Codable, Sendable, Equatable {
+    /// Every entry of the archive, as in `Manifest.entryCount`.
+    public var entryCount: Int
+    public var molts: [String: Manifest.SectionStats]
+    public var global: Manifest.SectionStats
+    /// Files that changed, vanished or were not readable while archived, one line each.
+    public var warnings: [String]
+
+    public init(entryCount: Int, molts: [String: Manifest.SectionStats], global: Manifest.SectionStats, warnings: [String]) {
+        self.entryCount = entryCount; self.molts = molts; self.global = global; self.warnings = warnings
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case molts, global, warnings
+        case entryCount = "entry_count"
+    }
+
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try! encoder.encode(self) + Data("\n".utf8)
+    }
+}

@@ -1,0 +1,332 @@
+import Foundation
+
+/// The write half of a backup: owns the archive writer and the running counts,
+/// and streams each scanned entry from a descriptor opened with O_NOFOLLOW and
+/// checked (device and inode) against what the scan saw.
+struct StreamingSession {
+    private let writer: ArchiveWriter
+    private let disk = DiskMetadataReader()
+    private let hasher = SHA256Hasher()
+    private let buffer: UnsafeMutableRawBufferPointer
+    private let onProgress: ((BackupProgress) -> Void)?
+    private let onWarning: ((String) -> Void)?
+    private let bytesTotal: Int64
+    private var bytesDone: Int64 = 0
+    private var lastProgress = Date.distantPast
+
+    /// Raw 32-byte digests, in the order of `digestPaths`.
+    private var digests: [UInt8] = []
+    private var digestPaths: [String] = []
+    private(set) var stats: [String: Manifest.SectionStats] = [:]
+    private(set) var globalStats = Manifest.SectionStats()
+    private(set) var entryCount = 0
+    var warnings: [String] = []
+
+    init(output: AtomicOutputFile, options: BackupOptions, onProgress: ((BackupProgress) -> Void)?,
+         onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
+        let sink = FileDescriptorSink(fileDescriptor: output.fileDescriptor, path: output.finalPath)
+        do {
+            writer = try ArchiveWriter(sink: sink, compression: options.compression, level: options.level,
+                                       threads: options.threads, path: output.finalPath)
+        } catch { throw .archive(error) }
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        self.onProgress = onProgress
+        self.onWarning = onWarning
+        self.bytesTotal = bytesTotal
+    }
+
+    private mutating func warn(_ message: String) {
+        warnings.append(message)
+        onWarning?(message)
+    }
+
+    mutating func writeManifest(_ manifest: Manifest, now: Date) throws(BackupError) {
+        let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.manifestPath, size: 0, mode: 0o600,
+                                                 mtime: Int64(now.timeIntervalSince1970))
+        try writeInMemoryFile(Array(manifest.encoded()), entry: entry, section: nil)
+    }
+
+    mutating func writeMolt(_ molt: Molt, tree: ScannedTree, baseDir: String) throws(BackupError) {
+        let baseFd = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard baseFd >= 0 else { throw .unreadable(path: baseDir, reason: String(cString: strerror(errno))) }
+        // Open directories, innermost last; index = depth.
+        var openDirectories: [Int32] = [baseFd]
+        defer { openDirectories.forEach { close($0) } }
+        var seenInodes: [InodeKey: String] = [:]
+        var skipBelowDepth = Int.max
+        var section = Manifest.SectionStats()
+
+        for scanned in tree.entries {
+            if scanned.depth > skipBelowDepth { continue }
+            skipBelowDepth = Int.max
+            while openDirectories.count > scanned.depth + 1 { close(openDirectories.removeLast()) }
+            guard openDirectories.count == scanned.depth + 1 else { continue }
+            let parentFd = openDirectories[scanned.depth]
+            let name = scanned.depth == 0 ? molt.name : String(scanned.name)
+            let sourcePath = scanned.relativePath.isEmpty ? molt.home : molt.home + "/" + scanned.relativePath
+            let archivePath = scanned.relativePath.isEmpty ? molt.name + "/" : molt.name + "/" + scanned.relativePath
+
+            switch scanned.kind {
+            case .directory:
+                let fd = openat(parentFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard let status = verifiedStatus(fd, scanned, sourcePath) else {
+                    if fd >= 0 { close(fd) }
+                    skipBelowDepth = scanned.depth
+                    continue
+                }
+                openDirectories.append(fd)
+                let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
+                try writeHeader(entry)
+                section.entryCount += 1
+            case .symlink:
+                var status = stat()
+                guard fstatat(parentFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0,
+                      (UInt32(status.st_mode) & FileType.mask) == FileType.symlink,
+                      let target = readLink(parentFd, name) else {
+                    warn("\(sourcePath): vanished or changed type while backing up; skipped")
+                    continue
+                }
+                try writeHeader(disk.symlinkEntry(status: status, target: target, archivePath: archivePath))
+                section.entryCount += 1
+                section.fileCount += 1
+            case .regular:
+                var fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openWithoutAccessTime)
+                if fd < 0 && errno == EPERM { fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+                guard let status = verifiedStatus(fd, scanned, sourcePath) else {
+                    if fd >= 0 { close(fd) }
+                    continue
+                }
+                defer { close(fd) }
+                try writeRegularFile(fd: fd, status: status, scanned: scanned, sourcePath: sourcePath,
+                                     archivePath: archivePath, seenInodes: &seenInodes, section: &section)
+            }
+        }
+        stats[molt.name] = section
+    }
+
+    /// Checks that `fd` is open on the same file the scan saw; warns and returns nil if not.
+    private mutating func verifiedStatus(_ fd: Int32, _ scanned: ScannedEntry, _ sourcePath: String) -> stat? {
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "replaced by a symlink" : String(cString: strerror(errno))
+            warn("\(sourcePath): \(reason) while backing up; skipped")
+            return nil
+        }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            warn("\(sourcePath): \(String(cString: strerror(errno))); skipped")
+            return nil
+        }
+        guard UInt64(status.st_dev) == scanned.device, UInt64(status.st_ino) == scanned.inode else {
+            warn("\(sourcePath): replaced while backing up; skipped")
+            return nil
+        }
+        return status
+    }
+
+    private mutating func writeRegularFile(fd: Int32, status: stat, scanned: ScannedEntry, sourcePath: String,
+                                           archivePath: String, seenInodes: inout [InodeKey: String],
+                                           section: inout Manifest.SectionStats) throws(BackupError) {
+        let key = InodeKey(status)
+        section.entryCount += 1
+        section.fileCount += 1
+        if status.st_nlink > 1, let first = seenInodes[key] {
+            let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
+            entry.setHardlink(first)
+            try writeHeader(entry)
+            return
+        }
+        if status.st_nlink > 1 { seenInodes[key] = archivePath }
+        if Int64(status.st_size) != scanned.size {
+            warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
+        }
+        let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
+        if let snapshot = databaseSnapshot(fd: fd, sourcePath: sourcePath, status: status) {
+            try writeInMemoryFile(snapshot, entry: entry, section: &section)
+            return
+        }
+        try writeHeader(entry)
+        let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
+        if outcome.paddedBytes > 0 {
+            warn("\(sourcePath): shrank by \(outcome.paddedBytes) bytes while being read; padded with zeros")
+        }
+        var after = stat()
+        if fstat(fd, &after) == 0, after.st_size != status.st_size || after.st_mtim.tv_sec != status.st_mtim.tv_sec
+            || after.st_mtim.tv_nsec != status.st_mtim.tv_nsec, outcome.paddedBytes == 0 {
+            warn("\(sourcePath): changed while being read; the archived copy may be inconsistent")
+        }
+        recordDigest(archivePath)
+        section.backupSizeBytes += entry.size
+        advanceProgress(by: entry.size, molt: archivePath)
+    }
+
+    /// A consistent copy of a SQLite database, or nil for any other file. A file
+    /// that only looks like one is archived as it is, with a warning.
+    private mutating func databaseSnapshot(fd: Int32, sourcePath: String, status: stat) -> [UInt8]? {
+        guard status.st_size >= 100 else { return nil }
+        var header = [UInt8](repeating: 0, count: 16)
+        guard pread(fd, &header, 16, 0) == 16, header == SQLiteSnapshot.magic else { return nil }
+        do {
+            let snapshot = try SQLiteSnapshot.capture(path: sourcePath)
+            // The path was opened again by SQLite: make sure it is still our file.
+            var now = stat()
+            guard stat(sourcePath, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else {
+                warn("\(sourcePath): replaced while backing up; archived as read")
+                return nil
+            }
+            return snapshot
+        } catch {
+            warn("\(sourcePath): has a SQLite header but is not a database (\(error.message)); archived byte for byte")
+            return nil
+        }
+    }
+
+    private mutating func writeInMemoryFile(_ bytes: [UInt8], entry: ArchiveEntry, section: inout Manifest.SectionStats) throws(BackupError) {
+        do { try writer.writeBytes(bytes, entry: entry, hasher: hasher) } catch { throw .archive(error) }
+        entryCount += 1
+        recordDigest(entry.pathname)
+        section.backupSizeBytes += Int64(bytes.count)
+        advanceProgress(by: Int64(bytes.count), molt: entry.pathname)
+    }
+
+    private mutating func writeInMemoryFile(_ bytes: [UInt8], entry: ArchiveEntry, section: Manifest.SectionStats?) throws(BackupError) {
+        var ignored = Manifest.SectionStats()
+        try writeInMemoryFile(bytes, entry: entry, section: &ignored)
+    }
+
+    mutating func writeGlobal(_ files: [String], now: Date) throws(BackupError) {
+        let directory = ArchiveEntry.synthesizedFile(path: ArchiveLayout.globalDir + "/", size: 0, mtime: Int64(now.timeIntervalSince1970))
+        directory.setDirectory(mode: 0o755)
+        try writeHeader(directory)
+        globalStats.entryCount += 1
+        for path in files {
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            var status = stat()
+            guard fd >= 0, fstat(fd, &status) == 0 else {
+                if fd >= 0 { close(fd) }
+                warn("\(path): \(String(cString: strerror(errno))); skipped")
+                continue
+            }
+            defer { close(fd) }
+            let archivePath = ArchiveLayout.globalDir + "/" + (path as NSString).lastPathComponent
+            let entry = try diskEntry(fd: fd, status: status, sourcePath: path, archivePath: archivePath)
+            try writeHeader(entry)
+            _ = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: path)
+            recordDigest(archivePath)
+            globalStats.entryCount += 1
+            globalStats.fileCount += 1
+            globalStats.backupSizeBytes += entry.size
+            advanceProgress(by: entry.size, molt: archivePath)
+        }
+    }
+
+    /// The report, then `SHA256SUMS` as the very last entry.
+    mutating func writeTrailer(now: Date) throws(BackupError) {
+        let mtime = Int64(now.timeIntervalSince1970)
+        let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings)
+        let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
+        try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
+
+        let lines = digestPaths.indices.map { index in
+            ChecksumList.line(digest: digests[(index * 32)..<(index * 32 + 32)], path: digestPaths[index])
+        }
+        let size = lines.reduce(0) { $0 + $1.utf8.count }
+        let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.checksumsPath, size: Int64(size), mtime: mtime)
+        try writeHeader(entry)
+        var batch = [UInt8]()
+        batch.reserveCapacity(1 << 16)
+        for line in lines {
+            batch.append(contentsOf: line.utf8)
+            if batch.count >= 1 << 16 { try writeRaw(&batch, entryPath: entry.pathname) }
+        }
+        try writeRaw(&batch, entryPath: entry.pathname)
+    }
+
+    mutating func finish() throws(BackupError) {
+        do { try writer.close() } catch { throw .archive(error) }
+        buffer.deallocate()
+        warnings += writer.warnings
+    }
+
+    // MARK: - helpers
+
+    private mutating func writeRaw(_ batch: inout [UInt8], entryPath: String) throws(BackupError) {
+        let result: Result<Void, ArchiveError> = batch.withUnsafeBytes { raw in
+            do throws(ArchiveError) { try writer.writeData(raw, entryPath: entryPath); return .success(()) }
+            catch { return .failure(error) }
+        }
+        do { try result.get() } catch { throw .archive(error) }
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func writeHeader(_ entry: ArchiveEntry) throws(BackupError) {
+        do { try writer.writeHeader(entry) } catch { throw .archive(error) }
+        entryCount += 1
+    }
+
+    private mutating func diskEntry(fd: Int32, status: stat, sourcePath: String, archivePath: String) throws(BackupError) -> ArchiveEntry {
+        var diskWarnings: [String] = []
+        defer { diskWarnings.forEach { warn($0) } }
+        do {
+            return try disk.entry(fileDescriptor: fd, status: status, sourcePath: sourcePath,
+                                  archivePath: archivePath, warnings: &diskWarnings)
+        } catch { throw .archive(error) }
+    }
+
+    private mutating func recordDigest(_ archivePath: String) {
+        hasher.finalize(appendingTo: &digests)
+        digestPaths.append(archivePath)
+    }
+
+    private mutating func advanceProgress(by bytes: Int64, molt: String) {
+        bytesDone += bytes
+        guard let onProgress else { return }
+        let now = Date()
+        guard now.timeIntervalSince(lastProgress) >= 0.1 else { return }
+        lastProgress = now
+        let name = molt.split(separator: "/").first.map(String.init) ?? molt
+        onProgress(BackupProgress(bytesDone: bytesDone, bytesTotal: bytesTotal, currentMolt: name))
+    }
+}
+
+private func readLink(_ directoryFd: Int32, _ name: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlinkat(directoryFd, name, &buffer, buffer.count - 1)
+    guard length >= 0 else { return nil }
+    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The `sha256sum` line format, with GNU's escaping of `\` and newlines in names.
+public enum ChecksumList {
+    static func line<Digest: Collection<UInt8>>(digest: Digest, path: String) -> String {
+        if path.contains("\\") || path.contains("\n") || path.contains("\r") {
+            let escaped = path.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+            return "\\" + hexString(digest) + "  " + escaped + "\n"
+        }
+        return hexString(digest) + "  " + path + "\n"
+    }
+
+    /// Parses `sha256sum` output into path → hex digest.
+    public static func parse(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            var line = Substring(rawLine)
+            let escaped = line.hasPrefix("\\")
+            if escaped { line = line.dropFirst() }
+            guard line.count > 66 else { continue }
+            let digest = String(line.prefix(64))
+            var path = String(line.dropFirst(66))
+            if escaped {
+                path = path.replacingOccurrences(of: "\\\\", with: "\u{0}")
+                    .replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(of: "\\r", with: "\r")
+                    .replacingOccurrences(of: "\u{0}", with: "\\")
+            }
+            result[path] = digest
+        }
+        return result
+    }
+}
+
+/// Linux's O_NOATIME (glibc hides it behind _GNU_SOURCE): reading a backup
+/// should not touch every file's access time. Root may use it on any file.
+private let openWithoutAccessTime: Int32 = 0o1000000

@@ -1,0 +1,144 @@
+import Foundation
+
+/// One path of a molt tree as seen by the scan that precedes the backup.
+struct ScannedEntry {
+    enum Kind { case directory, regular, symlink }
+
+    /// Relative to the molt home; "" for the home itself.
+    let relativePath: String
+    let depth: Int
+    let kind: Kind
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let linkCount: UInt64
+
+    /// The last path component, as `openat` wants it.
+    var name: Substring {
+        guard let slash = relativePath.lastIndex(of: "/") else { return relativePath[...] }
+        return relativePath[relativePath.index(after: slash)...]
+    }
+}
+
+/// What a scan of one molt found.
+struct ScannedTree {
+    var entries: [ScannedEntry] = []
+    /// Apparent bytes of regular files, each hardlinked inode once.
+    var regularBytes: Int64 = 0
+    var warnings: [String] = []
+}
+
+/// Walks a molt tree through directory descriptors opened with O_NOFOLLOW, so
+/// a symlink planted by the molt user is recorded as a link, never followed.
+/// Children are visited in byte order, so archives are reproducible.
+struct TreeScanner {
+    let rules: ExclusionRules
+
+    func scan(home: String) throws(BackupError) -> ScannedTree {
+        var tree = ScannedTree()
+        let rootFd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard rootFd >= 0 else { throw .unreadable(path: home, reason: String(cString: strerror(errno))) }
+        defer { close(rootFd) }
+        var rootStatus = stat()
+        guard fstat(rootFd, &rootStatus) == 0 else { throw .unreadable(path: home, reason: String(cString: strerror(errno))) }
+        tree.entries.append(ScannedEntry(relativePath: "", depth: 0, kind: .directory, device: UInt64(rootStatus.st_dev),
+                                         inode: UInt64(rootStatus.st_ino), size: 0, linkCount: UInt64(rootStatus.st_nlink)))
+        var seenInodes = Set<InodeKey>()
+        walk(directoryFd: rootFd, relativePath: "", depth: 1, home: home, into: &tree, seenInodes: &seenInodes)
+        return tree
+    }
+
+    private func walk(directoryFd: Int32, relativePath: String, depth: Int, home: String,
+                      into tree: inout ScannedTree, seenInodes: inout Set<InodeKey>) {
+        let names: [String]
+        do { names = try directoryNames(directoryFd) } catch {
+            tree.warnings.append("\(home)/\(relativePath): cannot list directory: \(error.reason)")
+            return
+        }
+        let nameSet = Set(names)
+        for name in names {
+            let childPath = relativePath.isEmpty ? name : relativePath + "/" + name
+            var status = stat()
+            guard fstatat(directoryFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else {
+                if errno != ENOENT { tree.warnings.append("\(home)/\(childPath): \(String(cString: strerror(errno)))") }
+                continue
+            }
+            let type = UInt32(status.st_mode) & FileType.mask
+            func record(_ kind: ScannedEntry.Kind, size: Int64 = 0) {
+                tree.entries.append(ScannedEntry(relativePath: childPath, depth: depth, kind: kind,
+                                                 device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
+                                                 size: size, linkCount: UInt64(status.st_nlink)))
+            }
+            switch type {
+            case FileType.directory:
+                if rules.excludes(relativePath: childPath, name: name, isDirectory: true) { continue }
+                record(.directory)
+                let childFd = openat(directoryFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard childFd >= 0 else {
+                    tree.warnings.append("\(home)/\(childPath): cannot open directory: \(String(cString: strerror(errno)))")
+                    continue
+                }
+                walk(directoryFd: childFd, relativePath: childPath, depth: depth + 1, home: home,
+                     into: &tree, seenInodes: &seenInodes)
+                close(childFd)
+            case FileType.regular:
+                if rules.excludes(relativePath: childPath, name: name, isDirectory: false) { continue }
+                if isSQLiteSidecar(name, siblings: nameSet) { continue }
+                record(.regular, size: Int64(status.st_size))
+                // Hardlinked inodes are counted once, as they are stored once.
+                if status.st_nlink <= 1 || seenInodes.insert(InodeKey(status)).inserted {
+                    tree.regularBytes += Int64(status.st_size)
+                }
+            case FileType.symlink:
+                if rules.excludes(relativePath: childPath, name: name, isDirectory: false) { continue }
+                record(.symlink)
+            case FileType.socket:
+                continue
+            default:
+                tree.warnings.append("\(home)/\(childPath): skipped (not a file, directory or symlink)")
+            }
+        }
+    }
+
+    /// `-wal`, `-shm` and `-journal` files beside a database: the snapshot already holds their content.
+    private func isSQLiteSidecar(_ name: String, siblings: Set<String>) -> Bool {
+        for suffix in ["-wal", "-shm", "-journal"] where name.hasSuffix(suffix) {
+            if siblings.contains(String(name.dropLast(suffix.count))) { return true }
+        }
+        return false
+    }
+}
+
+struct InodeKey: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(_ status: stat) {
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
+    }
+
+    init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+}
+
+struct DirectoryListingError: Error { let reason: String }
+
+/// The names in the open directory `fd` (without `.` and `..`), byte-sorted.
+func directoryNames(_ fd: Int32) throws(DirectoryListingError) -> [String] {
+    let duplicate = dup(fd)
+    guard duplicate >= 0, let directory = fdopendir(duplicate) else {
+        throw DirectoryListingError(reason: String(cString: strerror(errno)))
+    }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+}

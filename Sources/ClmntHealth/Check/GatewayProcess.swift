@@ -1,0 +1,183 @@
+import ClmntCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a gateway PID came from.
+public enum PIDSource: String, Sendable {
+    case pidFile = "gateway.pid"
+    case lockFile = "lock file"
+    case processList = "process list"
+}
+
+/// What the PID search found.
+public enum GatewayProcessState: Sendable, Equatable {
+    /// A live gateway process.
+    case running(pid: Int, source: PIDSource)
+    /// A PID or lock file names a process that is gone (crashed, killed -9).
+    case gone(pid: Int, source: PIDSource, path: String)
+    /// Nothing says a gateway runs or ran.
+    case none
+}
+
+/// Finds a molt's gateway process, in this order: `.openclaw/gateway.pid`
+/// (older launchers), the single-instance lock file
+/// `<tmp>/openclaw-<uid>/gateway.<hash>.lock` (current OpenClaw), and finally
+/// `/proc` for a gateway process owned by the molt's user. The first live one
+/// wins; a stale PID or lock file, with nothing live elsewhere, means the
+/// gateway died.
+public struct GatewayProcessFinder: Sendable {
+    /// Temp dirs holding `openclaw-<uid>/`: the molt user's `$TMPDIR` is not
+    /// knowable from outside, so `$TMPDIR` of this process, then `/tmp`.
+    public var tempDirs: [String]
+    public var procRoot: String
+
+    public static var defaultTempDirs: [String] {
+        var dirs: [String] = []
+        if let tmp = ProcessInfo.processInfo.environment["TMPDIR"], tmp.hasPrefix("/") {
+            dirs.append(absolutePath(tmp))
+        }
+        if !dirs.contains("/tmp") { dirs.append("/tmp") }
+        return dirs
+    }
+
+    public init(tempDirs: [String] = GatewayProcessFinder.defaultTempDirs, procRoot: String = "/proc") {
+        self.tempDirs = tempDirs
+        self.procRoot = procRoot
+    }
+
+    /// `notes` collects what was odd on the way (an unreadable PID file, a corrupt lock file).
+    public func find(molt: Molt, uid: uid_t?, notes: inout [String]) -> GatewayProcessState {
+        var stale: GatewayProcessState = .none
+
+        let pidFile = molt.home + "/.openclaw/gateway.pid"
+        if let text = readSmallFile(pidFile) {
+            if let pid = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
+                if isAlive(pid) { return .running(pid: pid, source: .pidFile) }
+                stale = .gone(pid: pid, source: .pidFile, path: pidFile)
+            } else {
+                notes.append("\(pidFile) holds no PID")
+            }
+        }
+
+        if let uid {
+            for lock in lockFiles(uid: uid) {
+                guard let text = readSmallFile(lock),
+                      let object = LenientObject(data: Data(text.utf8)), let pid = object.int("pid"), pid > 0 else {
+                    notes.append("\(lock) holds no PID")
+                    continue
+                }
+                if let configPath = object.string("configPath"), !configPath.hasPrefix(molt.home + "/") {
+                    continue // another instance of the same user, with another config
+                }
+                if isAlive(pid) { return .running(pid: pid, source: .lockFile) }
+                if case .none = stale { stale = .gone(pid: pid, source: .lockFile, path: lock) }
+            }
+            // A root-owned "molt" would make every root gateway-looking process its own.
+            if uid != 0, let pid = scanProcesses(uid: uid) { return .running(pid: pid, source: .processList) }
+        }
+        return stale
+    }
+
+    /// `gateway.*.lock` files under `openclaw-<uid>/` in each temp dir.
+    func lockFiles(uid: uid_t) -> [String] {
+        var found: [String] = []
+        for dir in tempDirs {
+            let lockDir = dir + "/openclaw-\(uid)"
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: lockDir) else { continue }
+            for name in names.sorted() where name.hasPrefix("gateway.") && name.hasSuffix(".lock") {
+                found.append(lockDir + "/" + name)
+            }
+        }
+        return found
+    }
+
+    /// A process whose real user is `uid` and whose command line is an OpenClaw
+    /// gateway: `openclaw-gateway` (the process title OpenClaw sets) or
+    /// `openclaw … gateway` (the CLI, possibly run by node or bun).
+    func scanProcesses(uid: uid_t) -> Int? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return nil }
+        let me = Int(getpid())
+        for entry in entries {
+            guard let pid = Int(entry), pid != me else { continue }
+            var info = stat()
+            guard stat(procRoot + "/" + entry, &info) == 0, info.st_uid == uid else { continue }
+            guard let data = FileManager.default.contents(atPath: procRoot + "/\(entry)/cmdline"), !data.isEmpty else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if Self.isGatewayCommand(arguments), isAlive(pid) { return pid }
+        }
+        return nil
+    }
+
+    static func isGatewayCommand(_ arguments: [String]) -> Bool {
+        guard let first = arguments.first else { return false }
+        // A process title replaces the whole command line, sometimes with trailing spaces.
+        let title = first.split(separator: " ").first.map(String.init) ?? first
+        if basename(title) == "openclaw-gateway" { return true }
+        for (index, argument) in arguments.enumerated() {
+            let name = basename(argument)
+            if name == "openclaw" || name == "openclaw.mjs" || name == "openclaw.js" {
+                return arguments[(index + 1)...].contains("gateway")
+            }
+        }
+        return false
+    }
+
+    private static func basename(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    /// Alive and not a zombie (a killed child its parent has not reaped yet is gone for our purpose).
+    public func isAlive(_ pid: Int) -> Bool {
+        guard pid > 0, pid <= Int(Int32.max) else { return false }
+        if let stat = readSmallFile(procRoot + "/\(pid)/stat") {
+            guard let close = stat.lastIndex(of: ")") else { return true }
+            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+            return state != "Z" && state != "X"
+        }
+        // No /proc/<pid> on a system with /proc: gone. Without /proc at all, ask the kernel.
+        if FileManager.default.fileExists(atPath: procRoot + "/self") { return false }
+        return kill(pid_t(pid), 0) == 0 || errno == EPERM
+    }
+}
+
+/// A small file's text, nil when missing or unreadable.
+func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    var data = [UInt8]()
+    while data.count < limit {
+        let count = read(fd, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { break }
+        data.append(contentsOf: buffer[0..<count])
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// The uid and gid that own a molt: its Linux user when one exists, else the owner of its home.
+public struct MoltOwner: Sendable, Equatable {
+    public let uid: uid_t
+    public let gid: gid_t
+    /// True when a user of the molt's name exists.
+    public let isUser: Bool
+
+    public static func of(_ molt: Molt) -> MoltOwner? {
+        if let user = lookupUser(molt.name) { return MoltOwner(uid: user.uid, gid: user.gid, isUser: true) }
+        var info = stat()
+        guard stat(molt.home, &info) == 0 else { return nil }
+        return MoltOwner(uid: info.st_uid, gid: info.st_gid, isUser: false)
+    }
+}
+
+/// `getpwnam_r`: thread-safe, unlike `getpwnam`.
+func lookupUser(_ name: String) -> (uid: uid_t, gid: gid_t, home: String)? {
+    var entry = passwd()
+    var result: UnsafeMutablePointer<passwd>?
+    var buffer = [CChar](repeating: 0, count: 16 * 1024)
+    guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+    return (entry.pw_uid, entry.pw_gid, String(cString: entry.pw_dir))
+}

@@ -1,0 +1,51 @@
+import ClmntCore
+
+/// Everything the health module can fail with; each prints as one line an admin can act on.
+public enum HealthError: Error, Equatable, CustomStringConvertible {
+    case fleet(FleetError)
+    case cannotRead(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
+    case invalidInterval(Int)
+    case invalidOffset(offset: Int, interval: Int)
+    case invalidThreshold(Int)
+    case invalidRemindEvery(Int)
+    case invalidTimeout(Double)
+    case invalidCount(option: String, value: Int)
+    case invalidEmail(String)
+    /// A value that would go into a crontab line or unit file holds a character that is unsafe there.
+    case unsafeForSchedule(what: String, value: String, character: String)
+    case notAbsolute(what: String, path: String)
+    case noCrontab
+    case noMailer(program: String)
+    case noSuchUser(String)
+    case commanderIsSelf(String)
+    case program(action: String, error: ProgramError)
+    case logMissing(path: String)
+
+    public var description: String {
+        switch self {
+        case .fleet(let error): return error.description
+        case .cannotRead(let path, let reason): return "cannot read \(path): \(reason)"
+        case .cannotWrite(let path, let reason): return "cannot write \(path): \(reason)"
+        case .invalidInterval(let value): return "invalid interval \(value): give minutes from 1 to 59"
+        case .invalidOffset(let offset, let interval):
+            return "invalid offset \(offset): give minutes from 0 to \(interval - 1) (less than the interval \(interval))"
+        case .invalidThreshold(let value): return "invalid --consecutive-failures \(value): give 1 or more"
+        case .invalidRemindEvery(let value): return "invalid --remind-every \(value): give 1 or more"
+        case .invalidTimeout(let value): return "invalid --timeout \(value): give seconds above 0 and at most 300"
+        case .invalidCount(let option, let value): return "invalid \(option) \(value): give 1 or more"
+        case .invalidEmail(let value): return "invalid e-mail address '\(value)' (expected user@domain; separate several with commas)"
+        case .unsafeForSchedule(let what, let value, let character):
+            return "\(what) '\(value)' contains \(character), which is unsafe in a crontab line or unit file; use a path of letters, digits and ._-/+,:@"
+        case .notAbsolute(let what, let path): return "\(what) '\(path)' must be an absolute path"
+        case .noCrontab: return "crontab is not installed (Debian: apt-get install cron), or use --systemd"
+        case .noMailer(let program):
+            return "cannot send alert mail: \(program) is not installed (Debian: apt-get install msmtp), or name another sendmail-compatible command with --mailer"
+        case .noSuchUser(let name):
+            return "no Linux user '\(name)': the health check runs as the molt's user, so the molt must have one"
+        case .commanderIsSelf(let name): return "molt '\(name)' cannot be its own commander: name another molt with --commander"
+        case .program(let action, let error): return "cannot \(action): \(error)"
+        case .logMissing(let path): return "no health log yet: \(path) does not exist (health setup creates it)"
+        }
+    }
+}
