@@ -38,8 +38,7 @@ public final class ArchiveReader {
             }
             try checkArchive(archive_read_open_fd(handle, fd, blockSize), handle, .open, path: path)
         } catch {
-            archive_read_free(handle)
-            close(fd)
+            // Every property is set, so deinit frees the handle and closes the descriptor.
             throw error
         }
     }

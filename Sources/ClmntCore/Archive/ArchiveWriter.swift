@@ -31,10 +31,9 @@ final class ArchiveWriter {
             if status != ARCHIVE_OK { throw callbackBox.error ?? ArchiveError.fromArchive(handle, .open, path: path) }
             isOpen = true
         } catch let error as ArchiveError {
-            archive_write_free(handle)
+            // Every property is set, so deinit frees the handle.
             throw error
         } catch {
-            archive_write_free(handle)
             throw ArchiveError(.open, path: path, message: "\(error)")
         }
     }

@@ -94,12 +94,17 @@ public struct Fleet: Sendable {
     }
 }
 
-/// `path` made absolute against the current directory, without resolving symlinks.
+/// `path` made absolute against the current directory, with `.` and `..`
+/// folded lexically (symlinks are not resolved).
 public func absolutePath(_ path: String) -> String {
-    var result = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    while result.count > 1 && result.hasSuffix("/") { result.removeLast() }
-    if result.hasSuffix("/.") { result.removeLast(2) }
-    return result.isEmpty ? "/" : result
+    let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    var parts: [Substring] = []
+    for part in joined.split(separator: "/") {
+        if part == "." { continue }
+        if part == ".." { _ = parts.popLast(); continue }
+        parts.append(part)
+    }
+    return "/" + parts.joined(separator: "/")
 }
 
 /// The short reason of a Foundation file error ("No such file or directory").

@@ -142,22 +142,6 @@ public struct GatewayProcessFinder: Sendable {
     }
 }
 
-/// A small file's text, nil when missing or unreadable.
-func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    var data = [UInt8]()
-    while data.count < limit {
-        let count = read(fd, &buffer, buffer.count)
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { break }
-        data.append(contentsOf: buffer[0..<count])
-    }
-    return String(decoding: data, as: UTF8.self)
-}
-
 /// The uid and gid that own a molt: its Linux user when one exists, else the owner of its home.
 public struct MoltOwner: Sendable, Equatable {
     public let uid: uid_t

@@ -105,23 +105,6 @@ public struct StateDirectory: Sendable {
 
     /// The file's bytes; nil when it does not exist; throws when it exists but cannot be read.
     func contents(of target: String) throws(HealthError) -> Data? {
-        let fd = open(target, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw .cannotRead(path: target, reason: errnoText())
-        }
-        defer { close(fd) }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = read(fd, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { throw .cannotRead(path: target, reason: errnoText()) }
-            if count == 0 { break }
-            data.append(contentsOf: buffer[0..<count])
-        }
-        return data
+        try readWholeFile(target)
     }
 }
-
-func errnoText() -> String { String(cString: strerror(errno)) }

@@ -114,3 +114,16 @@ public enum Timestamp {
                 Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
     }
 }
+
+extension Timestamp {
+    /// `Sat, 28 Nov 2026 10:05:00 +0000`: the `Date:` header of a mail (RFC 5322).
+    public static func rfc5322(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        return String(format: "%@, %02d %@ %04d %02d:%02d:%02d +0000", days[Int(parts.tm_wday)], Int(parts.tm_mday),
+                      months[Int(parts.tm_mon)], Int(parts.tm_year) + 1900, Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    }
+}

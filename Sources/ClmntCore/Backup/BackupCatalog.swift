@@ -1,0 +1,92 @@
+import Foundation
+
+/// One archive as `list-backups` shows it.
+public struct BackupListing: Sendable, Codable {
+    public var file: String
+    public var sizeBytes: Int64
+    /// The manifest's timestamp.
+    public var date: String?
+    public var moltCount: Int?
+    public var molts: [String]?
+    public var hostname: String?
+    public var compression: String?
+    /// "clmnt" or "bash" (the plan's tool); nil when unreadable.
+    public var writtenBy: String?
+    /// Why the file could not be read as a fleet archive.
+    public var unreadable: String?
+
+    enum CodingKeys: String, CodingKey {
+        case file, date, molts, hostname, compression, unreadable
+        case sizeBytes = "size_bytes"
+        case moltCount = "molt_count"
+        case writtenBy = "written_by"
+    }
+}
+
+/// Reads manifests of archives: from the first entry alone for clmnt's archives.
+public enum BackupCatalog {
+    /// The manifest of the archive at `path`. clmnt archives have it first, so
+    /// only the start of the stream is decompressed; the bash tool's may hold it
+    /// anywhere, and are read until it appears.
+    public static func readManifest(path: String) throws(BackupError) -> Manifest {
+        let reader: ArchiveReader
+        do { reader = try ArchiveReader(path: path) } catch { throw .archive(error) }
+        do {
+            while let entry = try reader.next() {
+                let name = entry.path.hasPrefix("./") ? String(entry.path.dropFirst(2)) : entry.path
+                // The bash tool archived a temp dir: `manifest.json` or `<dir>/manifest.json`.
+                let components = name.split(separator: "/")
+                if components.last == Substring(ArchiveLayout.manifestPath) && components.count <= 2 {
+                    let data = try reader.readAll(limit: 16 << 20)
+                    do { return try Manifest.decode(data) } catch {
+                        throw BackupError.unreadable(path: path, reason: "manifest.json is not a valid manifest")
+                    }
+                }
+            }
+        } catch let error as BackupError {
+            throw error
+        } catch let error as ArchiveError {
+            throw .archive(error)
+        } catch {
+            throw .unreadable(path: path, reason: "\(error)")
+        }
+        throw .unreadable(path: path, reason: "no manifest.json (not a fleet backup)")
+    }
+
+    /// Every archive in `directory` (by file ending), oldest first; unreadable ones included.
+    public static func list(directory: String) throws(BackupError) -> [BackupListing] {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw .unreadable(path: directory, reason: describeFileError(error))
+        }
+        var listings: [BackupListing] = []
+        for name in names.sorted() where !name.hasPrefix(".") && Compression.archiveExtensions.contains(where: { name.hasSuffix("." + $0) }) {
+            let path = directory + "/" + name
+            var status = stat()
+            guard stat(path, &status) == 0, (UInt32(status.st_mode) & 0o170000) == 0o100000 else { continue }
+            var listing = BackupListing(file: path, sizeBytes: Int64(status.st_size))
+            do {
+                let manifest = try readManifest(path: path)
+                listing.date = manifest.timestamp
+                listing.moltCount = manifest.molts.count
+                listing.molts = manifest.molts.map(\.name)
+                listing.hostname = manifest.hostname
+                listing.compression = manifest.compression ?? compressionFromName(name)
+                listing.writtenBy = manifest.isClmntArchive ? "clmnt" : "bash"
+            } catch {
+                listing.unreadable = error.description
+            }
+            listings.append(listing)
+        }
+        // Oldest first; unreadable files last.
+        return listings.sorted { ($0.date == nil ? 1 : 0, $0.date ?? "", $0.file) < ($1.date == nil ? 1 : 0, $1.date ?? "", $1.file) }
+    }
+
+    private static func compressionFromName(_ name: String) -> String {
+        if name.hasSuffix(".gz") || name.hasSuffix(".tgz") { return "gzip" }
+        if name.hasSuffix(".zst") { return "zstd" }
+        if name.hasSuffix(".xz") { return "xz" }
+        if name.hasSuffix(".bz2") { return "bzip2" }
+        return "none"
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// A local user account, as the system's user database (NSS) reports it.
+public struct UserAccount: Sendable, Equatable, Codable {
+    public let name: String
+    public let uid: UInt32
+    public let gid: UInt32
+    public let home: String
+    public let shell: String
+}
+
+/// Failure to create or change an account.
+public enum UserAccountError: Error, Equatable, CustomStringConvertible {
+    case invalidName(String)
+    case program(ProgramError)
+    /// `useradd` reported success, yet the account cannot be looked up.
+    case notVisible(String)
+
+    public var description: String {
+        switch self {
+        case .invalidName(let name):
+            return "invalid user name '\(name)' (lower-case letters, digits, '-' and '_', starting with a letter, at most 32)"
+        case .program(let error): return "\(error)"
+        case .notVisible(let name): return "user \(name) was created but cannot be looked up"
+        }
+    }
+}
+
+/// Looks up users and groups through the C library (so NSS sources count),
+/// and creates molt users with `useradd`.
+public enum UserAccounts {
+    /// The user called `name`, or nil.
+    public static func user(named name: String) -> UserAccount? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return UserAccount(name: String(cString: entry.pw_name), uid: entry.pw_uid, gid: entry.pw_gid,
+                           home: String(cString: entry.pw_dir), shell: String(cString: entry.pw_shell))
+    }
+
+    /// The user whose uid is `uid`, or nil.
+    public static func user(uid: UInt32) -> UserAccount? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return UserAccount(name: String(cString: entry.pw_name), uid: entry.pw_uid, gid: entry.pw_gid,
+                           home: String(cString: entry.pw_dir), shell: String(cString: entry.pw_shell))
+    }
+
+    /// The gid of the group called `name`, or nil.
+    public static func groupID(named name: String) -> UInt32? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 65_536)
+        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+
+    /// The name of the group whose gid is `gid`, or nil.
+    public static func groupName(gid: UInt32) -> String? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 65_536)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return String(cString: entry.gr_name)
+    }
+
+    /// The names of the groups `user` belongs to beyond its primary group.
+    public static func supplementaryGroups(of user: UserAccount) -> [String] {
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(user.name, user.gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            guard getgrouplist(user.name, user.gid, &groups, &count) >= 0 else { return [] }
+        }
+        return groups.prefix(Int(count)).filter { $0 != user.gid }.compactMap { groupName(gid: $0) }
+    }
+
+    /// The lowest uid of a regular (non-system) account: `UID_MIN` of
+    /// /etc/login.defs, 1000 when it is not set.
+    public static func minimumRegularUID(loginDefs: String = "/etc/login.defs") -> UInt32 {
+        guard let text = try? String(contentsOfFile: loginDefs, encoding: .utf8) else { return 1000 }
+        for line in text.split(whereSeparator: \.isNewline) {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if fields.count >= 2, fields[0] == "UID_MIN", let value = UInt32(fields[1]) { return value }
+        }
+        return 1000
+    }
+
+    /// Whether `loginctl` (systemd-logind) is installed.
+    public static var hasLoginctl: Bool { ProgramRunner.locate("loginctl") != nil }
+
+    /// Creates the molt user `name` with home `home` (not created: the
+    /// restore puts it in place), shell `/bin/bash`, a primary group of the
+    /// same name (the existing one if there is one), and membership of
+    /// `supplementaryGroups` that exist. Never adds sudo rights.
+    @discardableResult
+    public static func create(name: String, home: String, shell: String = "/bin/bash",
+                              supplementaryGroups: [String] = ["docker"]) throws(UserAccountError) -> UserAccount {
+        guard MoltName.isValid(name) else { throw .invalidName(name) }
+        var arguments = ["-M", "-d", home, "-s", shell]
+        arguments += groupID(named: name) != nil ? ["-g", name] : ["-U"]
+        let existing = supplementaryGroups.filter { groupID(named: $0) != nil }
+        if !existing.isEmpty { arguments += ["-G", existing.joined(separator: ",")] }
+        arguments += ["--", name]
+        do { try ProgramRunner.run("useradd", arguments) } catch { throw .program(error) }
+        guard let account = user(named: name) else { throw .notVisible(name) }
+        return account
+    }
+
+    /// Turns on systemd lingering for `name` (its user services run without a
+    /// login). Returns false when `loginctl` is not installed.
+    @discardableResult
+    public static func enableLinger(name: String) throws(UserAccountError) -> Bool {
+        guard hasLoginctl else { return false }
+        do { try ProgramRunner.run("loginctl", ["enable-linger", name], timeout: 30) } catch { throw .program(error) }
+        return true
+    }
+
+    /// Deletes the account `name` (never its home) and its same-named
+    /// primary group if `userdel` left it behind.
+    public static func delete(name: String) throws(UserAccountError) {
+        guard MoltName.isValid(name) else { throw .invalidName(name) }
+        if user(named: name) != nil {
+            do { try ProgramRunner.run("userdel", ["--", name]) } catch { throw .program(error) }
+        }
+        if groupID(named: name) != nil {
+            do { try ProgramRunner.run("groupdel", ["--", name]) } catch { throw .program(error) }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+
+// The three state files of `.molt-state/`, in the typed form clmnt writes and
+// the loose form the bash tool wrote (numbers as strings, `"null"` strings).
+
+extension HealthRecord {
+    /// `health-status.json` and history lines share these keys.
+    func json(includeNullDetail: Bool) -> JSONOutput {
+        var members: [(String, JSONOutput)] = [
+            ("timestamp", .string(Timestamp.format(timestamp))),
+            ("status", .string(status.rawValue)),
+            ("pid", .optional(pid)),
+            ("port", .optional(port)),
+            ("http_status", .optional(httpStatus)),
+            ("response_time_ms", .optional(responseTimeMs)),
+        ]
+        if includeNullDetail || detail != nil { members.append(("detail", .optional(detail))) }
+        return .object(members)
+    }
+
+    /// Nil unless the object has a parsable timestamp and a status.
+    init?(lenient object: LenientObject) {
+        guard let timestamp = object.date("timestamp"), let status = object.string("status") else { return nil }
+        self.init(timestamp: timestamp, status: HealthStatus(lenient: status),
+                  pid: object.int("pid").flatMap { $0 > 0 ? $0 : nil },
+                  port: object.int("port").flatMap { $0 > 0 ? $0 : nil },
+                  // The bash tool wrote "000" when curl got no answer.
+                  httpStatus: object.int("http_status").flatMap { $0 > 0 ? $0 : nil },
+                  responseTimeMs: object.double("response_time_ms"),
+                  detail: object.string("detail"))
+    }
+}
+
+/// The alerting memory of `health-watch`, kept in `health-watch-state.json` so
+/// that a reboot or a skipped run neither loses an open alert nor sends it twice.
+public struct WatchState: Sendable, Equatable {
+    /// When health-watch last ran, and what it found.
+    public var timestamp: Date?
+    public var status: HealthStatus?
+    public var consecutiveFailures = 0
+    public var lastSuccess: Date?
+    /// An alert is open: sent and not yet followed by a delivered recovery message.
+    public var alertSent = false
+    public var threshold = 2
+    /// Names the open incident (alert, reminders, recovery); also the webhook's idempotency key stem.
+    public var incidentID: String?
+    public var incidentStart: Date?
+    /// Alerts and reminders delivered for the open incident.
+    public var alertsSent = 0
+    public var lastAlertAt: Date?
+    /// `consecutiveFailures` when the last alert or reminder went out; reminders count from it.
+    public var lastAlertFailures: Int?
+
+    public init() {}
+
+    var json: JSONOutput {
+        .object([
+            ("timestamp", .optional(timestamp)),
+            ("status", .optional(status?.rawValue)),
+            ("consecutive_failures", .int(consecutiveFailures)),
+            ("last_success", .optional(lastSuccess)),
+            ("alert_sent", .bool(alertSent)),
+            ("threshold", .int(threshold)),
+            ("incident_id", .optional(incidentID)),
+            ("incident_start", .optional(incidentStart)),
+            ("alerts_sent", .int(alertsSent)),
+            ("last_alert_at", .optional(lastAlertAt)),
+            ("last_alert_failures", .optional(lastAlertFailures)),
+        ])
+    }
+
+    init(lenient object: LenientObject) {
+        timestamp = object.date("timestamp")
+        status = object.string("status").map { HealthStatus(lenient: $0) }
+        consecutiveFailures = max(0, object.int("consecutive_failures") ?? 0)
+        lastSuccess = object.date("last_success")
+        alertSent = object.bool("alert_sent") ?? false
+        threshold = object.int("threshold").flatMap { $0 >= 1 ? $0 : nil } ?? 2
+        incidentID = object.string("incident_id")
+        incidentStart = object.date("incident_start")
+        alertsSent = max(0, object.int("alerts_sent") ?? (alertSent ? 1 : 0))
+        lastAlertAt = object.date("last_alert_at")
+        lastAlertFailures = object.int("last_alert_failures")
+    }
+}
+
+/// Reading and writing the state files of one molt. A file that is missing is
+/// empty state; one that is corrupt is reported as a warning and treated as
+/// empty, and the next write replaces it.
+public struct HealthStateFiles: Sendable {
+    public let directory: StateDirectory
+    public let history: HealthHistory
+
+    public init(directory: StateDirectory, historyPolicy: HistoryPolicy = HistoryPolicy()) {
+        self.directory = directory
+        self.history = HealthHistory(directory: directory, policy: historyPolicy)
+    }
+
+    public func readStatus(warnings: inout [String]) -> HealthRecord? {
+        readObject(directory.statusPath, warnings: &warnings).flatMap { object in
+            if let record = HealthRecord(lenient: object) { return record }
+            warnings.append("ignoring \(directory.statusPath): no valid timestamp and status; the next check rewrites it")
+            return nil
+        }
+    }
+
+    public func writeStatus(_ record: HealthRecord) throws(HealthError) {
+        try directory.writeAtomically(record.json(includeNullDetail: true).pretty, to: directory.statusPath)
+    }
+
+    public func readWatchState(warnings: inout [String]) -> WatchState? {
+        readObject(directory.watchStatePath, warnings: &warnings).map(WatchState.init(lenient:))
+    }
+
+    public func writeWatchState(_ state: WatchState) throws(HealthError) {
+        try directory.writeAtomically(state.json.pretty, to: directory.watchStatePath)
+    }
+
+    /// Writes the status file and appends the history line, holding the state lock.
+    /// Both are tried; the first failure is thrown after.
+    public func record(_ record: HealthRecord) throws(HealthError) {
+        try directory.withLock { () throws(HealthError) in try recordLocked(record) }
+    }
+
+    func recordLocked(_ record: HealthRecord) throws(HealthError) {
+        var failure: HealthError?
+        do { try writeStatus(record) } catch { failure = error }
+        do { try history.append(record) } catch { failure = failure ?? error }
+        if let failure { throw failure }
+    }
+
+    private func readObject(_ path: String, warnings: inout [String]) -> LenientObject? {
+        let data: Data?
+        do { data = try directory.contents(of: path) } catch {
+            warnings.append(error.description)
+            return nil
+        }
+        guard let data else { return nil }
+        guard let object = LenientObject(data: data) else {
+            let what = data.isEmpty ? "empty" : "not a JSON object (corrupt or half-written)"
+            warnings.append("ignoring \(path): \(what); it is reset on the next write")
+            return nil
+        }
+        return object
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import ClmntCore
+import Foundation
+
+extension Fleet {
+    struct ListBackups: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list-backups",
+            abstract: "List the fleet archives in a directory, from their manifests alone."
+        )
+
+        @Option(help: "The directory holding the archives.")
+        var backupDir = "./backups"
+
+        @Flag(help: "Print the list as JSON.")
+        var json = false
+
+        func run() throws {
+            try reportingErrors {
+                let listings = try BackupCatalog.list(directory: absolutePath(backupDir))
+                if json {
+                    print(renderJSON(listings))
+                    return
+                }
+                if listings.isEmpty {
+                    print("no backups in \(absolutePath(backupDir))")
+                    return
+                }
+                var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "COMPRESSION"]]
+                for listing in listings {
+                    let file = (listing.file as NSString).lastPathComponent
+                    if let reason = listing.unreadable {
+                        rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "unreadable: \(reason)"])
+                    } else {
+                        let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
+                        rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
+                                     String(listing.moltCount ?? 0), listing.hostname ?? "-",
+                                     (listing.compression ?? "-") + legacy])
+                    }
+                }
+                print(renderTable(rows))
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read a whole archive and check every file's SHA-256 and every count.",
+            discussion: "Exits 0 when the archive is intact, 2 when it is damaged, 1 when it cannot be read at all."
+        )
+
+        @Argument(help: "The archive to verify.")
+        var file: String
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() throws {
+            var intact = false
+            try reportingErrors {
+                let report = try ArchiveVerifier.verify(path: absolutePath(file))
+                intact = report.isIntact
+                if json {
+                    print(renderJSON(report))
+                    return
+                }
+                for problem in report.problems { print("DAMAGED: \(problem)") }
+                for note in report.notes { print("note: \(note)") }
+                let verdict = report.isIntact ? "OK" : "FAILED (\(report.problems.count) problems)"
+                print("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
+                      + "\(formatBytes(report.bytesChecked)) checked, \(report.compression)")
+            }
+            if !intact { throw ExitCode(ExitStatus.checkFailed) }
+        }
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+func renderTable(_ rows: [[String]]) -> String {
+    guard let columns = rows.first?.count else { return "" }
+    var widths = [Int](repeating: 0, count: columns)
+    for row in rows { for (index, cell) in row.enumerated() where index < columns - 1 { widths[index] = max(widths[index], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { index, cell in
+            index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
