@@ -15,7 +15,7 @@ let package = Package(
     targets: [
         // C system libraries: only ClmntCore imports them.
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
-                       providers: [.apt(["libarchive-dev", "libdeflate-dev"])]),
+                       providers: [.apt(["libarchive-dev", "libdeflate-dev", "libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "ClmntCore", dependencies: ["CArchive", "CSQLite", "CCrypto"]),

@@ -4,6 +4,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <libdeflate.h>
+// libzstd directly rather than libarchive's zstd filter: it lets clmnt bound
+// the job size (memory) and turn on frame checksums, which 3.6.2's filter does not.
+#include <zstd.h>
 
 // archive_set_error is variadic, which Swift cannot call: pass a plain message.
 static inline void clmnt_archive_set_error(struct archive *a, int code, const char *message) {

@@ -13,12 +13,16 @@ final class ArchiveWriter {
 
     init(sink: any OutputSink, compression: Compression, level: Int?, threads: Int, path: String) throws(ArchiveError) {
         ensureUTF8Locale()
+        let level = level ?? compression.defaultLevel
+        let destination: any OutputSink
+        switch compression {
+        case .gzip: destination = ParallelGzipSink(destination: sink, level: level ?? 6, threads: threads)
+        case .zstd: destination = try ZstdSink(destination: sink, level: level ?? 3, threads: threads, path: path)
+        default: destination = sink
+        }
         guard let handle = archive_write_new() else { throw ArchiveError(.open, path: path, message: "out of memory") }
         self.handle = handle
         self.path = path
-        let level = level ?? compression.defaultLevel
-        let destination: any OutputSink = compression == .gzip
-            ? ParallelGzipSink(destination: sink, level: level ?? 6, threads: threads) : sink
         callbackBox = CallbackBox(sink: destination)
         do {
             try checkArchive(archive_write_set_format_pax_restricted(handle), handle, .configure, path: path)
@@ -26,6 +30,9 @@ final class ArchiveWriter {
             try checkArchive(archive_write_set_format_option(handle, "pax", "xattrheader", "SCHILY"),
                              handle, .configure, path: path)
             try configureFilter(compression, level: level, threads: threads)
+            // Large blocks mean few write calls; the last one is not padded.
+            try checkArchive(archive_write_set_bytes_per_block(handle, 64 * 1024), handle, .configure, path: path)
+            try checkArchive(archive_write_set_bytes_in_last_block(handle, 1), handle, .configure, path: path)
             let context = Unmanaged.passUnretained(callbackBox).toOpaque()
             let status = archive_write_open2(handle, context, nil, archiveWriteCallback, nil, nil)
             if status != ARCHIVE_OK { throw callbackBox.error ?? ArchiveError.fromArchive(handle, .open, path: path) }
@@ -43,10 +50,7 @@ final class ArchiveWriter {
     private func configureFilter(_ compression: Compression, level: Int?, threads: Int) throws(ArchiveError) {
         let filterName: String
         switch compression {
-        case .gzip, .none: return
-        case .zstd:
-            try checkArchive(archive_write_add_filter_zstd(handle), handle, .configure, path: path)
-            filterName = "zstd"
+        case .gzip, .zstd, .none: return
         case .xz:
             try checkArchive(archive_write_add_filter_xz(handle), handle, .configure, path: path)
             filterName = "xz"
@@ -58,7 +62,7 @@ final class ArchiveWriter {
             try checkArchive(archive_write_set_filter_option(handle, filterName, "compression-level", String(level)),
                              handle, .configure, path: path)
         }
-        if compression == .zstd || compression == .xz, threads > 1 {
+        if compression == .xz, threads > 1 {
             try checkArchive(archive_write_set_filter_option(handle, filterName, "threads", String(threads)),
                              handle, .configure, path: path)
         }

@@ -49,6 +49,7 @@ public enum ArchiveVerifier {
         var computed: [String: String] = [:]
         var sections: [String: Manifest.SectionStats] = [:]
         var sawEntryAfterChecksums = false
+        var manifestPosition: Int?
         let hasher = SHA256Hasher()
 
         do {
@@ -56,19 +57,19 @@ public enum ArchiveVerifier {
                 report.entries += 1
                 if checksums != nil { sawEntryAfterChecksums = true }
                 let path = entry.path
-                if report.entries == 1 {
-                    report.compression = reader.compressionName
-                    guard path == ArchiveLayout.manifestPath else {
-                        report.problems.append("first entry is \(path), not \(ArchiveLayout.manifestPath)")
-                        break
-                    }
+                if report.entries == 1 { report.compression = reader.compressionName }
+                if manifest == nil, BackupCatalog.isManifestPath(path) {
                     let data = try reader.readAll(limit: 16 << 20)
+                    computed[path] = digest(data, hasher)
                     manifest = try? Manifest.decode(data)
-                    if manifest == nil { report.problems.append("manifest.json is not a valid manifest") }
+                    if manifest == nil { report.problems.append("\(path) is not a valid manifest") }
+                    if report.entries != 1 { manifestPosition = report.entries }
                     continue
                 }
                 if path == ArchiveLayout.reportPath {
-                    backupReport = try? JSONDecoder().decode(BackupReport.self, from: reader.readAll(limit: 64 << 20))
+                    let data = try reader.readAll(limit: 64 << 20)
+                    computed[path] = digest(data, hasher)
+                    backupReport = try? JSONDecoder().decode(BackupReport.self, from: data)
                     if backupReport == nil { report.problems.append("backup-report.json is not valid") }
                     continue
                 }
@@ -94,10 +95,16 @@ public enum ArchiveVerifier {
             report.problems.append("archive is damaged after \(report.entries) entries: \(error)")
         }
 
-        guard let manifest else { return report }
+        guard let manifest else {
+            report.problems.append("no manifest.json: not a fleet backup")
+            return report
+        }
         guard manifest.isClmntArchive else {
             report.notes.append("written by the bash tool: it carries no checksums; only readability was checked")
             return report
+        }
+        if let manifestPosition {
+            report.problems.append("manifest.json is entry \(manifestPosition), not the first")
         }
         compare(&report, manifest: manifest, backupReport: backupReport, checksums: checksums,
                 computed: computed, sections: sections, sawEntryAfterChecksums: sawEntryAfterChecksums)
@@ -119,8 +126,7 @@ public enum ArchiveVerifier {
             }
             if expected != digest { report.problems.append("\(path): SHA-256 mismatch (content is corrupt)") }
         }
-        for path in checksums.keys.sorted() where computed[path] == nil && path != ArchiveLayout.manifestPath
-            && path != ArchiveLayout.reportPath {
+        for path in checksums.keys.sorted() where computed[path] == nil {
             report.problems.append("\(path): listed in \(ArchiveLayout.checksumsPath) but missing from the archive")
         }
         guard let backupReport else {
@@ -156,6 +162,11 @@ public enum ArchiveVerifier {
         if changedDuringBackup {
             report.notes.append("the backup reported \(backupReport.warnings.count) warnings: " + backupReport.warnings.prefix(3).joined(separator: "; "))
         }
+    }
+
+    private static func digest(_ data: Data, _ hasher: SHA256Hasher) -> String {
+        data.withUnsafeBytes { hasher.update($0) }
+        return hasher.finalizeHex()
     }
 
     private static func describe(_ stats: Manifest.SectionStats) -> String {

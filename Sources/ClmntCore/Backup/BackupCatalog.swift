@@ -33,10 +33,7 @@ public enum BackupCatalog {
         do { reader = try ArchiveReader(path: path) } catch { throw .archive(error) }
         do {
             while let entry = try reader.next() {
-                let name = entry.path.hasPrefix("./") ? String(entry.path.dropFirst(2)) : entry.path
-                // The bash tool archived a temp dir: `manifest.json` or `<dir>/manifest.json`.
-                let components = name.split(separator: "/")
-                if components.last == Substring(ArchiveLayout.manifestPath) && components.count <= 2 {
+                if isManifestPath(entry.path) {
                     let data = try reader.readAll(limit: 16 << 20)
                     do { return try Manifest.decode(data) } catch {
                         throw BackupError.unreadable(path: path, reason: "manifest.json is not a valid manifest")
@@ -51,6 +48,13 @@ public enum BackupCatalog {
             throw .unreadable(path: path, reason: "\(error)")
         }
         throw .unreadable(path: path, reason: "no manifest.json (not a fleet backup)")
+    }
+
+    /// `manifest.json`, or where the bash tool put it: `./manifest.json` or `<dir>/manifest.json`.
+    static func isManifestPath(_ path: String) -> Bool {
+        let name = path.hasPrefix("./") ? String(path.dropFirst(2)) : path
+        let components = name.split(separator: "/")
+        return components.last == Substring(ArchiveLayout.manifestPath) && components.count <= 2
     }
 
     /// Every archive in `directory` (by file ending), oldest first; unreadable ones included.

@@ -1,0 +1,173 @@
+import CArchiveTestSupport
+@testable import ClmntCore
+import Foundation
+import Testing
+
+@Suite("fleet backup round trip")
+struct BackupRoundTripTests {
+    @Test("GNU tar extracts every compression to the same tree", arguments: Compression.allCases)
+    func roundTripThroughGNUTar(compression: Compression) throws {
+        let fixture = try FleetFixture()
+        defer { fixture.remove() }
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.compression = compression
+        options.output = fixture.root.path + "/fleet.\(compression.fileExtension)"
+        var warnings: [String] = []
+        var backup = FleetBackup(options: options)
+        backup.onWarning = { warnings.append($0) }
+        let summary = try backup.run()
+
+        var status = stat()
+        #expect(stat(summary.output, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600, "archives hold secrets")
+        #expect(warnings.contains { $0.contains("fake.sqlite") && $0.contains("not a database") })
+
+        let extracted = fixture.root.path + "/extracted"
+        try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
+        try run("/bin/tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", summary.output, "-C", extracted])
+
+        // Every file, directory and link of the fleet, except what a backup skips and the database snapshot.
+        let isDatabase = { (path: String) in path.hasSuffix("openclaw.sqlite") }
+        let source = try snapshotTree(fixture.baseDir) { isSkippedByDefault($0) || isDatabase($0) || $0 == "molts.json" }
+        let restored = try snapshotTree(extracted) { path in
+            isDatabase(path) || path.hasPrefix("global") || ["manifest.json", "SHA256SUMS", "backup-report.json"].contains(path)
+        }
+        let diff = differences(source, restored)
+        #expect(diff.isEmpty, "\(diff.prefix(10).joined(separator: "\n"))")
+        #expect(restored["alpha/.openclaw/workspace/shadow-link"]?.linkTarget == "/etc/shadow", "a symlink is archived, never followed")
+
+        // Hardlinks stay linked; xattrs and sparse files survive.
+        var first = stat(), second = stat()
+        lstat(extracted + "/alpha/.openclaw/workspace/todo.md", &first)
+        lstat(extracted + "/alpha/.openclaw/workspace/notes/todo.md", &second)
+        #expect(first.st_ino == second.st_ino)
+        #expect(try xattr(extracted + "/alpha/.openclaw/workspace/SOUL.md", "user.comment") == "synthetic soul")
+        var sparse = stat()
+        lstat(extracted + "/alpha/.openclaw/workspace/disk.img", &sparse)
+        #expect(sparse.st_size == 8 << 20)
+        #expect(Int64(sparse.st_blocks) * 512 < 1 << 20, "holes stay holes")
+
+        // The snapshot is a working database, without its stale journal.
+        let count = try run("/usr/bin/env", ["python3", "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from kv').fetchone()[0])",
+            extracted + "/alpha/.openclaw/state/openclaw.sqlite"])
+        #expect(count.trimmingCharacters(in: .whitespacesAndNewlines) == "500")
+
+        // SHA256SUMS checks the extracted tree with the standard tool.
+        try run("/usr/bin/sha256sum", ["--quiet", "-c", "SHA256SUMS"], currentDirectory: extracted)
+    }
+
+    @Test("manifest first, checksums last, counts and sizes exact")
+    func layoutAndManifest() throws {
+        let fixture = try FleetFixture()
+        defer { fixture.remove() }
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.output = fixture.root.path + "/fleet.tar.gz"
+        let summary = try FleetBackup(options: options).run()
+
+        let reader = try ArchiveReader(path: summary.output)
+        var paths: [String] = []
+        var manifest: Manifest?
+        var sizes: [String: Int64] = [:]
+        var files: [String: Int] = [:]
+        while let entry = try reader.next() {
+            paths.append(entry.path)
+            if entry.path == "manifest.json" { manifest = try Manifest.decode(reader.readAll()) }
+            let molt = String(entry.path.split(separator: "/").first!)
+            if entry.kind == .regular { sizes[molt, default: 0] += entry.size }
+            if entry.kind != .directory { files[molt, default: 0] += 1 }
+        }
+        #expect(paths.first == "manifest.json")
+        #expect(paths.last == "SHA256SUMS")
+        #expect(paths.dropLast().last == "backup-report.json")
+        #expect(paths.contains("global/molts.json"))
+        let unwrapped = try #require(manifest)
+        #expect(unwrapped.entryCount == paths.count)
+        #expect(unwrapped.molts.map(\.name) == ["alpha", "bravo-2"])
+        #expect(unwrapped.version == "1.0" && unwrapped.tool == "clmnt" && unwrapped.compression == "gzip")
+        for molt in unwrapped.molts {
+            #expect(molt.port == (molt.name == "alpha" ? 19001 : 19021))
+            #expect(molt.created == "2026-07-01T10:00:00Z")
+            #expect(molt.owner == Manifest.Owner(user: "nobody", uid: 65534, group: "nogroup", gid: 65534))
+            #expect(molt.backupSizeBytes == sizes[molt.name], "\(molt.name) size")
+            #expect(molt.fileCount == files[molt.name], "\(molt.name) file count")
+        }
+        #expect(unwrapped.totalSizeBytes == unwrapped.molts.reduce(0) { $0 + $1.backupSizeBytes })
+        #expect(!paths.contains { $0.contains("node_modules") || $0.hasSuffix(".pid") || $0.contains(".cache/") })
+        #expect(!paths.contains { $0.hasSuffix("openclaw.sqlite-journal") })
+        #expect(paths.contains { $0.hasSuffix("Maildir/work/cur/1700000000.M1P1.host,S=20:2,S") })
+    }
+
+    @Test("exclude flags and patterns")
+    func excludes() throws {
+        let fixture = try FleetFixture()
+        defer { fixture.remove() }
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.output = fixture.root.path + "/fleet.tar"
+        options.compression = .none
+        options.rules = ExclusionRules(excludeMaildir: true, excludeLogs: true, includeCaches: true,
+                                       patterns: ["*.jsonl", ".openclaw/skills/"])
+        options.selection = ["bravo-2"]
+        let summary = try FleetBackup(options: options).run()
+        #expect(summary.molts == ["bravo-2"])
+        let paths = try entryPaths(summary.output)
+        #expect(!paths.contains { $0.hasPrefix("alpha/") })
+        #expect(!paths.contains { $0.contains("Maildir") })
+        #expect(!paths.contains { $0.hasSuffix(".log") || $0.hasSuffix(".log.1") })
+        #expect(!paths.contains { $0.hasSuffix(".jsonl") })
+        #expect(!paths.contains { $0.contains(".openclaw/skills") })
+        #expect(paths.contains("bravo-2/.cache/huge/blob"), "--include-caches keeps caches")
+        #expect(paths.contains("bravo-2/.openclaw/workspace/node_modules/left-pad/index.js"))
+        #expect(paths.contains("bravo-2/.openclaw/agents/main/sessions/"))
+    }
+
+    @Test("a file swapped for a symlink after the scan is skipped, never followed")
+    func swappedForSymlink() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        let fleet = try Fleet.discover(baseDir: fixture.baseDir)
+        let molt = try fleet.molt(named: "alpha")
+        let tree = try TreeScanner(rules: ExclusionRules()).scan(home: molt.home)
+        // The molt user replaces a file with a link to a root-only secret between the scan and the read.
+        let secret = fixture.root.path + "/secret"
+        try Data("TOP SECRET".utf8).write(to: URL(fileURLWithPath: secret))
+        let victim = molt.home + "/.openclaw/.env"
+        unlink(victim)
+        symlink(secret, victim)
+
+        let output = try AtomicOutputFile(finalPath: fixture.root.path + "/swap.tar")
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.compression = .none
+        var session = try StreamingSession(output: output, options: options, onProgress: nil, onWarning: nil, bytesTotal: 0)
+        try session.writeMolt(molt, tree: tree, baseDir: fleet.baseDir)
+        try session.writeTrailer(now: Date())
+        try session.finish()
+        try output.commit(replace: false)
+        #expect(session.warnings.contains { $0.contains(".openclaw/.env") })
+        let archive = try Data(contentsOf: URL(fileURLWithPath: fixture.root.path + "/swap.tar"))
+        #expect(archive.range(of: Data("TOP SECRET".utf8)) == nil)
+        #expect(!(try entryPaths(fixture.root.path + "/swap.tar")).contains("alpha/.openclaw/.env"))
+    }
+
+    @Test("an unknown --select name lists the molts that exist")
+    func unknownSelection() throws {
+        let fixture = try FleetFixture()
+        defer { fixture.remove() }
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.output = fixture.root.path + "/x.tar.gz"
+        options.selection = ["charlie"]
+        #expect {
+            try FleetBackup(options: options).run()
+        } throws: { error in
+            "\(error)".contains("unknown molt 'charlie'") && "\(error)".contains("alpha, bravo-2")
+        }
+        #expect(!FileManager.default.fileExists(atPath: options.output!))
+    }
+}
+
+func entryPaths(_ archive: String) throws -> [String] {
+    let reader = try ArchiveReader(path: archive)
+    var paths: [String] = []
+    while let entry = try reader.next() { paths.append(entry.path) }
+    return paths
+}
