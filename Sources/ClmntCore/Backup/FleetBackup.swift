@@ -59,7 +59,8 @@ public struct FleetBackup {
         stat(outputPath, &archiveStatus)
         return BackupSummary(
             output: outputPath, compression: options.compression.rawValue, molts: molts.map(\.name),
-            files: session.stats.values.reduce(0) { $0 + $1.fileCount }, entries: session.entryCount,
+            files: session.stats.values.reduce(0) { $0 + $1.fileCount } + session.globalStats.fileCount,
+            entries: session.entryCount,
             inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
             archiveBytes: Int64(archiveStatus.st_size), seconds: Date().timeIntervalSince(started),
             warnings: session.warnings)

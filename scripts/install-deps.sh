@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages clmnt builds against and its tests use.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (sudo bash $0)" >&2
+  exit 1
+fi
+packages=(
+  # build: libarchive and the compressors clmnt drives itself, SQLite, OpenSSL's SHA-256
+  pkg-config libarchive-dev libdeflate-dev libzstd-dev libsqlite3-dev libssl-dev libacl1-dev
+  # tests: GNU tar and the compressors it calls, xattr tools, a SQLite client
+  tar gzip zstd xz-utils bzip2 attr acl sqlite3 python3
+  # users, crontabs, mail and processes (restore and health monitoring)
+  passwd login cron msmtp python3-aiosmtpd procps
+  # benchmarks
+  hyperfine time pigz libarchive-tools
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+command -v swift >/dev/null || { echo "install-deps: Swift 6 toolchain not found (expected /opt/swift)" >&2; exit 1; }
