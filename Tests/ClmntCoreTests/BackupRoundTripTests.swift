@@ -24,7 +24,7 @@ struct BackupRoundTripTests {
 
         let extracted = fixture.root.path + "/extracted"
         try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
-        try run("/bin/tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", summary.output, "-C", extracted])
+        try run("/bin/tar", ["--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner", "--same-owner", "-xpf", summary.output, "-C", extracted])
 
         // Every file, directory and link of the fleet, except what a backup skips and the database snapshot.
         let isDatabase = { (path: String) in path.hasSuffix("openclaw.sqlite") }
@@ -35,6 +35,19 @@ struct BackupRoundTripTests {
         let diff = differences(source, restored)
         #expect(diff.isEmpty, "\(diff.prefix(10).joined(separator: "\n"))")
         #expect(restored["alpha/.openclaw/workspace/shadow-link"]?.linkTarget == "/etc/shadow", "a symlink is archived, never followed")
+
+        // bsdtar reads the same archive to the same tree.
+        let byBsdtar = fixture.root.path + "/bsdtar"
+        try FileManager.default.createDirectory(atPath: byBsdtar, withIntermediateDirectories: true)
+        try run("/usr/bin/bsdtar", ["-xpf", summary.output, "-C", byBsdtar])
+        let bsdtarDiff = differences(restored, try snapshotTree(byBsdtar) { path in
+            isDatabase(path) || path.hasPrefix("global") || ["manifest.json", "SHA256SUMS", "backup-report.json"].contains(path)
+        })
+        #expect(bsdtarDiff.isEmpty, "\(bsdtarDiff.prefix(10).joined(separator: "\n"))")
+
+        // ACLs come back.
+        let acl = try run("/usr/bin/getfacl", ["-cn", extracted + "/alpha/.openclaw/workspace/USER.md"])
+        #expect(acl.contains("user:65534:rw-") && acl.contains("group:0:r--"), "\(acl)")
 
         // Hardlinks stay linked; xattrs and sparse files survive.
         var first = stat(), second = stat()

@@ -40,6 +40,7 @@ public struct FleetFixture {
         try write(home + "/.openclaw/.env", "OPENAI_API_KEY=synthetic-\(name)\n", mode: 0o600)
         try write(home + "/.openclaw/credentials/whatsapp/default/creds.json", "{\"synthetic\":true}\n", mode: 0o600)
         try write(home + "/.openclaw/workspace/SOUL.md", "# Soul of \(name)\n")
+        try write(home + "/.openclaw/workspace/USER.md", "# The user of \(name)\n")
         try write(home + "/.openclaw/workspace/memory/.gitkeep", "")
         try write(home + "/.openclaw/workspace/notes/Réunion à Zürich – notes 🗓.md", "unicode name\n")
         try write(home + "/.openclaw/workspace/todo.md", "- [ ] back up\n")
@@ -83,6 +84,7 @@ public struct FleetFixture {
             """, home + "/.openclaw/state/openclaw.sqlite"])
         try write(home + "/.openclaw/state/openclaw.sqlite-journal", "stale journal")
         try run("/usr/bin/setfattr", ["-n", "user.comment", "-v", "synthetic soul", home + "/.openclaw/workspace/SOUL.md"])
+        try run("/usr/bin/setfacl", ["-m", "u:65534:rw,g:0:r", home + "/.openclaw/workspace/USER.md"])
         // Mixed ownership: most of the tree belongs to "nobody", one log stays root's.
         try run("/bin/chown", ["-R", "-h", "65534:65534", home])
         try run("/bin/chown", ["0:0", home + "/.openclaw/gateway.log.1"])
