@@ -146,22 +146,11 @@ public struct GatewayProcessFinder: Sendable {
 public struct MoltOwner: Sendable, Equatable {
     public let uid: uid_t
     public let gid: gid_t
-    /// True when a user of the molt's name exists.
-    public let isUser: Bool
 
     public static func of(_ molt: Molt) -> MoltOwner? {
-        if let user = lookupUser(molt.name) { return MoltOwner(uid: user.uid, gid: user.gid, isUser: true) }
+        if let user = UserAccounts.user(named: molt.name) { return MoltOwner(uid: user.uid, gid: user.gid) }
         var info = stat()
         guard stat(molt.home, &info) == 0 else { return nil }
-        return MoltOwner(uid: info.st_uid, gid: info.st_gid, isUser: false)
+        return MoltOwner(uid: info.st_uid, gid: info.st_gid)
     }
-}
-
-/// `getpwnam_r`: thread-safe, unlike `getpwnam`.
-func lookupUser(_ name: String) -> (uid: uid_t, gid: gid_t, home: String)? {
-    var entry = passwd()
-    var result: UnsafeMutablePointer<passwd>?
-    var buffer = [CChar](repeating: 0, count: 16 * 1024)
-    guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-    return (entry.pw_uid, entry.pw_gid, String(cString: entry.pw_dir))
 }

@@ -80,22 +80,22 @@ public enum HealthChecker {
         return record
     }
 
-    /// Checks every molt at once, one thread each, so hung gateways cost one
-    /// timeout in total rather than one each. Results in the order of `molts`.
+    /// Checks every molt at once, so hung gateways cost one timeout in total
+    /// rather than one each. Results in the order of `molts`.
     public static func checkAll(_ molts: [Molt], options: CheckOptions = CheckOptions(), now: Date = Date()) -> [HealthRecord] {
-        let results = ResultSlots<HealthRecord>(count: molts.count)
-        let group = DispatchGroup()
-        for (index, molt) in molts.enumerated() {
-            group.enter()
-            let thread = Thread {
-                results.set(index, check(molt, options: options, now: now))
-                group.leave()
-            }
-            thread.stackSize = 512 * 1024
-            thread.start()
+        concurrentMap(molts) { check($0, options: options, now: now) }
+    }
+
+    /// Checks every molt at once and records each result in its state files.
+    public static func checkAndRecord(_ molts: [Molt], options: CheckOptions = CheckOptions(),
+                                      historyPolicy: HistoryPolicy = HistoryPolicy(), now: Date = Date()) -> [CheckOutcome] {
+        concurrentMap(molts) { molt in
+            let record = check(molt, options: options, now: now)
+            var warnings: [String] = []
+            let files = HealthStateFiles(directory: StateDirectory(molt: molt), historyPolicy: historyPolicy)
+            do { try files.record(record) } catch { warnings.append("state not recorded: \(error)") }
+            return CheckOutcome(molt: molt.name, record: record, warnings: warnings)
         }
-        group.wait()
-        return results.values.map { $0! }
     }
 
     /// Nil when a 200 `/health` answer means healthy: a JSON body must not say
@@ -126,6 +126,24 @@ public enum HealthChecker {
         let parts = (detail.map { [$0] } ?? []) + notes
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
+}
+
+/// `body` applied to every item on its own thread (not GCD's pool, which is as
+/// wide as the CPU count: on two cores, hung gateways would queue behind each other).
+func concurrentMap<Item: Sendable, Value: Sendable>(_ items: [Item], _ body: @escaping @Sendable (Item) -> Value) -> [Value] {
+    let results = ResultSlots<Value>(count: items.count)
+    let group = DispatchGroup()
+    for (index, item) in items.enumerated() {
+        group.enter()
+        let thread = Thread {
+            results.set(index, body(item))
+            group.leave()
+        }
+        thread.stackSize = 512 * 1024
+        thread.start()
+    }
+    group.wait()
+    return results.values.map { $0! }
 }
 
 /// Fixed slots filled from many threads.

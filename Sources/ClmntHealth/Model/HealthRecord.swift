@@ -1,7 +1,7 @@
 import Foundation
 
 /// The outcome of one health check, from best to worst as an admin reads it.
-public enum HealthStatus: String, Sendable, CaseIterable, Codable {
+public enum HealthStatus: String, Sendable, CaseIterable {
     /// The gateway process runs and `GET /health` answered 200 (and, with `--ready`, `/readyz` too).
     case healthy
     /// Live but not ready: `/health` is fine, `/readyz` answered 503 (only with `--ready`).

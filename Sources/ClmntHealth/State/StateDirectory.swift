@@ -92,7 +92,7 @@ public struct StateDirectory: Sendable {
     /// Runs `body` holding an exclusive `flock` on `.molt-state/.health.lock`, so a
     /// manual check and a cron run never interleave their read-modify-write.
     /// Without a writable state dir, runs unlocked (the writes will report why).
-    public func withLock<T>(_ body: () throws(HealthError) -> T) throws(HealthError) -> T {
+    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         try? ensureExists()
         let fd = open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         if fd >= 0 {

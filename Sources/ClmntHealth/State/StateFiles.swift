@@ -4,8 +4,8 @@ import Foundation
 // the loose form the bash tool wrote (numbers as strings, `"null"` strings).
 
 extension HealthRecord {
-    /// `health-status.json` and history lines share these keys.
-    func json(includeNullDetail: Bool) -> JSONOutput {
+    /// `health-status.json` and history lines share these keys; history lines leave out a nil `detail`.
+    public func json(includeNullDetail: Bool = true) -> JSONOutput {
         var members: [(String, JSONOutput)] = [
             ("timestamp", .string(Timestamp.format(timestamp))),
             ("status", .string(status.rawValue)),
@@ -53,7 +53,8 @@ public struct WatchState: Sendable, Equatable {
 
     public init() {}
 
-    var json: JSONOutput {
+    /// As `health-watch-state.json` holds it.
+    public var json: JSONOutput {
         .object([
             ("timestamp", .optional(timestamp)),
             ("status", .optional(status?.rawValue)),

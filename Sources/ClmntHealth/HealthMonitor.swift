@@ -1,0 +1,33 @@
+import ClmntCore
+import Foundation
+
+/// What `health status` shows: the last check, the alerting state, the schedule.
+public struct StatusReport: Sendable {
+    public let molt: String
+    public let statusPath: String
+    /// Nil when never checked (or the file was corrupt: see `warnings`).
+    public let last: HealthRecord?
+    public let watch: WatchState?
+    public let schedule: ScheduleStatus
+    public let warnings: [String]
+}
+
+/// The read side of the health module, one call per command.
+public enum HealthMonitor {
+    public static func status(of molt: Molt, unitDir: String = SystemdTimer.defaultUnitDir,
+                              crontabProgram: String = "crontab") -> StatusReport {
+        let files = HealthStateFiles(directory: StateDirectory(molt: molt))
+        var warnings: [String] = []
+        let last = files.readStatus(warnings: &warnings)
+        let watch = files.readWatchState(warnings: &warnings)
+        let schedule = HealthSetup.status(molt: molt, unitDir: unitDir, crontabProgram: crontabProgram)
+        return StatusReport(molt: molt.name, statusPath: files.directory.statusPath, last: last, watch: watch,
+                            schedule: schedule, warnings: warnings)
+    }
+
+    public static func history(of molt: Molt, limit: Int = 20, now: Date = Date(),
+                               policy: HistoryPolicy = HistoryPolicy()) -> HistoryReport {
+        let files = HealthStateFiles(directory: StateDirectory(molt: molt), historyPolicy: policy)
+        return HistoryReport(history: files.history.load(), now: now, limit: limit)
+    }
+}

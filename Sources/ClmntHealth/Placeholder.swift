@@ -1,2 +1,0 @@
-import ClmntCore
-enum HealthPlaceholder {}

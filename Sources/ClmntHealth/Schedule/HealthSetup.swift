@@ -1,0 +1,205 @@
+import ClmntCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `health setup` is asked to do.
+public struct SetupRequest: Sendable {
+    public var fleet: Fleet
+    public var molt: Molt
+    public var schedule: WatchSchedule
+    /// A systemd service and timer instead of a crontab entry.
+    public var systemd: Bool
+    public var unitDir: String
+    public var crontabProgram: String
+
+    public init(fleet: Fleet, molt: Molt, schedule: WatchSchedule, systemd: Bool = false,
+                unitDir: String = SystemdTimer.defaultUnitDir, crontabProgram: String = "crontab") {
+        self.fleet = fleet
+        self.molt = molt
+        self.schedule = schedule
+        self.systemd = systemd
+        self.unitDir = unitDir
+        self.crontabProgram = crontabProgram
+    }
+}
+
+/// What `health setup` did.
+public struct SetupReport: Sendable {
+    /// The crontab lines or unit files now in place.
+    public var installed: [String]
+    /// Side effects: the other scheduler's entry removed, units enabled.
+    public var notes: [String]
+    /// Things that will keep the watch from working fully (unreadable binary, commander without hooks).
+    public var warnings: [String]
+}
+
+/// Where a molt's health-watch is scheduled.
+public struct ScheduleStatus: Sendable {
+    /// The crontab entry's lines; empty when none; nil when the crontab could not be read (`cronError`).
+    public var cronEntry: [String]?
+    public var cronError: String?
+    public var systemdInstalled: Bool
+    public var timerPath: String
+    /// `systemctl is-active` of the timer, where systemd runs.
+    public var systemdActive: String?
+
+    public var isScheduled: Bool { !(cronEntry ?? []).isEmpty || systemdInstalled }
+}
+
+/// Installs, removes and reports a molt's scheduled `health-watch`.
+public enum HealthSetup {
+    public static func install(_ request: SetupRequest) throws(HealthError) -> SetupReport {
+        let molt = request.molt, schedule = request.schedule, settings = schedule.settings
+        var warnings: [String] = []
+
+        // Refuse what cannot work before touching anything.
+        if !settings.emails.isEmpty {
+            let mailer = settings.mailer?.first ?? AlertChannels.defaultMailer[0]
+            guard ProgramRunner.locate(mailer) != nil else { throw .noMailer(program: mailer) }
+        }
+        if let name = settings.commander {
+            guard name != molt.name else { throw .commanderIsSelf(name) }
+            let commander: Molt
+            do { commander = try request.fleet.molt(named: name) } catch { throw .fleet(error) }
+            if case .failure(let problem) = CommanderHook.resolve(commander) {
+                warnings.append("\(problem): webhook alerts will fail until it is fixed")
+            }
+        }
+        let user = UserAccounts.user(named: molt.name)
+        let cron = CronTab(user: molt.name, program: request.crontabProgram)
+        if !request.systemd {
+            guard user != nil else { throw .noSuchUser(molt.name) }
+            guard ProgramRunner.locate(request.crontabProgram) != nil else { throw .noCrontab }
+        }
+
+        let state = StateDirectory(molt: molt)
+        try prepareStateDirectory(state)
+
+        var report = SetupReport(installed: [], notes: [], warnings: warnings)
+        if request.systemd {
+            let timer = SystemdTimer(molt: molt.name, unitDir: request.unitDir)
+            report.notes += try timer.install(schedule)
+            report.installed = [timer.servicePath, timer.timerPath]
+            // One scheduler per molt: a crontab entry left behind would check twice.
+            if user != nil, ProgramRunner.locate(request.crontabProgram) != nil {
+                let current = try cron.read()
+                if !CronTab.entryLines(in: current, molt: molt.name).isEmpty {
+                    try cron.write(CronTab.replacingEntry(in: current, molt: molt.name, with: []))
+                    report.notes.append("removed the crontab entry of \(molt.name)")
+                }
+            }
+        } else {
+            let current = try cron.read()
+            let replaced = !CronTab.entryLines(in: current, molt: molt.name).isEmpty
+            try cron.write(CronTab.replacingEntry(in: current, molt: molt.name, with: schedule.cronLines))
+            report.installed = schedule.cronLines
+            report.notes.append(replaced ? "replaced the entry in the crontab of \(molt.name)" : "added to the crontab of \(molt.name)")
+            let timer = SystemdTimer(molt: molt.name, unitDir: request.unitDir)
+            report.notes += try timer.remove()
+            if let user { report.warnings += accessWarnings(request, uid: user.uid, gid: user.gid) }
+        }
+        return report
+    }
+
+    /// Removes the crontab entry and the systemd units, whichever exist; other crontab lines stay.
+    public static func remove(molt: Molt, unitDir: String = SystemdTimer.defaultUnitDir,
+                              crontabProgram: String = "crontab") throws(HealthError) -> [String] {
+        var notes: [String] = []
+        if UserAccounts.user(named: molt.name) != nil, ProgramRunner.locate(crontabProgram) != nil {
+            let cron = CronTab(user: molt.name, program: crontabProgram)
+            let current = try cron.read()
+            if !CronTab.entryLines(in: current, molt: molt.name).isEmpty {
+                try cron.write(CronTab.replacingEntry(in: current, molt: molt.name, with: []))
+                notes.append("removed the health-watch entry from the crontab of \(molt.name)")
+            }
+        }
+        notes += try SystemdTimer(molt: molt.name, unitDir: unitDir).remove()
+        return notes
+    }
+
+    public static func status(molt: Molt, unitDir: String = SystemdTimer.defaultUnitDir,
+                              crontabProgram: String = "crontab") -> ScheduleStatus {
+        let timer = SystemdTimer(molt: molt.name, unitDir: unitDir)
+        var status = ScheduleStatus(cronEntry: nil, cronError: nil, systemdInstalled: timer.isInstalled,
+                                    timerPath: timer.timerPath, systemdActive: timer.isInstalled ? timer.activeState() : nil)
+        if UserAccounts.user(named: molt.name) == nil {
+            status.cronEntry = []
+        } else {
+            do { status.cronEntry = CronTab.entryLines(in: try CronTab(user: molt.name, program: crontabProgram).read(), molt: molt.name) } catch {
+                status.cronError = error.description
+            }
+        }
+        return status
+    }
+
+    /// `.molt-state/` and `cron.log` must belong to the molt's user: its cron job
+    /// writes temp files there, and the shell's `>> cron.log` fails (and the job
+    /// with it) on a root-owned log.
+    static func prepareStateDirectory(_ state: StateDirectory) throws(HealthError) {
+        try state.ensureExists()
+        let log = state.cronLogPath
+        let fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .cannotWrite(path: log, reason: errnoText()) }
+        close(fd)
+        for path in [state.path, log, state.statusPath, state.historyPath, state.historyPath + ".1",
+                     state.watchStatePath, state.lockPath, state.path + "/health-history-totals.json"]
+            where FileManager.default.fileExists(atPath: path) {
+            state.chownToOwner(path)
+        }
+    }
+
+    /// What the molt's user, running the cron job, will not be able to reach.
+    static func accessWarnings(_ request: SetupRequest, uid: uid_t, gid: gid_t) -> [String] {
+        let schedule = request.schedule
+        let groups = groupList(request.molt.name, gid)
+        var warnings: [String] = []
+        if !canAccess(schedule.executable, uid: uid, groups: groups, mode: R_OK | X_OK) {
+            warnings.append("user \(request.molt.name) cannot run \(schedule.executable): the cron job will fail; install clmnt where every user can run it (e.g. /usr/local/bin)")
+        }
+        if !canAccess(schedule.baseDir, uid: uid, groups: groups, mode: R_OK | X_OK) {
+            warnings.append("user \(request.molt.name) cannot list \(schedule.baseDir): the cron job cannot find the molt")
+        }
+        if let name = schedule.settings.commander, let commander = try? request.fleet.molt(named: name),
+           !canAccess(commander.openClawConfigPath, uid: uid, groups: groups, mode: R_OK) {
+            warnings.append("user \(request.molt.name) cannot read \(commander.openClawConfigPath), which holds the commander's hooks token: webhook alerts from its crontab will fail; use --systemd (runs as root) to keep the token from the molt")
+        }
+        return warnings
+    }
+
+    /// Whether a user could reach `path` with `mode`, judged from permission bits
+    /// (no ACLs): every directory on the way must be searchable.
+    static func canAccess(_ path: String, uid: uid_t, groups: [gid_t], mode: Int32) -> Bool {
+        if uid == 0 { return true }
+        func allows(_ info: stat, _ wanted: Int32) -> Bool {
+            let bits = UInt32(info.st_mode)
+            let shift: UInt32 = info.st_uid == uid ? 6 : groups.contains(info.st_gid) ? 3 : 0
+            let granted = Int32((bits >> shift) & 7)
+            return granted & wanted == wanted
+        }
+        var prefix = ""
+        let parts = path.split(separator: "/")
+        for (index, part) in parts.enumerated() {
+            var info = stat()
+            let dir = prefix.isEmpty ? "/" : prefix
+            guard stat(dir, &info) == 0, allows(info, X_OK) else { return false }
+            prefix += "/" + part
+            if index == parts.count - 1 {
+                guard stat(prefix, &info) == 0 else { return false }
+                return allows(info, mode)
+            }
+        }
+        return true
+    }
+
+    static func groupList(_ user: String, _ gid: gid_t) -> [gid_t] {
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(user, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, gid, &groups, &count)
+        }
+        return Array(groups.prefix(Int(max(0, count))))
+    }
+}

@@ -1,0 +1,138 @@
+import ClmntCore
+import Foundation
+
+/// The `health-watch` options a schedule passes on.
+public struct WatchSettings: Sendable, Equatable {
+    public var emails: [String]
+    public var threshold: Int?
+    public var commander: String?
+    public var remindEvery: Int?
+    public var timeout: Double?
+    public var mailer: [String]?
+    public var ready: Bool
+
+    public init(emails: [String] = [], threshold: Int? = nil, commander: String? = nil, remindEvery: Int? = nil,
+                timeout: Double? = nil, mailer: [String]? = nil, ready: Bool = false) {
+        self.emails = emails
+        self.threshold = threshold
+        self.commander = commander
+        self.remindEvery = remindEvery
+        self.timeout = timeout
+        self.mailer = mailer
+        self.ready = ready
+    }
+}
+
+/// When and how a molt's `health-watch` runs: the pieces a crontab line and a
+/// systemd unit share. Everything in it is checked to be safe there: the molt
+/// name is a valid `MoltName`, paths are absolute and made of `[A-Za-z0-9._/+,:@-]`
+/// (no `%`, which cron turns into a newline, no spaces, quotes, `$` or newlines).
+public struct WatchSchedule: Sendable, Equatable {
+    public let molt: String
+    public let interval: Int
+    public let offset: Int
+    /// The absolute path of the clmnt binary: cron's PATH is bare.
+    public let executable: String
+    public let baseDir: String
+    public let logPath: String
+    public let settings: WatchSettings
+
+    public static let marker = "MOLT-HEALTH-WATCH"
+
+    public init(molt: Molt, baseDir: String, executable: String, interval: Int = 5, offset: Int? = nil,
+                settings: WatchSettings = WatchSettings()) throws(HealthError) {
+        try validateMoltName(molt.name)
+        guard (1...59).contains(interval) else { throw .invalidInterval(interval) }
+        let offset = offset ?? WatchSchedule.defaultOffset(port: molt.port, name: molt.name, interval: interval)
+        guard offset >= 0, offset < interval else { throw .invalidOffset(offset: offset, interval: interval) }
+        try WatchSchedule.checkPath("clmnt binary", executable)
+        try WatchSchedule.checkPath("base dir", baseDir)
+        try WatchSchedule.checkPath("molt home", molt.home)
+        if let threshold = settings.threshold, threshold < 1 { throw .invalidThreshold(threshold) }
+        if let remind = settings.remindEvery, remind < 1 { throw .invalidRemindEvery(remind) }
+        if let timeout = settings.timeout { try CheckOptions(timeout: timeout).validate() }
+        for address in settings.emails where !AlertChannels.isPlausibleEmail(address) { throw .invalidEmail(address) }
+        if let commander = settings.commander { try validateMoltName(commander) }
+        if let mailer = settings.mailer {
+            for word in mailer { try WatchSchedule.checkWord("mailer", word, allowed: WatchSchedule.safeCharacters + "=") }
+        }
+        self.molt = molt.name
+        self.interval = interval
+        self.offset = offset
+        self.executable = executable
+        self.baseDir = baseDir
+        self.logPath = molt.stateDir + "/cron.log"
+        self.settings = settings
+    }
+
+    /// Staggered by port, so a fleet's checks do not all start in the same
+    /// minute: ports step by 20, so consecutive molts get consecutive minutes.
+    public static func defaultOffset(port: Int?, name: String, interval: Int) -> Int {
+        guard interval > 1 else { return 0 }
+        if let port { return (port / 20) % interval }
+        return name.utf8.reduce(0) { ($0 * 31 + Int($1)) % 10_007 } % interval
+    }
+
+    /// The cron minute field: `*/5`, `3-59/5`, `*`.
+    public var minuteField: String {
+        if interval == 1 { return "*" }
+        return offset == 0 ? "*/\(interval)" : "\(offset)-59/\(interval)"
+    }
+
+    /// The systemd `OnCalendar=` value: `*-*-* *:03/5:00`.
+    public var onCalendar: String {
+        interval == 1 ? "*-*-* *:*:00" : String(format: "*-*-* *:%02d/%d:00", offset, interval)
+    }
+
+    /// `health-watch` and its options, each word safe unquoted (the mailer, which
+    /// may hold spaces, is single-quoted by `quoted`).
+    public var arguments: [String] {
+        var words = ["molt", "health-watch", molt, "--base-dir", baseDir]
+        if !settings.emails.isEmpty { words += ["--alert-email", settings.emails.joined(separator: ",")] }
+        if let threshold = settings.threshold { words += ["--consecutive-failures", String(threshold)] }
+        if let commander = settings.commander { words += ["--commander", commander] }
+        if let remind = settings.remindEvery { words += ["--remind-every", String(remind)] }
+        if let timeout = settings.timeout { words += ["--timeout", JSONOutput.number(timeout)] }
+        if let mailer = settings.mailer { words += ["--mailer", mailer.joined(separator: " ")] }
+        if settings.ready { words.append("--ready") }
+        return words
+    }
+
+    /// The command as `sh` (cron) and systemd read it.
+    func commandLine(quote: Character) -> String {
+        ([executable] + arguments).map { $0.contains(" ") ? "\(quote)\($0)\(quote)" : $0 }.joined(separator: " ")
+    }
+
+    /// The two crontab lines: the marker comment and the job.
+    public var cronLines: [String] {
+        [
+            "# \(Self.marker) \(molt): health check every \(interval) min, managed by 'clmnt molt health setup'",
+            "\(minuteField) * * * * \(commandLine(quote: "'")) >> \(logPath) 2>&1",
+        ]
+    }
+
+    static let safeCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+,:@-"
+
+    static func checkPath(_ what: String, _ path: String) throws(HealthError) {
+        guard path.hasPrefix("/") else { throw .notAbsolute(what: what, path: path) }
+        try checkWord(what, path, allowed: safeCharacters)
+    }
+
+    static func checkWord(_ what: String, _ word: String, allowed: String) throws(HealthError) {
+        if let bad = word.unicodeScalars.first(where: { !allowed.unicodeScalars.contains($0) }) {
+            let name: String
+            switch bad {
+            case "\n": name = "a newline"
+            case "\t": name = "a tab"
+            case " ": name = "a space"
+            default: name = bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
+            }
+            throw .unsafeForSchedule(what: what, value: word.replacingOccurrences(of: "\n", with: "\\n"), character: name)
+        }
+    }
+}
+
+/// `MoltName.validate` with the health module's error type.
+func validateMoltName(_ name: String) throws(HealthError) {
+    do { try MoltName.validate(name) } catch { throw .fleet(error) }
+}

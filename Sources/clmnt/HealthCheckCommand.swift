@@ -1,0 +1,65 @@
+import ArgumentParser
+import ClmntCore
+import ClmntHealth
+
+extension Molt.Health {
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a molt's gateway once, record the result, and print it.",
+            discussion: "Exit status: 0 when healthy (every molt with --all), 2 when not, 1 on errors."
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The molt to check.")
+        var name: String?
+
+        @Flag(help: "Check every molt of the fleet at once and print a table.")
+        var all = false
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        @Option(help: "Seconds to wait for the gateway's answer.")
+        var timeout: Double = 5
+
+        @Flag(help: "Also ask /readyz: live but not ready counts as degraded.")
+        var ready = false
+
+        func validate() throws {
+            if all && name != nil { throw ValidationError("give a molt name or --all, not both") }
+            if !all && name == nil { throw ValidationError("give a molt name, or --all for the whole fleet") }
+        }
+
+        func run() throws {
+            try reportingHealthErrors {
+                let options = CheckOptions(timeout: timeout, ready: ready)
+                try options.validate()
+                let molts: [ClmntCore.Molt]
+                if let name {
+                    molts = [try loadMolt(name, global).1]
+                } else {
+                    molts = try ClmntCore.Fleet.discoverNonEmpty(baseDir: global.resolvedBaseDir).molts
+                }
+                let outcomes = HealthChecker.checkAndRecord(molts, options: options)
+                for outcome in outcomes { printWarnings(outcome.warnings.map { "\(outcome.molt): \($0)" }) }
+                if json {
+                    let items = outcomes.map { HealthRendering.json($0.record, molt: $0.molt) }
+                    print(all ? JSONOutput.array(items).pretty : items[0].pretty, terminator: "")
+                } else if all {
+                    print(HealthRendering.table(
+                        ["MOLT", "STATUS", "PID", "PORT", "HTTP", "TIME(ms)", "DETAIL"],
+                        outcomes.map { outcome in
+                            let record = outcome.record
+                            return [outcome.molt, record.status.rawValue, HealthRendering.optional(record.pid),
+                                    HealthRendering.optional(record.port), HealthRendering.optional(record.httpStatus),
+                                    HealthRendering.number(record.responseTimeMs), record.detail ?? ""]
+                        }))
+                } else {
+                    print("\(outcomes[0].molt): \(HealthRendering.summary(outcomes[0].record))")
+                }
+                if !outcomes.allSatisfy(\.record.status.isHealthy) { throw ExitCode(ExitStatus.checkFailed) }
+            }
+        }
+    }
+}

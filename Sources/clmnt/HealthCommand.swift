@@ -1,0 +1,67 @@
+import ArgumentParser
+import ClmntCore
+import ClmntHealth
+import Foundation
+
+extension Molt {
+    struct Health: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a molt's gateway, schedule its monitoring, and read its health records.",
+            subcommands: [Check.self, Setup.self, Status.self, History.self, Logs.self]
+        )
+    }
+}
+
+/// Exit status of bad values caught after parsing (EX_USAGE, as for parse errors).
+let healthUsageExit: Int32 = 64
+
+extension HealthError {
+    /// Input the user can correct on the command line.
+    var isUsageError: Bool {
+        switch self {
+        case .invalidInterval, .invalidOffset, .invalidThreshold, .invalidRemindEvery, .invalidTimeout, .invalidCount,
+             .invalidEmail, .unsafeForSchedule, .notAbsolute, .commanderIsSelf:
+            return true
+        case .fleet(.invalidName): return true
+        default: return false
+        }
+    }
+}
+
+/// Like `reportingErrors`, with bad option values as one line and exit 64.
+func reportingHealthErrors(_ body: () throws -> Void) throws {
+    try reportingErrors {
+        do {
+            try body()
+        } catch let error as HealthError where error.isUsageError {
+            printError("clmnt: \(error)")
+            throw ExitCode(healthUsageExit)
+        } catch FleetError.invalidName(let name) {
+            printError("clmnt: \(FleetError.invalidName(name))")
+            throw ExitCode(healthUsageExit)
+        }
+    }
+}
+
+/// The fleet under the base dir and the named molt in it (unknown names list the fleet).
+func loadMolt(_ name: String, _ global: GlobalOptions) throws -> (ClmntCore.Fleet, ClmntCore.Molt) {
+    try MoltName.validate(name)
+    let fleet = try ClmntCore.Fleet.discover(baseDir: global.resolvedBaseDir)
+    return (fleet, try fleet.molt(named: name))
+}
+
+func printWarnings(_ warnings: [String]) {
+    for warning in warnings { printError("clmnt: warning: \(warning)") }
+}
+
+/// The absolute path this clmnt was started as, for crontab lines and units:
+/// argv[0] when it holds a `/`, else its place on PATH, else /proc/self/exe.
+func currentExecutablePath() -> String {
+    let arg0 = CommandLine.arguments.first ?? "clmnt"
+    if arg0.contains("/") { return absolutePath(arg0) }
+    let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init) ?? []
+    for dir in path where dir.hasPrefix("/") && access(dir + "/" + arg0, X_OK) == 0 {
+        return dir + "/" + arg0
+    }
+    return (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arg0
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import ClmntCore
+import ClmntHealth
+import Foundation
+
+extension Molt.Health {
+    struct Logs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the end of a molt's .molt-state/cron.log, where its scheduled checks write."
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The molt whose log to show.")
+        var name: String
+
+        @Option(name: .short, help: "How many lines to show.")
+        var n = 20
+
+        @Flag(name: .short, help: "Keep printing lines as they are appended (Ctrl-C stops).")
+        var f = false
+
+        func run() throws {
+            try reportingHealthErrors {
+                guard n >= 0 else { throw HealthError.invalidCount(option: "-n", value: n) }
+                let (_, molt) = try loadMolt(name, global)
+                let path = StateDirectory(molt: molt).cronLogPath
+                do {
+                    for line in try LogTail.lastLines(of: path, count: n) { print(line) }
+                } catch HealthError.logMissing where f {
+                    printError("clmnt: \(path) does not exist yet; waiting for it")
+                }
+                guard f else { return }
+                fflush(nil)
+                LogTail.follow(path) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import ClmntCore
+import ClmntHealth
+import Foundation
+
+/// Text and JSON renderings of health results.
+enum HealthRendering {
+    static func number(_ value: Double?) -> String {
+        guard let value else { return "-" }
+        return String(format: "%.1f", value)
+    }
+
+    static func optional(_ value: Int?) -> String { value.map(String.init) ?? "-" }
+
+    /// `healthy (pid 1234, port 19001, HTTP 200, 1.2 ms)` and, when there is one, `: <detail>`.
+    static func summary(_ record: HealthRecord) -> String {
+        var facts = [record.pid.map { "pid \($0)" } ?? "no process", record.port.map { "port \($0)" } ?? "no port"]
+        facts.append(record.httpStatus.map { "HTTP \($0)" } ?? "no HTTP answer")
+        if let time = record.responseTimeMs { facts.append("\(number(time)) ms") }
+        return "\(record.status.rawValue) (\(facts.joined(separator: ", ")))" + (record.detail.map { ": \($0)" } ?? "")
+    }
+
+    /// The record as `health-status.json` holds it, with the molt's name first when given.
+    static func json(_ record: HealthRecord, molt: String? = nil) -> JSONOutput {
+        let json = record.json()
+        guard let molt, case .object(let members) = json else { return json }
+        return .object([("molt", .string(molt))] + members)
+    }
+
+    /// Columns padded to their widest cell; the last column is not padded.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in all { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+
+    static func ago(_ date: Date, now: Date = Date()) -> String {
+        let seconds = now.timeIntervalSince(date)
+        return seconds >= 0 ? "\(Timestamp.duration(seconds)) ago" : "in \(Timestamp.duration(-seconds))"
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import ClmntCore
+import ClmntHealth
+
+extension Molt.Health {
+    struct Setup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Schedule a molt's health-watch in its user's crontab (or as a systemd timer).",
+            discussion: """
+            The crontab entry is marked by a '# MOLT-HEALTH-WATCH <name>' comment; running setup again \
+            replaces it and keeps every other line. Checks are staggered by port unless --offset is given.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The molt to monitor.")
+        var name: String
+
+        @Option(help: "Minutes between checks, 1 to 59.")
+        var interval = 5
+
+        @Option(help: "Minute of the first check in each hour, below the interval (default: from the port).")
+        var offset: Int?
+
+        @Option(help: "Where health-watch mails alerts (several separated by commas).")
+        var alertEmail: String?
+
+        @Option(help: "Failed checks in a row before the alert (health-watch's default: 2).")
+        var consecutiveFailures: Int?
+
+        @Option(help: "A molt of this fleet that also gets alerts as a webhook.")
+        var commander: String?
+
+        @Option(help: "Repeat the alert every N further failed checks.")
+        var remindEvery: Int?
+
+        @Option(help: "Seconds health-watch waits for the gateway (its default: 5).")
+        var timeout: Double?
+
+        @Option(help: "A sendmail-compatible command for health-watch to mail with (default: msmtp).")
+        var mailer: String?
+
+        @Flag(help: "Have health-watch also ask /readyz.")
+        var ready = false
+
+        @Flag(help: "Remove the scheduled health-watch (crontab entry and systemd units).")
+        var remove = false
+
+        @Flag(help: "Show where the health-watch is scheduled.")
+        var status = false
+
+        @Flag(help: "Write a systemd service and timer instead of a crontab entry.")
+        var systemd = false
+
+        @Option(help: "Where --systemd writes its units.")
+        var unitDir = SystemdTimer.defaultUnitDir
+
+        func validate() throws {
+            if remove && status { throw ValidationError("give --remove or --status, not both") }
+        }
+
+        func run() throws {
+            try reportingHealthErrors {
+                if status || remove {
+                    let (_, molt) = try loadMolt(name, global)
+                    if status {
+                        print(Molt.Health.Status.scheduleText(HealthSetup.status(molt: molt, unitDir: unitDir)))
+                    } else {
+                        let notes = try HealthSetup.remove(molt: molt, unitDir: unitDir)
+                        print(notes.isEmpty ? "no health-watch was scheduled for \(name)" : notes.joined(separator: "\n"))
+                    }
+                    return
+                }
+                try validateName(commander)
+                let settings = WatchSettings(
+                    emails: try alertEmail.map(AlertChannels.parseEmails) ?? [],
+                    threshold: consecutiveFailures, commander: commander, remindEvery: remindEvery,
+                    timeout: timeout, mailer: mailer.map(AlertChannels.mailerCommand), ready: ready)
+                let (fleet, molt) = try loadMolt(name, global)
+                let schedule = try WatchSchedule(molt: molt, baseDir: fleet.baseDir, executable: currentExecutablePath(),
+                                                 interval: interval, offset: offset, settings: settings)
+                let report = try HealthSetup.install(SetupRequest(fleet: fleet, molt: molt, schedule: schedule,
+                                                                  systemd: systemd, unitDir: unitDir))
+                print(systemd ? "health-watch of \(name) as systemd units:" : "health-watch of \(name) in the crontab of user \(name):")
+                for line in report.installed { print("  \(line)") }
+                for note in report.notes { print(note) }
+                printWarnings(report.warnings)
+            }
+        }
+
+        private func validateName(_ name: String?) throws {
+            if let name { try MoltName.validate(name) }
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-@testable import ClmntHealth
-@Test func placeholderHealth() { #expect(Bool(true)) }

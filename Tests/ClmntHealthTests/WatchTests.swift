@@ -1,0 +1,218 @@
+import CArchiveTestSupport
+import ClmntCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import ClmntHealth
+
+/// health-watch end to end: a gateway stand-in, a real msmtp delivering to a
+/// real SMTP sink, a commander's webhook receiver on loopback.
+@Suite struct WatchTests {
+    /// A fleet with `alpha` (watched, gateway `gateway`) and `boss` (commander, hooks served by `hooks`).
+    struct Scene {
+        let fleet: TestFleet
+        let gateway: HTTPStub
+        let hooks: HTTPStub
+        let sink: SMTPSink
+        let child: ChildProcess
+        let mailer: [String]
+
+        init(hooksConfig: String? = nil) throws {
+            fleet = try TestFleet()
+            gateway = try HTTPStub(.respond(status: 500, body: "internal error", contentType: "text/plain"))
+            hooks = try HTTPStub(.respond(status: 200, body: #"{"ok":true,"runId":"r1"}"#, contentType: "application/json"))
+            sink = try SMTPSink(dir: fleet.base)
+            child = try ChildProcess()
+            try fleet.addMolt("alpha", port: gateway.port)
+            try fleet.setPIDFile("alpha", child.pid)
+            try fleet.addMolt("boss", port: hooks.port, config: hooksConfig ?? """
+            { gateway: { port: \(hooks.port) }, hooks: { enabled: true, token: "s3cret-hook-token", path: "/ingress/" } }
+            """)
+            mailer = ["/usr/bin/msmtp", "-C", try msmtpConfig(in: fleet.base, port: sink.port)]
+        }
+
+        func options(threshold: Int = 2, remindEvery: Int? = nil, emails: [String] = ["ops@example.com"],
+                     commander: String? = "boss", mailer: [String]? = nil) -> WatchOptions {
+            WatchOptions(check: CheckOptions(timeout: 1, finder: GatewayProcessFinder(tempDirs: [fleet.base])),
+                         rules: AlertRules(threshold: threshold, remindEvery: remindEvery),
+                         channels: AlertChannels(emails: emails, mailer: mailer ?? self.mailer, commander: commander, webhookTimeout: 2))
+        }
+
+        func watch(_ options: WatchOptions, at date: Date) throws -> WatchReport {
+            HealthWatch.run(molt: try fleet.molt("alpha"), fleet: try fleet.fleet(), options: options, now: date)
+        }
+
+        func tearDown() {
+            sink.stop()
+            gateway.stop()
+            hooks.stop()
+            child.kill()
+            fleet.remove()
+        }
+    }
+
+    let start = Timestamp.parse("2026-11-28T10:00:00Z")!
+    func at(_ step: Int) -> Date { start.addingTimeInterval(Double(step) * 300) }
+
+    @Test func oneAlertByMailAndWebhookThenOneRecovery() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let options = scene.options()
+        for step in 0..<4 {
+            let report = try scene.watch(options, at: at(step))
+            #expect(report.record.status == .unhealthy)
+            #expect(report.errors.isEmpty)
+            #expect(report.state.consecutiveFailures == step + 1)
+            #expect(report.message?.kind == (step == 1 ? .alert : nil))
+            if step == 1 {
+                let failed = report.deliveries.filter { !$0.delivered }
+                #expect(report.deliveries.count == 2)
+                #expect(failed.isEmpty, "\(failed)")
+            }
+        }
+        // Exactly one mail, with the subject and the facts.
+        let mails = scene.sink.waitForMessages(1)
+        #expect(mails.count == 1)
+        let mail = try #require(mails.first)
+        #expect(mail.contains("Subject: [Claw Mountain] Molt alpha is unhealthy"))
+        #expect(mail.contains("To: ops@example.com"))
+        for fact in ["Molt:", "Status:", "Timestamp:", "2026-11-28T10:05:00Z", "Failures:", "2 consecutive", "PID:", "\(scene.child.pid)",
+                     "Port:", "\(scene.gateway.port)", "HTTP status:", "500", "Last success:"] {
+            #expect(mail.contains(fact), "mail lacks \(fact)")
+        }
+        // Exactly one webhook, to the commander's hooks path, with its token and an idempotency key.
+        var posts = scene.hooks.requests
+        #expect(posts.count == 1)
+        let post = try #require(posts.first)
+        #expect(post.method == "POST")
+        #expect(post.path == "/ingress/agent")
+        #expect(post.headers["authorization"] == "Bearer s3cret-hook-token")
+        #expect(post.headers["content-type"] == "application/json")
+        let key = try #require(post.headers["idempotency-key"])
+        #expect(key == "clmnt-health-alpha-20261128T100000Z-alert")
+        let body = try #require(try JSONSerialization.jsonObject(with: post.body) as? [String: Any])
+        #expect(body["name"] as? String == "Claw Mountain health")
+        #expect(body["sessionMode"] as? String == "isolated")
+        #expect(body["wakeMode"] as? String == "now")
+        #expect((body["message"] as? String)?.contains("alpha is unhealthy") == true)
+
+        // Healthy again: one recovery through both channels, with the outage.
+        scene.gateway.setMode(.healthy)
+        let recovered = try scene.watch(options, at: at(6))
+        #expect(recovered.record.status == .healthy)
+        #expect(recovered.message?.kind == .recovery)
+        #expect(!recovered.state.alertSent)
+        _ = try scene.watch(options, at: at(7))
+        let all = scene.sink.waitForMessages(2)
+        #expect(all.count == 2)
+        let recovery = try #require(all.first { $0.contains("is healthy") })
+        #expect(recovery.contains("Subject: [Claw Mountain] Molt alpha is healthy"))
+        #expect(recovery.contains("outage of 30m 00s"))
+        posts = scene.hooks.requests
+        #expect(posts.count == 2)
+        #expect(posts.last?.headers["idempotency-key"] == "clmnt-health-alpha-20261128T100000Z-recovery")
+        #expect(posts.last.map { String(decoding: $0.body, as: UTF8.self).contains("healthy again") } == true)
+
+        // Every run is in the history.
+        #expect(scene.fleet.read("alpha", "health-history.jsonl")?.split(separator: "\n").count == 6)
+    }
+
+    @Test func remindersWhileStillFailing() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let options = scene.options(threshold: 2, remindEvery: 2, commander: nil)
+        let kinds = try (0..<6).map { try scene.watch(options, at: at($0)).message?.kind }
+        #expect(kinds == [nil, .alert, nil, .reminder, nil, .reminder])
+        let mails = scene.sink.waitForMessages(3)
+        #expect(mails.count == 3)
+        #expect(mails.filter { $0.contains("Reminder: molt alpha is still unhealthy") }.count == 2)
+    }
+
+    /// A mailer that fails is logged; the state is still written and the alert retried next run.
+    @Test func failingMailerDoesNotStopTheStateUpdate() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let closed = try HTTPStub()
+        let deadPort = closed.port
+        closed.stop()
+        let broken = ["/usr/bin/msmtp", "-C", try msmtpConfig(in: scene.fleet.base + "/alpha", port: deadPort)]
+        let options = scene.options(commander: nil, mailer: broken)
+        _ = try scene.watch(options, at: at(0))
+        let report = try scene.watch(options, at: at(1))
+        #expect(report.message?.kind == .alert)
+        #expect(report.deliveries.count == 1)
+        #expect(report.deliveries[0].error?.contains("msmtp failed") == true)
+        #expect(report.errors.isEmpty)
+        #expect(!report.state.alertSent)
+        #expect(report.state.consecutiveFailures == 2)
+        var warnings: [String] = []
+        let files = HealthStateFiles(directory: StateDirectory(molt: try scene.fleet.molt("alpha")))
+        #expect(files.readWatchState(warnings: &warnings)?.consecutiveFailures == 2)
+        #expect(files.readStatus(warnings: &warnings)?.httpStatus == 500)
+
+        // A mailer that is not installed at all: the same.
+        let missing = try scene.watch(scene.options(commander: nil, mailer: ["/nonexistent/sendmail"]), at: at(2))
+        #expect(missing.deliveries.first?.error?.contains("/nonexistent/sendmail is not installed") == true)
+        #expect(missing.state.consecutiveFailures == 3)
+
+        // With the working msmtp, the still-open alert goes out once.
+        let retried = try scene.watch(scene.options(commander: nil), at: at(3))
+        #expect(retried.message?.kind == .alert)
+        #expect(retried.state.alertSent)
+        #expect(scene.sink.waitForMessages(1).count == 1)
+        let quiet = try scene.watch(scene.options(commander: nil), at: at(4))
+        #expect(quiet.message == nil)
+    }
+
+    @Test func commanderWithHooksDisabledIsReported() throws {
+        let scene = try Scene(hooksConfig: #"{ gateway: { port: 19999 }, hooks: { enabled: false, token: "t" } }"#)
+        defer { scene.tearDown() }
+        let options = scene.options(threshold: 1, emails: [])
+        let report = try scene.watch(options, at: at(0))
+        #expect(report.message?.kind == .alert)
+        #expect(report.deliveries.count == 1)
+        #expect(report.deliveries[0].error?.contains("commander boss has hooks disabled") == true)
+        #expect(scene.hooks.requests.isEmpty)
+    }
+
+    @Test func commanderWithoutTokenIsReported() throws {
+        let scene = try Scene(hooksConfig: #"{ gateway: { port: 19999 }, hooks: { enabled: true } }"#)
+        defer { scene.tearDown() }
+        let report = try scene.watch(scene.options(threshold: 1, emails: []), at: at(0))
+        #expect(report.deliveries.first?.error?.contains("commander boss has no hooks token") == true)
+        #expect(scene.hooks.requests.isEmpty)
+    }
+
+    @Test func webhookRejectedByTheCommanderIsReported() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        scene.hooks.setMode(.respond(status: 401, body: #"{"error":"unauthorized"}"#, contentType: "application/json"))
+        let report = try scene.watch(scene.options(threshold: 1, emails: []), at: at(0))
+        #expect(report.deliveries.first?.error?.contains("answered 401") == true)
+        #expect(!report.state.alertSent)
+    }
+
+    /// State that cannot be written: nothing is sent (it could not be remembered), and the run says why.
+    @Test func unwritableStateSendsNothing() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let state = scene.fleet.base + "/alpha/.molt-state"
+        try "not a directory".write(toFile: state, atomically: true, encoding: .utf8)
+        let report = try scene.watch(scene.options(threshold: 1), at: at(0))
+        #expect(!report.errors.isEmpty)
+        #expect(report.errors.allSatisfy { $0.contains(".molt-state") })
+        #expect(report.deliveries.isEmpty)
+        #expect(scene.hooks.requests.isEmpty)
+    }
+
+    @Test func emailAddressesAreChecked() throws {
+        let parsed = try AlertChannels.parseEmails("ops@example.com, oncall+molts@example.org")
+        #expect(parsed == ["ops@example.com", "oncall+molts@example.org"])
+        #expect(throws: HealthError.invalidEmail("ops")) { try AlertChannels.parseEmails("ops") }
+        #expect(throws: HealthError.invalidEmail("a%b@example.com")) { try AlertChannels.parseEmails("a%b@example.com") }
+        #expect(throws: HealthError.invalidEmail("-oQ@example.com")) { try AlertChannels.parseEmails("-oQ@example.com") }
+        #expect(throws: HealthError.invalidEmail(" , ")) { try AlertChannels.parseEmails(" , ") }
+    }
+}
