@@ -216,9 +216,10 @@ import Glibc
         try FileManager.default.createSymbolicLink(atPath: fake, withDestinationPath: "/bin/sleep")
         let child = try ChildProcess("/usr/bin/setpriv", ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", fake, "60"])
         defer { child.kill() }
-        // setpriv execs in place: same PID, once the exec happened.
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline, readSmallFile("/proc/\(child.pid)/cmdline")?.contains("openclaw-gateway") != true { usleep(10_000) }
+        // setpriv execs in place: same PID, a gateway only once the exec happened. Until then the PID is
+        // setpriv, run by root, whose command line also holds "openclaw-gateway" (the path of `fake`), so
+        // wait for argv[0] to be `fake`: by then the process runs as the user too.
+        try #require(child.waitForExec(argv0: fake), "setpriv never exec'd \(fake): \(child.commandLine ?? [])")
 
         let record = HealthChecker.check(try fleet.molt(user.name), options: CheckOptions(timeout: 1, finder: finder(bin.path)))
         #expect(record.status == .healthy)

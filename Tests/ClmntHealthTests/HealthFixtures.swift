@@ -191,6 +191,24 @@ final class ChildProcess: @unchecked Sendable {
         pid = try spawn(executable, arguments)
     }
 
+    /// Its command line as the kernel shows it (`/proc/<pid>/cmdline`, split at the NULs); nil once it is gone.
+    var commandLine: [String]? {
+        guard let text = readSmallFile("/proc/\(pid)/cmdline") else { return nil }
+        return text.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
+
+    /// Waits until a wrapper that execs in place (setpriv, env, ...) has exec'd the program it was given,
+    /// seen as `argv0` in the first argument of the command line; false after `seconds`. The PID stays the same.
+    /// Only argv[0] tells: the wrapper's own command line names the program too, as one of its arguments.
+    func waitForExec(argv0: String, seconds: Double = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while commandLine?.first != argv0 {
+            guard Date() < deadline else { return false }
+            usleep(5_000)
+        }
+        return true
+    }
+
     /// Kills it and reaps it: its PID is then gone.
     func kill() {
         guard !reaped else { return }
