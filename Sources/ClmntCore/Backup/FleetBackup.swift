@@ -44,8 +44,9 @@ public struct FleetBackup {
         session.warnings = trees.flatMap(\.warnings)
         do {
             try session.writeManifest(manifest, now: now)
-            for (molt, tree) in zip(molts, trees) {
-                try session.writeMolt(molt, tree: tree, baseDir: fleet.baseDir)
+            for index in molts.indices {
+                try session.writeMolt(molts[index], tree: trees[index], baseDir: fleet.baseDir)
+                trees[index] = ScannedTree()  // its memory is not needed any more
             }
             try session.writeGlobal(globalFiles, now: now)
             try session.writeTrailer(now: now)

@@ -55,26 +55,32 @@ struct StreamingSession {
         var seenInodes: [InodeKey: String] = [:]
         var skipBelowDepth = Int.max
         var section = Manifest.SectionStats()
+        // The path of the current directory below the home, one name per depth.
+        var directoryNames: [String] = []
 
         for scanned in tree.entries {
-            if scanned.depth > skipBelowDepth { continue }
+            let depth = Int(scanned.depth)
+            if depth > skipBelowDepth { continue }
             skipBelowDepth = Int.max
-            while openDirectories.count > scanned.depth + 1 { close(openDirectories.removeLast()) }
-            guard openDirectories.count == scanned.depth + 1 else { continue }
-            let parentFd = openDirectories[scanned.depth]
-            let name = scanned.depth == 0 ? molt.name : String(scanned.name)
-            let sourcePath = scanned.relativePath.isEmpty ? molt.home : molt.home + "/" + scanned.relativePath
-            let archivePath = scanned.relativePath.isEmpty ? molt.name + "/" : molt.name + "/" + scanned.relativePath
+            while openDirectories.count > depth + 1 { close(openDirectories.removeLast()) }
+            guard openDirectories.count == depth + 1 else { continue }
+            directoryNames.removeLast(max(0, directoryNames.count - max(0, depth - 1)))
+            let parentFd = openDirectories[depth]
+            let name = depth == 0 ? molt.name : scanned.name
+            let relativePath = depth == 0 ? "" : (directoryNames + [name]).joined(separator: "/")
+            let sourcePath = depth == 0 ? molt.home : molt.home + "/" + relativePath
+            let archivePath = depth == 0 ? molt.name + "/" : molt.name + "/" + relativePath
 
             switch scanned.kind {
             case .directory:
                 let fd = openat(parentFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard let status = verifiedStatus(fd, scanned, sourcePath) else {
                     if fd >= 0 { close(fd) }
-                    skipBelowDepth = scanned.depth
+                    skipBelowDepth = depth
                     continue
                 }
                 openDirectories.append(fd)
+                if depth > 0 { directoryNames.append(name) }
                 let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
                 try writeHeader(entry)
                 section.entryCount += 1

@@ -1,23 +1,19 @@
 import Foundation
 
 /// One path of a molt tree as seen by the scan that precedes the backup.
+/// Only the last component is kept (the writer rebuilds paths from the depth),
+/// so a fleet of 200,000 files costs a few tens of MiB, not a hundred.
 struct ScannedEntry {
-    enum Kind { case directory, regular, symlink }
+    enum Kind: UInt8 { case directory, regular, symlink }
 
-    /// Relative to the molt home; "" for the home itself.
-    let relativePath: String
-    let depth: Int
-    let kind: Kind
+    /// The last path component, as `openat` wants it; "" for the home itself.
+    let name: String
     let device: UInt64
     let inode: UInt64
     let size: Int64
-    let linkCount: UInt64
-
-    /// The last path component, as `openat` wants it.
-    var name: Substring {
-        guard let slash = relativePath.lastIndex(of: "/") else { return relativePath[...] }
-        return relativePath[relativePath.index(after: slash)...]
-    }
+    /// 0 for the home, 1 for its children, ...
+    let depth: UInt16
+    let kind: Kind
 }
 
 /// What a scan of one molt found.
@@ -41,8 +37,8 @@ struct TreeScanner {
         defer { close(rootFd) }
         var rootStatus = stat()
         guard fstat(rootFd, &rootStatus) == 0 else { throw .unreadable(path: home, reason: String(cString: strerror(errno))) }
-        tree.entries.append(ScannedEntry(relativePath: "", depth: 0, kind: .directory, device: UInt64(rootStatus.st_dev),
-                                         inode: UInt64(rootStatus.st_ino), size: 0, linkCount: UInt64(rootStatus.st_nlink)))
+        tree.entries.append(ScannedEntry(name: "", device: UInt64(rootStatus.st_dev), inode: UInt64(rootStatus.st_ino),
+                                         size: 0, depth: 0, kind: .directory))
         var seenInodes = Set<InodeKey>()
         walk(directoryFd: rootFd, relativePath: "", depth: 1, home: home, into: &tree, seenInodes: &seenInodes)
         return tree
@@ -65,9 +61,8 @@ struct TreeScanner {
             }
             let type = UInt32(status.st_mode) & FileType.mask
             func record(_ kind: ScannedEntry.Kind, size: Int64 = 0) {
-                tree.entries.append(ScannedEntry(relativePath: childPath, depth: depth, kind: kind,
-                                                 device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
-                                                 size: size, linkCount: UInt64(status.st_nlink)))
+                tree.entries.append(ScannedEntry(name: name, device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
+                                                 size: size, depth: UInt16(depth), kind: kind))
             }
             switch type {
             case FileType.directory:
