@@ -80,6 +80,12 @@ extension Fleet {
                 if json {
                     print(renderJSON(summary))
                 } else if !quiet {
+                    if verbose {
+                        for name in summary.molts {
+                            let stats = summary.perMolt[name] ?? Manifest.SectionStats()
+                            print("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))")
+                        }
+                    }
                     print(summary.oneLine)
                 }
             }

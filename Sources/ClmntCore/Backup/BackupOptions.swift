@@ -41,12 +41,15 @@ public struct BackupSummary: Sendable, Codable {
     public var archiveBytes: Int64
     public var seconds: Double
     public var warnings: [String]
+    /// What was archived of each molt.
+    public var perMolt: [String: Manifest.SectionStats]
 
     /// Archive size over input size.
     public var ratio: Double { inputBytes > 0 ? Double(archiveBytes) / Double(inputBytes) : 0 }
 
     enum CodingKeys: String, CodingKey {
         case output, compression, molts, files, entries, seconds, warnings
+        case perMolt = "per_molt"
         case inputBytes = "input_bytes"
         case archiveBytes = "archive_bytes"
     }

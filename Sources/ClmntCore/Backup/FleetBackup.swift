@@ -64,7 +64,7 @@ public struct FleetBackup {
             entries: session.entryCount,
             inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
             archiveBytes: Int64(archiveStatus.st_size), seconds: Date().timeIntervalSince(started),
-            warnings: session.warnings)
+            warnings: session.warnings, perMolt: session.stats)
     }
 
     /// The archive's path; the default name gains the time of day when a backup of today exists.
