@@ -3,6 +3,6 @@ import ArgumentParser
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Back up, restore, list and verify whole-fleet archives.",
-        subcommands: [Backup.self, ListBackups.self, Verify.self]
+        subcommands: [Backup.self, Restore.self, ListBackups.self, Verify.self]
     )
 }

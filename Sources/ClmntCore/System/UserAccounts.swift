@@ -105,7 +105,7 @@ public enum UserAccounts {
         let existing = supplementaryGroups.filter { groupID(named: $0) != nil }
         if !existing.isEmpty { arguments += ["-G", existing.joined(separator: ",")] }
         arguments += ["--", name]
-        do { try ProgramRunner.run("useradd", arguments) } catch { throw .program(error) }
+        try runRetryingOnLock("useradd", arguments)
         guard let account = user(named: name) else { throw .notVisible(name) }
         return account
     }
@@ -123,11 +123,26 @@ public enum UserAccounts {
     /// primary group if `userdel` left it behind.
     public static func delete(name: String) throws(UserAccountError) {
         guard MoltName.isValid(name) else { throw .invalidName(name) }
-        if user(named: name) != nil {
-            do { try ProgramRunner.run("userdel", ["--", name]) } catch { throw .program(error) }
-        }
-        if groupID(named: name) != nil {
-            do { try ProgramRunner.run("groupdel", ["--", name]) } catch { throw .program(error) }
+        if user(named: name) != nil { try runRetryingOnLock("userdel", ["--", name]) }
+        if groupID(named: name) != nil { try runRetryingOnLock("groupdel", ["--", name]) }
+    }
+
+    /// The shadow tools fail at once when another one holds /etc/passwd's
+    /// lock; a few tries over a second ride that out.
+    private static func runRetryingOnLock(_ program: String, _ arguments: [String]) throws(UserAccountError) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try ProgramRunner.run(program, arguments)
+                return
+            } catch {
+                if case .failed(_, _, let tail) = error, tail.contains("lock"), attempt < 5 {
+                    usleep(250_000)
+                    continue
+                }
+                throw .program(error)
+            }
         }
     }
 }

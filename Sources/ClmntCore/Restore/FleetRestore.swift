@@ -1,0 +1,224 @@
+import Foundation
+
+/// `clmnt fleet restore`: restores the selected molts of a fleet archive in
+/// one pass, each into a root-only staging directory beside its target, and
+/// swaps each in with a rename once the whole archive has been checked.
+/// On any failure before the swaps nothing on the host has changed: staging
+/// is removed and users created by this run are deleted again.
+public struct FleetRestore {
+    public let options: RestoreOptions
+    /// Called now and then from the extracting thread.
+    public var onProgress: (@Sendable (RestoreProgress) -> Void)?
+    /// Set it (from a signal handler, say) to stop before the swaps.
+    public var cancellation: RestoreCancellation?
+
+    /// Prefix of the staging directories in the base dir; leftovers of a
+    /// killed restore are removed by the next one.
+    public static let stagingPrefix = ".clmnt-restore-"
+
+    public init(options: RestoreOptions) { self.options = options }
+
+    /// The plan, from the manifest alone: what `--dry-run` shows.
+    public func plan() throws(RestoreError) -> RestorePlan {
+        try RestorePlanner(options: options).plan()
+    }
+
+    /// Restores. `confirmed` is the plan the user agreed to: if the host or
+    /// the archive no longer matches it, nothing is done.
+    public func run(confirmed: RestorePlan? = nil, now: Date = Date()) throws(RestoreError) -> RestoreSummary {
+        let started = Date()
+        let (plan, located) = try RestorePlanner(options: options).planAndManifest()
+        if let confirmed, confirmed != plan { throw .planChanged(difference(confirmed, plan)) }
+        guard plan.canRun else { throw .refused(plan.refusals) }
+        let restoredAt = isoTimestamp(now)
+
+        // The base dir, locked against a second restore.
+        if !plan.baseDirExists {
+            do {
+                try FileManager.default.createDirectory(atPath: plan.baseDir, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o755])
+            } catch { throw .baseDir(path: plan.baseDir, reason: describeFileError(error)) }
+        }
+        let baseDirectory = open(plan.baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard baseDirectory >= 0 else { throw .baseDir(path: plan.baseDir, reason: String(cString: strerror(errno))) }
+        defer { close(baseDirectory) }
+        guard flock(baseDirectory, LOCK_EX | LOCK_NB) == 0 else { throw .busy(baseDir: plan.baseDir) }
+        defer { flock(baseDirectory, LOCK_UN) }
+        var warnings = removeLeftovers(baseDirectory: baseDirectory, baseDir: plan.baseDir)
+
+        // Users first: their uids decide the owners of the extracted files.
+        var createdUsers: [String] = []
+        var accounts: [String: UserAccount] = [:]
+        do throws(RestoreError) {
+            for molt in plan.molts {
+                if let account = UserAccounts.user(named: molt.name) {
+                    accounts[molt.name] = account
+                    if account.home != molt.target {
+                        warnings.append("user \(molt.name) exists with home \(account.home); its molt is restored to \(molt.target)")
+                    }
+                } else if !options.skipUsers {
+                    do {
+                        accounts[molt.name] = try UserAccounts.create(name: molt.name, home: molt.target)
+                        createdUsers.append(molt.name)
+                    } catch { throw .user(name: molt.name, reason: "\(error)") }
+                }
+            }
+        } catch {
+            rollBack(users: createdUsers)
+            throw error
+        }
+
+        // A root-only container holds the staged homes, so no molt user can
+        // reach into them before they are swapped in.
+        var template = Array((plan.baseDir + "/" + FleetRestore.stagingPrefix + "XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            let error = SafeFileSystem.failure(plan.baseDir)
+            rollBack(users: createdUsers)
+            throw error
+        }
+        let containerName = (String(cString: made) as NSString).lastPathComponent
+        let containerDirectory = SafeFileSystem.openDirectory(at: baseDirectory, containerName)
+        func discardStaging() {
+            try? SafeFileSystem.removeTree(at: baseDirectory, containerName, displayPath: plan.baseDir + "/" + containerName)
+        }
+        guard containerDirectory >= 0 else {
+            let error = SafeFileSystem.failure(plan.baseDir + "/" + containerName)
+            discardStaging()
+            rollBack(users: createdUsers)
+            throw error
+        }
+        defer { close(containerDirectory) }
+
+        let extraction: ExtractionResult
+        do throws(RestoreError) {
+            var stages: [String: StageTarget] = [:]
+            // Each staged home is created by libarchive from the home's own entry
+            // (so its mode and times are set last, like any directory's).
+            for molt in plan.molts {
+                let record = located.manifest.molts.first { $0.name == molt.name }
+                let account = accounts[molt.name]
+                let owner = OwnerMap(
+                    moltUID: account?.uid ?? geteuid(), moltGID: account?.gid ?? getegid(),
+                    sourceUser: record?.owner?.user ?? molt.name, sourceGroup: record?.owner?.group,
+                    sourceUID: record?.owner?.uid, sourceGID: record?.owner?.gid,
+                    everythingToMolt: plan.format == .bash)
+                stages[molt.name] = StageTarget(plan: molt, owner: owner)
+            }
+            var sourceHomes: [String: [String]] = [:]
+            var sourceOwners: [String: (user: String, group: String)] = [:]
+            for record in located.manifest.molts {
+                let home = record.home ?? plan.sourceBaseDir.map { $0 + "/" + record.name }
+                sourceHomes[record.name] = home.map { [$0] } ?? []
+                let user = record.owner?.user ?? record.name
+                sourceOwners[record.name] = (user: user, group: record.owner?.group ?? user)
+            }
+            let job = ExtractionJob(
+                archive: plan.archive, format: plan.format, manifestNames: located.manifest.molts.map(\.name),
+                manifestDigest: plan.manifestDigest, baseDirectory: baseDirectory, containerName: containerName,
+                containerDirectory: containerDirectory, stages: stages, sourceHomes: sourceHomes,
+                sourceOwners: sourceOwners, restoredAt: restoredAt,
+                cancellation: cancellation, onProgress: onProgress)
+            extraction = try StagedExtraction.isolated(job)
+            if cancellation?.isCancelled == true { throw .interrupted }
+        } catch {
+            discardStaging()
+            rollBack(users: createdUsers)
+            throw error
+        }
+        warnings += extraction.warnings
+
+        // Swap each molt in; the old tree ends up in the container, removed below.
+        var restored: [RestoreSummary.RestoredMolt] = []
+        var records: [MoltRegistry.Record] = []
+        var swapError: RestoreError?
+        for molt in plan.molts {
+            let stagedName = containerName + "/" + molt.name
+            do {
+                let replaced = try SafeFileSystem.swapIn(at: baseDirectory, staging: stagedName, target: molt.name,
+                                                         displayPath: molt.target)
+                if replaced {
+                    // The old tree is no longer anyone's home: lock its owner out before removing it.
+                    let old = SafeFileSystem.openDirectory(at: containerDirectory, molt.name)
+                    if old >= 0 { fchown(old, 0, 0); fchmod(old, 0o700); close(old) }
+                }
+                let account = accounts[molt.name]
+                let result = extraction.molts[molt.name] ?? ExtractionResult.Molt()
+                restored.append(RestoreSummary.RestoredMolt(
+                    name: molt.name, home: molt.target, user: account?.name ?? invokingUserName(),
+                    uid: account?.uid ?? geteuid(), userCreated: createdUsers.contains(molt.name), replaced: replaced,
+                    port: result.port, files: result.files, bytes: result.bytes, rewrites: result.rewrites))
+                records.append(MoltRegistry.Record(name: molt.name, port: result.port, home: molt.target,
+                                                   created: result.created))
+            } catch {
+                swapError = error
+                break
+            }
+        }
+        SafeFileSystem.syncDirectory(baseDirectory)
+        do {
+            try SafeFileSystem.removeTree(at: baseDirectory, containerName, displayPath: plan.baseDir + "/" + containerName)
+        } catch {
+            warnings.append("could not remove the old trees in \(plan.baseDir)/\(containerName): \(error)")
+        }
+        if let swapError {
+            let done = restored.map(\.name)
+            rollBack(users: createdUsers.filter { !done.contains($0) })
+            if !records.isEmpty {
+                try? MoltRegistry.update(baseDir: plan.baseDir, baseDirectory: baseDirectory, records: records, now: restoredAt)
+            }
+            throw .swapFailed(reason: "\(swapError)", restored: done)
+        }
+        try MoltRegistry.update(baseDir: plan.baseDir, baseDirectory: baseDirectory, records: records, now: restoredAt)
+
+        for name in createdUsers {
+            do { try UserAccounts.enableLinger(name: name) } catch {
+                warnings.append("lingering not enabled for \(name): \(error)")
+            }
+        }
+        return RestoreSummary(
+            archive: plan.archive, baseDir: plan.baseDir, molts: restored,
+            files: restored.reduce(0) { $0 + $1.files }, bytes: restored.reduce(0) { $0 + $1.bytes },
+            seconds: Date().timeIntervalSince(started), warnings: warnings)
+    }
+
+    /// Deletes the users this run created (their files are gone with the staging).
+    private func rollBack(users: [String]) {
+        for name in users.reversed() { try? UserAccounts.delete(name: name) }
+    }
+
+    /// Removes staging containers a killed restore left in the base dir (we hold the lock).
+    private func removeLeftovers(baseDirectory: Int32, baseDir: String) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: baseDir) else { return [] }
+        var notes: [String] = []
+        for name in names where name.hasPrefix(FleetRestore.stagingPrefix) {
+            guard let st = SafeFileSystem.status(at: baseDirectory, name), (st.st_mode & S_IFMT) == S_IFDIR,
+                  st.st_uid == geteuid() else { continue }
+            do {
+                try SafeFileSystem.removeTree(at: baseDirectory, name, displayPath: baseDir + "/" + name)
+                notes.append("removed \(baseDir)/\(name), left by an interrupted restore")
+            } catch {
+                notes.append("could not remove \(baseDir)/\(name), left by an interrupted restore: \(error)")
+            }
+        }
+        return notes
+    }
+
+    private func difference(_ old: RestorePlan, _ new: RestorePlan) -> String {
+        if old.manifestDigest != new.manifestDigest { return "the archive changed" }
+        for (a, b) in zip(old.molts, new.molts) where a != b {
+            if a.action != b.action { return "\(a.name) is now \(b.action.rawValue)" }
+            if a.user != b.user || a.uid != b.uid { return "user \(a.name) changed" }
+            if a.newPort != b.newPort || a.portConflict != b.portConflict { return "ports of \(a.name) changed" }
+            return "\(a.name) changed"
+        }
+        if old.refusals != new.refusals { return new.refusals.first ?? "refusals changed" }
+        return "the fleet changed"
+    }
+}
+
+/// `2026-11-28T12:00:00Z`.
+func isoTimestamp(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: date)
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Why a restore did not run, or stopped. Each prints as one line an admin can act on.
+public enum RestoreError: Error, Equatable, CustomStringConvertible {
+    case archive(ArchiveError)
+    /// The archive holds something a restore must never write; nothing of it is restored.
+    case hostileEntry(path: String, reason: String)
+    /// No `manifest.json`, or one that cannot be read.
+    case noManifest(archive: String)
+    case badManifest(archive: String, reason: String)
+    /// The archive's content does not match its manifest, report or checksums:
+    /// corrupt, truncated, or tampered with.
+    case contentMismatch(archive: String, reason: String)
+    case unknownMolts(names: [String], inArchive: [String])
+    case invalidName(String)
+    /// The plan has blockers (existing molts without --force, port conflicts, ...).
+    case refused([String])
+    case baseDir(path: String, reason: String)
+    case registry(path: String, reason: String)
+    case busy(baseDir: String)
+    case user(name: String, reason: String)
+    case fileSystem(path: String, reason: String)
+    case interrupted
+    /// Swapping a molt in failed; the molts before it were restored.
+    case swapFailed(reason: String, restored: [String])
+    /// The host changed between showing the plan and running it.
+    case planChanged(String)
+
+    public var description: String {
+        switch self {
+        case .archive(let error): return "\(error)"
+        case .hostileEntry(let path, let reason):
+            return "refusing the whole archive: entry '\(path)' \(reason); nothing was restored"
+        case .noManifest(let archive):
+            return "\(archive) has no manifest.json: not a fleet backup"
+        case .badManifest(let archive, let reason):
+            return "cannot read manifest.json of \(archive): \(reason)"
+        case .contentMismatch(let archive, let reason):
+            return "\(archive) is damaged or truncated: \(reason); nothing was restored"
+        case .unknownMolts(let names, let inArchive):
+            let list = inArchive.isEmpty ? "none" : inArchive.joined(separator: ", ")
+            let plural = names.count == 1 ? "molt" : "molts"
+            return "unknown \(plural) \(names.map { "'\($0)'" }.joined(separator: ", ")) (molts in the archive: \(list))"
+        case .invalidName(let name):
+            return "invalid molt name '\(name)' (lower-case letters, digits, '-' and '_', starting with a letter, at most 32)"
+        case .refused(let reasons):
+            return "restore refused: " + reasons.joined(separator: "; ")
+        case .baseDir(let path, let reason): return "base dir \(path): \(reason)"
+        case .registry(let path, let reason): return "cannot update \(path): \(reason)"
+        case .busy(let baseDir): return "another restore is running in \(baseDir)"
+        case .user(let name, let reason): return "user \(name): \(reason)"
+        case .fileSystem(let path, let reason): return "\(path): \(reason)"
+        case .swapFailed(let reason, let restored):
+            let done = restored.isEmpty ? "nothing was restored" : "restored before the failure: \(restored.joined(separator: ", "))"
+            return "\(reason); \(done); the other molts were left as they were"
+        case .interrupted: return "interrupted; every existing molt was left as it was"
+        case .planChanged(let what): return "the host changed since the plan was made (\(what)); run the restore again"
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import ArgumentParser
+import ClmntCore
+import Foundation
+
+extension Fleet {
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore molts from a fleet archive, on this host or a new one.",
+            discussion: """
+            Shows the plan (from the archive's manifest alone), asks for confirmation, then \
+            restores in one pass: each molt is extracted into a root-only staging directory \
+            beside its target and swapped in with a rename once every entry and checksum \
+            has been checked. A hostile or damaged archive is refused as a whole and \
+            leaves every existing molt as it was. Missing users are created with useradd; \
+            ownership is restored by user name.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .long, help: ArgumentHelp("The archive to restore from.", valueName: "file"))
+        var from: String
+
+        @Option(help: ArgumentHelp("Restore only these molts (comma-separated).", valueName: "molts"))
+        var select: [String] = []
+
+        @Flag(help: "Show the plan and exit without changing anything.")
+        var dryRun = false
+
+        @Flag(help: "Replace molts that already exist.")
+        var force = false
+
+        @Flag(help: "Create no users; files of a missing user stay owned by the invoking user.")
+        var skipUsers = false
+
+        @Flag(help: "Give a molt whose port another molt here uses the next free port.")
+        var reassignPorts = false
+
+        @Flag(name: .shortAndLong, help: "Do not ask for confirmation (needed without a terminal).")
+        var yes = false
+
+        @Flag(help: "Print the plan (with --dry-run) or the summary as JSON.")
+        var json = false
+
+        func run() throws {
+            try reportingErrors {
+                var options = RestoreOptions(archive: from, baseDir: global.resolvedBaseDir)
+                options.selection = splitList(select)
+                options.force = force
+                options.skipUsers = skipUsers
+                options.reassignPorts = reassignPorts
+
+                var restore = FleetRestore(options: options)
+                let plan = try restore.plan()
+                if dryRun {
+                    print(json ? renderJSON(plan) : plan.rendered(dryRun: true))
+                    return
+                }
+                guard plan.canRun else {
+                    // The plan shows every reason; with --json the error line carries them.
+                    if json { throw RestoreError.refused(plan.refusals) }
+                    printError(plan.rendered(dryRun: false))
+                    throw RestoreConfirmation.refused
+                }
+                if !yes {
+                    guard isatty(0) == 1 else {
+                        throw RestoreConfirmation.noTerminal
+                    }
+                    printError(plan.rendered(dryRun: false))
+                    FileHandle.standardError.write(Data("Restore \(plan.molts.count) molt\(plan.molts.count == 1 ? "" : "s") into \(plan.baseDir)? [y/N] ".utf8))
+                    let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+                    guard answer == "y" || answer == "yes" else { throw RestoreConfirmation.declined }
+                } else if !json {
+                    print(plan.rendered(dryRun: false))
+                }
+
+                let cancellation = RestoreCancellation()
+                let signals = RestoreSignals(cancellation: cancellation)
+                defer { signals.remove() }
+                restore.cancellation = cancellation
+                let progress = ProgressBar(enabled: !json && isatty(2) == 1)
+                restore.onProgress = { progress.update(done: $0.bytesRead, total: $0.archiveBytes, label: $0.currentMolt ?? "") }
+                let summary: RestoreSummary
+                do {
+                    summary = try restore.run(confirmed: plan)
+                } catch RestoreError.interrupted {
+                    progress.clear()
+                    printError("clmnt: \(RestoreError.interrupted)")
+                    throw ExitCode(128 + signals.received)
+                }
+                progress.clear()
+                for warning in summary.warnings { printError("clmnt: warning: \(warning)") }
+                print(json ? renderJSON(summary) : summary.rendered(verbose: global.verbose))
+            }
+        }
+    }
+}
+
+/// Why a restore did not start after the plan was shown.
+enum RestoreConfirmation: Error, CustomStringConvertible {
+    case noTerminal, declined, refused
+
+    var description: String {
+        switch self {
+        case .noTerminal: return "not restoring without confirmation: standard input is not a terminal (add --yes)"
+        case .declined: return "restore cancelled; nothing was changed"
+        case .refused: return "restore refused (reasons above); nothing was changed"
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP ask the restore to stop and clean up; a second one exits at once
+/// (the next restore removes what was left).
+final class RestoreSignals: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var signalNumber: Int32 = 0
+
+    init(cancellation: RestoreCancellation) {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                let first = lock.withLock { () -> Bool in
+                    defer { signalNumber = number }
+                    return signalNumber == 0
+                }
+                guard first else { _exit(128 + number) }
+                cancellation.cancel()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var received: Int32 { lock.withLock { signalNumber == 0 ? SIGINT : signalNumber } }
+
+    func remove() {
+        for source in sources { source.cancel() }
+        for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_DFL) }
+    }
+}
+
+extension RestorePlan {
+    /// The plan as an admin reads it.
+    func rendered(dryRun: Bool) -> String {
+        var lines: [String] = []
+        let archiveName = (archive as NSString).lastPathComponent
+        lines.append("\(dryRun ? "Dry run: " : "")restore from \(archiveName) (\(format == .clmnt ? "clmnt" : "bash tool") archive, \(compression)), made on \(hostname) at \(timestamp)")
+        lines.append("into \(baseDir)\(baseDirExists ? "" : " (will be created)")"
+            + (sourceBaseDir.map { $0 != baseDir ? ", backed up from \($0)" : "" } ?? ""))
+        let rows: [[String]] = [["MOLT", "SIZE", "FILES", "TARGET", "USER", "PORT"]] + molts.map { molt in
+            let target: String
+            switch molt.action {
+            case .create: target = "new"
+            case .overwrite: target = "overwrite"
+            case .refuse: target = "exists (refused)"
+            }
+            let user: String
+            switch molt.user {
+            case .exists: user = "exists (uid \(molt.uid.map(String.init) ?? "?"))"
+            case .create: user = "will be created"
+            case .missing: user = "missing (skipped)"
+            case .systemAccount: user = "system account (refused)"
+            }
+            var port = molt.port.map(String.init) ?? "-"
+            if let conflict = molt.portConflict {
+                port += molt.newPort.map { " → \($0) (used by \(conflict))" } ?? " (used by \(conflict): refused)"
+            }
+            return [molt.name, formatBytes(molt.sizeBytes), molt.fileCount.map(String.init) ?? "?", target, user, port]
+        }
+        let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            lines.append("  " + cells.joined(separator: "  "))
+        }
+        if !notSelected.isEmpty { lines.append("not selected: \(notSelected.joined(separator: ", "))") }
+        for note in notes { lines.append("note: \(note)") }
+        for refusal in refusals { lines.append("\(dryRun ? "would refuse" : "refused"): \(refusal)") }
+        if dryRun { lines.append("dry run: nothing was changed") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension RestoreSummary {
+    /// `restored 3 molts into /srv/molts: 1512 files, 28.1 MiB, 1.42 s` and one line per rewrite.
+    func rendered(verbose: Bool) -> String {
+        var lines: [String] = []
+        for molt in molts {
+            var detail = "\(molt.name): \(molt.files) files, \(formatBytes(molt.bytes)), user \(molt.user)"
+            if molt.userCreated { detail += " (created)" }
+            if molt.replaced { detail += ", replaced the previous tree" }
+            if verbose || !molt.rewrites.isEmpty { lines.append(detail) }
+            for rewrite in molt.rewrites { lines.append("  rewritten: \(rewrite)") }
+        }
+        let time = String(format: "%.2f s", seconds)
+        lines.append("restored \(molts.count) molt\(molts.count == 1 ? "" : "s") into \(baseDir): \(files) files, \(formatBytes(bytes)), \(time)"
+            + (warnings.isEmpty ? "" : ", \(warnings.count) warning\(warnings.count == 1 ? "" : "s")"))
+        return lines.joined(separator: "\n")
+    }
+}
