@@ -106,12 +106,14 @@ struct VerifyTests {
         try Data("MOLT_NAME=bot-1\n".utf8).write(to: URL(fileURLWithPath: staging + "/bot-1/.molt-info"))
         try Data("""
             {"version":"1.0","timestamp":"2026-02-02T10:30:00Z","hostname":"claw-mountain",
-             "molts":[{"name":"bot-1","port":"19001","created":null,"backup_size_bytes":16}],"total_size_bytes":16}
+             "molts":[{"name":"bot-1","port":"19001","created":null,"backup_size_bytes":"16"}],"total_size_bytes":"16"}
             """.utf8).write(to: URL(fileURLWithPath: staging + "/manifest.json"))
         try run("/bin/tar", ["-czf", directory.path + "/fleet-2026-02-02.tar.gz", "-C", staging, "."])
         let listings = try BackupCatalog.list(directory: directory.path)
         #expect(listings.count == 1)
         #expect(listings.first?.writtenBy == "bash" && listings.first?.hostname == "claw-mountain")
+        let manifest = try BackupCatalog.readManifest(path: directory.path + "/fleet-2026-02-02.tar.gz")
+        #expect(manifest.molts.first?.port == 19001 && manifest.molts.first?.backupSizeBytes == 16 && manifest.totalSizeBytes == 16)
         let report = try ArchiveVerifier.verify(path: directory.path + "/fleet-2026-02-02.tar.gz")
         #expect(report.notes.contains { $0.contains("no checksums") })
     }

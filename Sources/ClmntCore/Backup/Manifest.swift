@@ -66,7 +66,8 @@ public struct Manifest: Codable, Sendable, Equatable {
             // The bash tool wrote numbers as strings now and then.
             port = (try? c.decodeIfPresent(Int.self, forKey: .port)) ?? (try? c.decodeIfPresent(String.self, forKey: .port)).flatMap { $0.flatMap { Int($0) } }
             created = try? c.decodeIfPresent(String.self, forKey: .created)
-            backupSizeBytes = (try? c.decodeIfPresent(Int64.self, forKey: .backupSizeBytes)) ?? 0
+            backupSizeBytes = (try? c.decodeIfPresent(Int64.self, forKey: .backupSizeBytes))
+                ?? (try? c.decodeIfPresent(String.self, forKey: .backupSizeBytes)).flatMap { $0.flatMap { Int64($0) } } ?? 0
             home = try? c.decodeIfPresent(String.self, forKey: .home)
             owner = try? c.decodeIfPresent(Owner.self, forKey: .owner)
             fileCount = try? c.decodeIfPresent(Int.self, forKey: .fileCount)
@@ -131,7 +132,9 @@ public struct Manifest: Codable, Sendable, Equatable {
         entryCount = try? c.decodeIfPresent(Int.self, forKey: .entryCount)
         molts = try c.decode([MoltRecord].self, forKey: .molts)
         global = try? c.decodeIfPresent(SectionStats.self, forKey: .global)
-        totalSizeBytes = (try? c.decode(Int64.self, forKey: .totalSizeBytes)) ?? molts.reduce(0) { $0 + $1.backupSizeBytes }
+        totalSizeBytes = (try? c.decode(Int64.self, forKey: .totalSizeBytes))
+            ?? (try? c.decode(String.self, forKey: .totalSizeBytes)).flatMap { Int64($0) }
+            ?? molts.reduce(0) { $0 + $1.backupSizeBytes }
     }
 
     /// True for archives written by clmnt (they carry checksums); false for the bash tool's.
