@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks `clmnt fleet backup` against GNU tar on the same make-fleet data, in one run.
-# Usage: bash bench/backup.sh [medium|large]   (data in $BENCH_DIR, default /var/tmp/clmnt-bench)
+# Usage: bash bench/backup.sh [medium|large]   (data in $BENCH_DIR, default /var/tmp/clmnt-bench;
+#        archives written to $OUT_DIR, default $BENCH_DIR/out: set OUT_DIR=/dev/shm/... to leave the disk out)
 # Prints a Markdown report; results/ keeps hyperfine's JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,24 +16,25 @@ if [ ! -f "$fleet/molts.json" ]; then
 fi
 swift build -c release >&2
 clmnt="$PWD/.build/release/clmnt"
-out="$bench_dir/out"
+out=${OUT_DIR:-$bench_dir/out}
 rm -rf "$out" && mkdir -p "$out"
 # Warm the page cache so every command reads from memory alike.
 tar -cf - -C "$bench_dir" "$scale" > /dev/null
 
 echo "# fleet backup benchmark ($scale, $(date -u +%Y-%m-%dT%H:%MZ))"
 echo
+echo "Archives written to: $out ($(df --output=fstype "$out" | tail -1))"
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); input: $(du -sb "$fleet" | cut -f1) bytes apparent-ish in $(find "$fleet" -type f | wc -l) files"
 echo
 
-hyperfine --runs "$runs" --warmup 1 --export-json "bench/results/backup-zstd-$scale.json" \
-  --prepare "rm -f $out/*" \
+hyperfine --runs "$((runs + 2))" --warmup 1 --export-json "bench/results/backup-zstd-$scale.json" \
+  --prepare "rm -f $out/*; sync" \
   -n "clmnt zstd" "$clmnt fleet backup -d $fleet --compress zstd -o $out/c.tar.zst -q" \
   -n "clmnt zstd --include-caches" "$clmnt fleet backup -d $fleet --compress zstd --include-caches -o $out/c.tar.zst -q" \
   -n "tar zstd -3 -T0" "tar -I 'zstd -3 -T0' -cf $out/t.tar.zst -C $bench_dir $scale" >&2
 
 hyperfine --runs "$runs" --export-json "bench/results/backup-gzip-$scale.json" \
-  --prepare "rm -rf $out/*" \
+  --prepare "rm -rf $out/*; sync" \
   -n "clmnt gzip" "$clmnt fleet backup -d $fleet -o $out/c.tar.gz -q" \
   -n "clmnt gzip --include-caches" "$clmnt fleet backup -d $fleet --include-caches -o $out/c.tar.gz -q" \
   -n "tar -czf" "tar -czf $out/t.tar.gz -C $bench_dir $scale" \

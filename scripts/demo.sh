@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets everything up, then backs up the bundled demo fleet, lists and verifies the backup.
+# Sets everything up, then backs up the bundled demo fleet, lists and verifies the backup,
+# and shows the plan of restoring it on a new host (dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -14,4 +15,6 @@ echo "== clmnt fleet list-backups"
 echo "== clmnt fleet verify"
 "$clmnt" fleet verify "$out/fleet-demo.tar.gz"
 "$clmnt" fleet verify "$out/fleet-demo.tar.zst"
+echo "== clmnt fleet restore --dry-run (into a new base dir: nothing is changed)"
+"$clmnt" fleet restore --from "$out/fleet-demo.tar.zst" -d "$out/new-host" --dry-run
 echo "== archives are in $out"

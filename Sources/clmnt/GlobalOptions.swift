@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClmntCore
+import ClmntHealth
 import Foundation
 
 /// Options every command shares.
@@ -26,9 +27,12 @@ enum ExitStatus {
     static let failure: Int32 = 1
     /// `verify` found a damaged archive; `health check` found a molt not healthy.
     static let checkFailed: Int32 = 2
+    /// A bad option value (EX_USAGE, as for the parser's own errors).
+    static let usage: Int32 = 64
 }
 
-/// Runs a command body; any library error becomes one line on stderr and a non-zero exit.
+/// Runs a command body; any library error becomes one line on stderr and a
+/// non-zero exit: 64 for a value the user can correct on the command line, else 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
@@ -38,7 +42,16 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw error
     } catch {
         printError("clmnt: \(error)")
-        throw ExitCode(ExitStatus.failure)
+        throw ExitCode(isUsageMistake(error) ? ExitStatus.usage : ExitStatus.failure)
+    }
+}
+
+/// Errors that mean "the command line was wrong" rather than "the operation failed".
+private func isUsageMistake(_ error: any Error) -> Bool {
+    switch error {
+    case FleetError.invalidName, BackupError.invalidOption, BackupError.fleet(.invalidName): return true
+    case let error as HealthError: return error.isUsageError
+    default: return false
     }
 }
 

@@ -32,7 +32,7 @@ extension Molt.Health {
         }
 
         func run() throws {
-            try reportingHealthErrors {
+            try reportingErrors {
                 let options = CheckOptions(timeout: timeout, ready: ready)
                 try options.validate()
                 let molts: [ClmntCore.Molt]

@@ -12,9 +12,6 @@ extension Molt {
     }
 }
 
-/// Exit status of bad values caught after parsing (EX_USAGE, as for parse errors).
-let healthUsageExit: Int32 = 64
-
 extension HealthError {
     /// Input the user can correct on the command line.
     var isUsageError: Bool {
@@ -24,21 +21,6 @@ extension HealthError {
             return true
         case .fleet(.invalidName): return true
         default: return false
-        }
-    }
-}
-
-/// Like `reportingErrors`, with bad option values as one line and exit 64.
-func reportingHealthErrors(_ body: () throws -> Void) throws {
-    try reportingErrors {
-        do {
-            try body()
-        } catch let error as HealthError where error.isUsageError {
-            printError("clmnt: \(error)")
-            throw ExitCode(healthUsageExit)
-        } catch FleetError.invalidName(let name) {
-            printError("clmnt: \(FleetError.invalidName(name))")
-            throw ExitCode(healthUsageExit)
         }
     }
 }

@@ -21,7 +21,7 @@ extension Molt.Health {
         var json = false
 
         func run() throws {
-            try reportingHealthErrors {
+            try reportingErrors {
                 guard limit >= 0 else { throw HealthError.invalidCount(option: "--limit", value: limit) }
                 let (_, molt) = try loadMolt(name, global)
                 let report = HealthMonitor.history(of: molt, limit: limit)

@@ -21,7 +21,7 @@ extension Molt.Health {
         var f = false
 
         func run() throws {
-            try reportingHealthErrors {
+            try reportingErrors {
                 guard n >= 0 else { throw HealthError.invalidCount(option: "-n", value: n) }
                 let (_, molt) = try loadMolt(name, global)
                 let path = StateDirectory(molt: molt).cronLogPath

@@ -61,7 +61,7 @@ extension Molt.Health {
         }
 
         func run() throws {
-            try reportingHealthErrors {
+            try reportingErrors {
                 if status || remove {
                     let (_, molt) = try loadMolt(name, global)
                     if status {

@@ -19,7 +19,7 @@ extension Molt.Health {
         var json = false
 
         func run() throws {
-            try reportingHealthErrors {
+            try reportingErrors {
                 let (_, molt) = try loadMolt(name, global)
                 let report = HealthMonitor.status(of: molt)
                 printWarnings(report.warnings)

@@ -42,7 +42,7 @@ extension Molt {
         var ready = false
 
         func run() throws {
-            try reportingHealthErrors {
+            try reportingErrors {
                 let check = CheckOptions(timeout: timeout, ready: ready)
                 try check.validate()
                 let rules = AlertRules(threshold: consecutiveFailures, remindEvery: remindEvery)

@@ -31,14 +31,14 @@ struct BackupCommandTests {
             (["-d", fixture.baseDir, "-o", fixture.root.path + "/nodir/a.tar.gz"], "no such directory", 1),
             (["-d", fixture.baseDir, "-o", fixture.baseDir + "/alpha/a.tar.gz"], "inside the home of molt alpha", 1),
             (["-d", fixture.baseDir, "--compress", "lz4", "-o", out + "/a.tar"], "lz4", 64),
-            (["-d", fixture.baseDir, "--compress", "zstd", "--level", "40", "-o", out + "/a.tar.zst"], "out of range", 1),
-            (["-d", fixture.baseDir, "--select", "../etc", "-o", out + "/a.tar.gz"], "invalid molt name", 1),
+            (["-d", fixture.baseDir, "--compress", "zstd", "--level", "40", "-o", out + "/a.tar.zst"], "out of range", 64),
+            (["-d", fixture.baseDir, "--select", "../etc", "-o", out + "/a.tar.gz"], "invalid molt name", 64),
         ]
         for (arguments, message, status) in cases {
             let result = try runCapturing(clmnt, ["fleet", "backup"] + arguments)
             #expect(result.status == status, "\(arguments): \(result.stderr)")
             #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
-            if status != 64 {
+            if !arguments.contains("lz4") {  // the parser's own errors come with the usage
                 #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
             }
         }

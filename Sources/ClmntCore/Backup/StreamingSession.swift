@@ -55,8 +55,9 @@ struct StreamingSession {
         var seenInodes: [InodeKey: String] = [:]
         var skipBelowDepth = Int.max
         var section = Manifest.SectionStats()
-        // The path of the current directory below the home, one name per depth.
-        var directoryNames: [String] = []
+        // The path of the current directory below the home ("a/b/"), and where each level starts in it.
+        var directoryPrefix = ""
+        var prefixLengths: [Int] = []
 
         for scanned in tree.entries {
             let depth = Int(scanned.depth)
@@ -64,10 +65,13 @@ struct StreamingSession {
             skipBelowDepth = Int.max
             while openDirectories.count > depth + 1 { close(openDirectories.removeLast()) }
             guard openDirectories.count == depth + 1 else { continue }
-            directoryNames.removeLast(max(0, directoryNames.count - max(0, depth - 1)))
+            if prefixLengths.count > max(0, depth - 1) {
+                prefixLengths.removeLast(prefixLengths.count - max(0, depth - 1))
+                directoryPrefix = String(directoryPrefix.utf8.prefix(prefixLengths.last ?? 0))!
+            }
             let parentFd = openDirectories[depth]
             let name = depth == 0 ? molt.name : scanned.name
-            let relativePath = depth == 0 ? "" : (directoryNames + [name]).joined(separator: "/")
+            let relativePath = depth == 0 ? "" : directoryPrefix + name
             let sourcePath = depth == 0 ? molt.home : molt.home + "/" + relativePath
             let archivePath = depth == 0 ? molt.name + "/" : molt.name + "/" + relativePath
 
@@ -80,7 +84,10 @@ struct StreamingSession {
                     continue
                 }
                 openDirectories.append(fd)
-                if depth > 0 { directoryNames.append(name) }
+                if depth > 0 {
+                    directoryPrefix = relativePath + "/"
+                    prefixLengths.append(directoryPrefix.utf8.count)
+                }
                 let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
                 try writeHeader(entry)
                 section.entryCount += 1
@@ -305,7 +312,8 @@ private func readLink(_ directoryFd: Int32, _ name: String) -> String? {
 /// The `sha256sum` line format, with GNU's escaping of `\` and newlines in names.
 public enum ChecksumList {
     static func line<Digest: Collection<UInt8>>(digest: Digest, path: String) -> String {
-        if path.contains("\\") || path.contains("\n") || path.contains("\r") {
+        // A byte scan: Foundation's String.contains costs more than the hashing of small files.
+        if path.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == 0x0A || $0 == 0x0D }) {
             let escaped = path.replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
             return "\\" + hexString(digest) + "  " + escaped + "\n"
