@@ -152,8 +152,8 @@ struct BackupRoundTripTests {
         var options = BackupOptions(baseDir: fixture.baseDir)
         options.compression = .none
         var session = try StreamingSession(output: output, options: options, onProgress: nil, onWarning: nil, bytesTotal: 0)
-        try session.writeMolt(molt, tree: tree, baseDir: fleet.baseDir)
-        try session.writeTrailer(now: Date())
+        try session.writeMolt(molt, index: 0, tree: tree, baseDir: fleet.baseDir)
+        try session.writeTrailer(now: Date(), trees: [tree], moltNames: [molt.name])
         try session.finish()
         try output.commit(replace: false)
         #expect(session.warnings.contains { $0.contains(".openclaw/.env") })

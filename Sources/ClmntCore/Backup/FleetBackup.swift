@@ -29,7 +29,7 @@ public struct FleetBackup {
 
         // Scan first: the manifest, written first, carries every count and size.
         let scanner = TreeScanner(rules: options.rules)
-        var trees: [ScannedTree] = []
+        var trees: [ScannedTree] = []  // kept: SHA256SUMS rebuilds its paths from them
         for molt in molts {
             let tree = try scanner.scan(home: molt.home)
             tree.warnings.forEach { onWarning?($0) }
@@ -45,11 +45,10 @@ public struct FleetBackup {
         do {
             try session.writeManifest(manifest, now: now)
             for index in molts.indices {
-                try session.writeMolt(molts[index], tree: trees[index], baseDir: fleet.baseDir)
-                trees[index] = ScannedTree()  // its memory is not needed any more
+                try session.writeMolt(molts[index], index: index, tree: trees[index], baseDir: fleet.baseDir)
             }
             try session.writeGlobal(globalFiles, now: now)
-            try session.writeTrailer(now: now)
+            try session.writeTrailer(now: now, trees: trees, moltNames: molts.map(\.name))
             try session.finish()
             try output.commit(replace: options.force)
         } catch {
@@ -178,22 +177,21 @@ final class OwnerLookup {
     }
 }
 
-/// Dates as the plan writes them.
+/// Dates as the plan writes them, through the C library: Foundation's
+/// formatters load ICU, which costs more memory than a whole backup's bookkeeping.
 public enum Timestamp {
-    public static func iso8601(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
+    /// `2026-11-29T03:15:00Z`
+    public static func iso8601(_ date: Date) -> String { format(date, "%Y-%m-%dT%H:%M:%SZ", utc: true) }
 
-    static func day(_ date: Date) -> String { format(date, "yyyy-MM-dd") }
-    static func timeOfDay(_ date: Date) -> String { format(date, "HHmmss") }
+    static func day(_ date: Date) -> String { format(date, "%Y-%m-%d", utc: false) }
+    static func timeOfDay(_ date: Date) -> String { format(date, "%H%M%S", utc: false) }
 
-    private static func format(_ date: Date, _ pattern: String) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone.current
-        formatter.dateFormat = pattern
-        return formatter.string(from: date)
+    private static func format(_ date: Date, _ pattern: String, utc: Bool) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        if utc { gmtime_r(&seconds, &parts) } else { localtime_r(&seconds, &parts) }
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, pattern, &parts)
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

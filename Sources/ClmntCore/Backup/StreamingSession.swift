@@ -14,9 +14,14 @@ struct StreamingSession {
     private var bytesDone: Int64 = 0
     private var lastProgress = Date.distantPast
 
-    /// Raw 32-byte digests, in the order of `digestPaths`.
+    /// Raw 32-byte digests, in the order of `digestOwners`.
     private var digests: [UInt8] = []
-    private var digestPaths: [String] = []
+    /// Whose each digest is: a molt file is named by its scan position (paths are
+    /// rebuilt for SHA256SUMS at the end, not held), other entries by `namedPaths`.
+    private var digestOwners: [DigestOwner] = []
+    private var namedPaths: [String] = []
+    /// The molt entry being written, while a molt is.
+    private var currentOwner: DigestOwner?
     private(set) var stats: [String: Manifest.SectionStats] = [:]
     private(set) var globalStats = Manifest.SectionStats()
     private(set) var entryCount = 0
@@ -46,7 +51,7 @@ struct StreamingSession {
         try writeInMemoryFile(Array(manifest.encoded()), entry: entry, section: nil)
     }
 
-    mutating func writeMolt(_ molt: Molt, tree: ScannedTree, baseDir: String) throws(BackupError) {
+    mutating func writeMolt(_ molt: Molt, index moltIndex: Int, tree: ScannedTree, baseDir: String) throws(BackupError) {
         let baseFd = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard baseFd >= 0 else { throw .unreadable(path: baseDir, reason: String(cString: strerror(errno))) }
         // Open directories, innermost last; index = depth.
@@ -55,23 +60,19 @@ struct StreamingSession {
         var seenInodes: [InodeKey: String] = [:]
         var skipBelowDepth = Int.max
         var section = Manifest.SectionStats()
-        // The path of the current directory below the home ("a/b/"), and where each level starts in it.
-        var directoryPrefix = ""
-        var prefixLengths: [Int] = []
+        var paths = TreePathBuilder()
+        defer { currentOwner = nil }
 
-        for scanned in tree.entries {
+        for (entryIndex, scanned) in tree.entries.enumerated() {
             let depth = Int(scanned.depth)
+            let relativePath = paths.relativePath(of: scanned)
             if depth > skipBelowDepth { continue }
             skipBelowDepth = Int.max
             while openDirectories.count > depth + 1 { close(openDirectories.removeLast()) }
             guard openDirectories.count == depth + 1 else { continue }
-            if prefixLengths.count > max(0, depth - 1) {
-                prefixLengths.removeLast(prefixLengths.count - max(0, depth - 1))
-                directoryPrefix = String(directoryPrefix.utf8.prefix(prefixLengths.last ?? 0))!
-            }
+            currentOwner = DigestOwner(section: Int32(moltIndex), index: Int32(entryIndex))
             let parentFd = openDirectories[depth]
             let name = depth == 0 ? molt.name : scanned.name
-            let relativePath = depth == 0 ? "" : directoryPrefix + name
             let sourcePath = depth == 0 ? molt.home : molt.home + "/" + relativePath
             let archivePath = depth == 0 ? molt.name + "/" : molt.name + "/" + relativePath
 
@@ -84,10 +85,6 @@ struct StreamingSession {
                     continue
                 }
                 openDirectories.append(fd)
-                if depth > 0 {
-                    directoryPrefix = relativePath + "/"
-                    prefixLengths.append(directoryPrefix.utf8.count)
-                }
                 let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
                 try writeHeader(entry)
                 section.entryCount += 1
@@ -232,24 +229,44 @@ struct StreamingSession {
         }
     }
 
-    /// The report, then `SHA256SUMS` as the very last entry.
-    mutating func writeTrailer(now: Date) throws(BackupError) {
+    /// The report, then `SHA256SUMS` as the very last entry. `trees` and
+    /// `moltNames` are those given to `writeMolt`, by index.
+    mutating func writeTrailer(now: Date, trees: [ScannedTree], moltNames: [String]) throws(BackupError) {
         let mtime = Int64(now.timeIntervalSince1970)
         let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings)
         let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 
         // Lines are made twice (size, then data) rather than held: a large fleet has 200,000 of them.
-        func line(_ index: Int) -> String {
-            ChecksumList.line(digest: digests[(index * 32)..<(index * 32 + 32)], path: digestPaths[index])
+        func forEachLine(_ body: (String) throws(BackupError) -> Void) throws(BackupError) {
+            var builders: [Int32: (builder: TreePathBuilder, next: Int)] = [:]
+            for (number, owner) in digestOwners.enumerated() {
+                let path: String
+                if owner.section < 0 {
+                    path = namedPaths[Int(owner.index)]
+                } else {
+                    // Owners of one molt come in scan order: walk its tree forward to each.
+                    var state = builders[owner.section] ?? (TreePathBuilder(), 0)
+                    let entries = trees[Int(owner.section)].entries
+                    var relative = ""
+                    while state.next <= Int(owner.index) {
+                        relative = state.builder.relativePath(of: entries[state.next])
+                        state.next += 1
+                    }
+                    builders[owner.section] = state
+                    path = moltNames[Int(owner.section)] + "/" + relative
+                }
+                try body(ChecksumList.line(digest: digests[(number * 32)..<(number * 32 + 32)], path: path))
+            }
         }
-        let size = digestPaths.indices.reduce(0) { $0 + line($1).utf8.count }
+        var size = 0
+        try forEachLine { size += $0.utf8.count }
         let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.checksumsPath, size: Int64(size), mtime: mtime)
         try writeHeader(entry)
         var batch = [UInt8]()
         batch.reserveCapacity(1 << 16)
-        for index in digestPaths.indices {
-            batch.append(contentsOf: line(index).utf8)
+        try forEachLine { (line) throws(BackupError) in
+            batch.append(contentsOf: line.utf8)
             if batch.count >= 1 << 16 { try writeRaw(&batch, entryPath: entry.pathname) }
         }
         try writeRaw(&batch, entryPath: entry.pathname)
@@ -288,7 +305,12 @@ struct StreamingSession {
 
     private mutating func recordDigest(_ archivePath: String) {
         hasher.finalize(appendingTo: &digests)
-        digestPaths.append(archivePath)
+        if let currentOwner {
+            digestOwners.append(currentOwner)
+        } else {
+            namedPaths.append(archivePath)
+            digestOwners.append(DigestOwner(section: -1, index: Int32(namedPaths.count - 1)))
+        }
     }
 
     private mutating func advanceProgress(by bytes: Int64, molt: String) {
@@ -345,3 +367,9 @@ public enum ChecksumList {
 /// Linux's O_NOATIME (glibc hides it behind _GNU_SOURCE): reading a backup
 /// should not touch every file's access time. Root may use it on any file.
 private let openWithoutAccessTime: Int32 = 0o1000000
+
+/// Who a digest belongs to: entry `index` of molt `section`, or `namedPaths[index]` when `section` is -1.
+private struct DigestOwner {
+    let section: Int32
+    let index: Int32
+}

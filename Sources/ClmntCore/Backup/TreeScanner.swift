@@ -16,6 +16,34 @@ struct ScannedEntry {
     let kind: Kind
 }
 
+/// Rebuilds the relative paths of a scan's entries, fed in scan order.
+struct TreePathBuilder {
+    /// "a/b/": the directory the next entry of the deepest level lives in.
+    private var prefix = ""
+    /// The length of `prefix` after each directory level.
+    private var prefixLengths: [Int] = []
+
+    /// The path of `entry` below the home ("" for the home itself).
+    mutating func relativePath(of entry: ScannedEntry) -> String {
+        let depth = Int(entry.depth)
+        guard depth > 0 else {
+            prefix = ""
+            prefixLengths = []
+            return ""
+        }
+        if prefixLengths.count > depth - 1 {
+            prefixLengths.removeLast(prefixLengths.count - (depth - 1))
+            prefix = String(decoding: prefix.utf8.prefix(prefixLengths.last ?? 0), as: UTF8.self)
+        }
+        let path = prefix + entry.name
+        if entry.kind == .directory {
+            prefix = path + "/"
+            prefixLengths.append(prefix.utf8.count)
+        }
+        return path
+    }
+}
+
 /// What a scan of one molt found.
 struct ScannedTree {
     var entries: [ScannedEntry] = []
