@@ -21,6 +21,8 @@ struct BackupRoundTripTests {
         #expect(stat(summary.output, &status) == 0)
         #expect(status.st_mode & 0o777 == 0o600, "archives hold secrets")
         #expect(warnings.contains { $0.contains("fake.sqlite") && $0.contains("not a database") })
+        #expect(warnings.contains { $0.contains("shadow-link") && $0.contains("points outside the molt") })
+        #expect(!warnings.contains { $0.contains(".local/bin/gog") }, "a link inside the molt is fine")
 
         let extracted = fixture.root.path + "/extracted"
         try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)

@@ -96,6 +96,10 @@ struct StreamingSession {
                     warn("\(sourcePath): vanished or changed type while backing up; skipped")
                     continue
                 }
+                if !EntryPolicy.symlinkStaysInside(linkPath: relativePath, target: target, homes: [molt.home]) {
+                    // Archived as it is, but an admin should learn now, not at restore time.
+                    warn("\(sourcePath): symlink points outside the molt (\(target)); fleet restore refuses archives holding such links")
+                }
                 try writeHeader(disk.symlinkEntry(status: status, target: target, archivePath: archivePath))
                 section.entryCount += 1
                 section.fileCount += 1
