@@ -164,6 +164,50 @@ struct BackupRoundTripTests {
         #expect(!(try entryPaths(fixture.root.path + "/swap.tar")).contains("alpha/.openclaw/.env"))
     }
 
+    @Test("files that change after the scan are reported, and the archive stays valid")
+    func changedDuringBackup() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        let fleet = try Fleet.discover(baseDir: fixture.baseDir)
+        let molt = try fleet.molt(named: "alpha")
+        let tree = try TreeScanner(rules: ExclusionRules()).scan(home: molt.home)
+        // After the scan: one file shrinks, one grows, one vanishes.
+        let sessions = molt.home + "/.openclaw/agents/main/sessions/s1.jsonl"
+        truncate(sessions, 10)
+        try Data(String(repeating: "more ", count: 1000).utf8).write(to: URL(fileURLWithPath: molt.home + "/.openclaw/workspace/SOUL.md"))
+        unlink(molt.home + "/.openclaw/.env")
+
+        let archive = fixture.root.path + "/changed.tar"
+        let output = try AtomicOutputFile(finalPath: archive)
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.compression = .none
+        var session = try StreamingSession(output: output, options: options, onProgress: nil, onWarning: nil, bytesTotal: 0)
+        let manifest = Manifest(timestamp: "2026-11-29T00:00:00Z", hostname: "test", molts: [
+            Manifest.MoltRecord(name: "alpha", port: 19001, created: nil, backupSizeBytes: tree.regularBytes, home: molt.home,
+                                owner: nil, fileCount: tree.entries.filter { $0.kind != .directory }.count, entryCount: tree.entries.count),
+        ], totalSizeBytes: tree.regularBytes)
+        var planned = manifest
+        planned.tool = "clmnt"
+        planned.entryCount = 1 + tree.entries.count + 2
+        try session.writeManifest(planned, now: Date())
+        try session.writeMolt(molt, index: 0, tree: tree, baseDir: fleet.baseDir)
+        try session.writeTrailer(now: Date(), trees: [tree], moltNames: [molt.name])
+        try session.finish()
+        try output.commit(replace: false)
+
+        #expect(session.warnings.contains { $0.contains("s1.jsonl") && $0.contains("size changed") })
+        #expect(session.warnings.contains { $0.contains("SOUL.md") && $0.contains("size changed") })
+        #expect(session.warnings.contains { $0.contains(".openclaw/.env") })
+        let report = try ArchiveVerifier.verify(path: archive)
+        #expect(report.isIntact, "changes during the backup are notes, not damage: \(report.problems)")
+        #expect(report.notes.contains { $0.contains("changed while the backup ran") })
+        // GNU tar extracts it, with the file as it was when opened.
+        let extracted = fixture.root.path + "/x"
+        try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
+        try run("/bin/tar", ["-xf", archive, "-C", extracted])
+        #expect(FileManager.default.contents(atPath: extracted + "/alpha/.openclaw/agents/main/sessions/s1.jsonl")?.count == 10)
+    }
+
     @Test("an unknown --select name lists the molts that exist")
     func unknownSelection() throws {
         let fixture = try FleetFixture()
