@@ -74,3 +74,15 @@ private let utf8LocaleOnce: Bool = {
     if current.lowercased().contains("utf-8") || current.lowercased().contains("utf8") { return true }
     return setlocale(LC_CTYPE, "C.UTF-8") != nil
 }()
+
+/// Opens an archive file for reading; only a regular file will do.
+func openArchiveFile(_ path: String) throws(ArchiveError) -> Int32 {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ArchiveError.fromErrno(.open, path: path) }
+    var status = stat()
+    guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+        close(fd)
+        throw ArchiveError(.open, path: path, message: "not a regular file")
+    }
+    return fd
+}

@@ -17,13 +17,7 @@ public final class ArchiveReader {
     public init(path: String, blockSize: Int = 1 << 20) throws(ArchiveError) {
         self.path = path
         ensureUTF8Locale()
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError.fromErrno(.open, path: path) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw ArchiveError(.open, path: path, message: "not a regular file")
-        }
+        let fd = try openArchiveFile(path)
         guard let handle = archive_read_new() else {
             close(fd)
             throw ArchiveError(.open, path: path, message: "out of memory")

@@ -320,13 +320,7 @@ final class DecompressedStream: @unchecked Sendable {
 
     /// Opens the file (so a missing file fails here) and starts the thread.
     func start() throws(ArchiveError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError.fromErrno(.open, path: path) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw ArchiveError(.open, path: path, message: "not a regular file")
-        }
+        let fd = try openArchiveFile(path)
         let thread = Thread { [self] in
             produce(fd: fd)
             close(fd)
