@@ -2,7 +2,7 @@
 # Installs the Debian packages clmnt builds against and its tests use.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: run as root (sudo bash $0)" >&2
+  echo "clmnt: run this as root (e.g. sudo bash $0): it installs Debian packages" >&2
   exit 1
 fi
 packages=(
