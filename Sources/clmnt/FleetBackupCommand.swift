@@ -17,7 +17,7 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .shortAndLong, help: "The archive to write (default: ./backups/fleet-YYYY-MM-DD.tar.gz).")
+        @Option(name: .shortAndLong, help: "The archive to write (default: ./backups/fleet-YYYY-MM-DD.tar.gz, or in --backup-dir).")
         var output: String?
 
         @Option(help: "Compression: \(Compression.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -47,6 +47,15 @@ extension Fleet {
         @Flag(help: "Replace an existing archive at --output.")
         var force = false
 
+        @Option(help: "Write the default-named archive into this directory instead of ./backups (created 0700 if missing).")
+        var backupDir: String?
+
+        @Option(help: "After a successful backup, keep only the newest N clmnt archives of this base dir in the archive's directory (the new one included).")
+        var keep: Int?
+
+        @Flag(help: "Read the new archive back and check every SHA-256 and count; fail (exit 2) if it is damaged.")
+        var verify = false
+
         @Flag(help: "Print the summary as JSON.")
         var json = false
 
@@ -64,6 +73,9 @@ extension Fleet {
                                                includeCaches: includeCaches, patterns: exclude)
                 options.selection = splitList(select)
                 options.force = force
+                options.backupDir = backupDir
+                options.keep = keep
+                options.verify = verify
                 try options.validate()
 
                 SignalCleanup.shared.install()
@@ -75,8 +87,18 @@ extension Fleet {
                     progress.clear()
                     if !quiet || verbose { printError("clmnt: warning: \(message)") }
                 }
-                let summary = try backup.run()
+                let summary: BackupSummary
+                do { summary = try backup.run() } catch BackupError.damaged(let path, let problems) {
+                    progress.clear()
+                    for problem in problems where verbose { printError("clmnt: DAMAGED: \(problem)") }
+                    printError("clmnt: \(BackupError.damaged(path: path, problems: problems))")
+                    throw ExitCode(ExitStatus.checkFailed)
+                }
                 progress.clear()
+                // A backup that could not remove an old archive still succeeded; say so even with -q.
+                for failure in summary.pruneFailed {
+                    printError("clmnt: warning: cannot remove old backup \(failure.file): \(failure.reason)")
+                }
                 if json {
                     print(renderJSON(summary))
                 } else if !quiet {
@@ -87,6 +109,10 @@ extension Fleet {
                         }
                     }
                     print(summary.oneLine)
+                    for path in summary.pruned { print("removed old backup \(path)") }
+                    if verbose {
+                        for skip in summary.pruneSkipped { print("  left alone: \(skip.file): \(skip.reason)") }
+                    }
                 }
             }
         }
@@ -101,6 +127,7 @@ extension BackupSummary {
         var line = "\(output): \(molts.count) molts, \(files) files, \(formatBytes(inputBytes)) in, "
             + "\(formatBytes(archiveBytes)) out (\(percent)), \(compression), \(time)"
         if !warnings.isEmpty { line += ", \(warnings.count) warnings" }
+        if verified == true { line += ", verified" }
         return line
     }
 }

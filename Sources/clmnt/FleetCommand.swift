@@ -2,7 +2,7 @@ import ArgumentParser
 
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Back up, restore, list and verify whole-fleet archives.",
-        subcommands: [Backup.self, Restore.self, ListBackups.self, Verify.self]
+        abstract: "Back up, restore, list, verify and schedule whole-fleet archives.",
+        subcommands: [Backup.self, Restore.self, ListBackups.self, Verify.self, Schedule.self]
     )
 }

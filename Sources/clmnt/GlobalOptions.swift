@@ -51,6 +51,7 @@ private func isUsageMistake(_ error: any Error) -> Bool {
     switch error {
     case FleetError.invalidName, BackupError.invalidOption, BackupError.fleet(.invalidName): return true
     case let error as HealthError: return error.isUsageError
+    case let error as BackupScheduleError: return error.isUsageError
     default: return false
     }
 }

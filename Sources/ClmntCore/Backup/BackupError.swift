@@ -8,6 +8,8 @@ public enum BackupError: Error, CustomStringConvertible {
     case reservedMoltName(String)
     case invalidOption(String)
     case interrupted
+    /// `--verify` found the archive just written damaged (it is kept, for inspection; nothing was pruned).
+    case damaged(path: String, problems: [String])
 
     public var description: String {
         switch self {
@@ -19,6 +21,10 @@ public enum BackupError: Error, CustomStringConvertible {
         case .reservedMoltName(let name): return "molt name '\(name)' collides with the archive's \(name)/ section; rename the molt"
         case .invalidOption(let message): return message
         case .interrupted: return "interrupted; the partial archive was removed"
+        case .damaged(let path, let problems):
+            let first = problems.first.map { ": \($0)" } ?? ""
+            let more = problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""
+            return "\(path) failed verification\(first)\(more); no old backup was removed"
         }
     }
 }

@@ -13,6 +13,13 @@ public struct BackupOptions: Sendable {
     public var selection: [String]?
     /// Replace an existing file at an explicit `output`.
     public var force = false
+    /// Where the default-named archive goes instead of `./backups` (ignored with `output`); created 0700 if missing.
+    public var backupDir: String?
+    /// After a successful backup, keep this many clmnt archives of this base dir
+    /// in the new archive's directory (the new one included); nil: keep everything.
+    public var keep: Int?
+    /// Read the new archive back with `ArchiveVerifier` and fail if it is damaged.
+    public var verify = false
 
     public init(baseDir: String) { self.baseDir = baseDir }
 
@@ -27,6 +34,9 @@ public struct BackupOptions: Sendable {
             }
         }
         guard (1...256).contains(threads) else { throw .invalidOption("--threads must be between 1 and 256") }
+        if let keep, keep < 1 { throw .invalidOption("invalid --keep \(keep): give 1 or more (the new archive counts as one)") }
+        if output != nil, backupDir != nil { throw .invalidOption("give --output or --backup-dir, not both") }
+        if let backupDir, backupDir.isEmpty { throw .invalidOption("--backup-dir must not be empty") }
     }
 }
 
@@ -43,13 +53,23 @@ public struct BackupSummary: Sendable, Codable {
     public var warnings: [String]
     /// What was archived of each molt.
     public var perMolt: [String: Manifest.SectionStats]
+    /// `--verify`: the verifier's report of the new archive (intact, or the run failed).
+    public var verified: Bool?
+    /// `--keep`: old archives removed, and files left alone with the reason.
+    public var pruned: [String] = []
+    public var pruneSkipped: [RetentionSkip] = []
+    /// Old archives that should have gone but could not be removed.
+    public var pruneFailed: [RetentionSkip] = []
 
     /// Archive size over input size.
     public var ratio: Double { inputBytes > 0 ? Double(archiveBytes) / Double(inputBytes) : 0 }
 
     enum CodingKeys: String, CodingKey {
         case output, compression, molts, files, entries, seconds, warnings
+        case verified, pruned
         case perMolt = "per_molt"
+        case pruneSkipped = "prune_skipped"
+        case pruneFailed = "prune_failed"
         case inputBytes = "input_bytes"
         case archiveBytes = "archive_bytes"
     }

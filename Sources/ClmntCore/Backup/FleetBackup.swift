@@ -57,13 +57,33 @@ public struct FleetBackup {
         }
         var archiveStatus = stat()
         stat(outputPath, &archiveStatus)
-        return BackupSummary(
+        var summary = BackupSummary(
             output: outputPath, compression: options.compression.rawValue, molts: molts.map(\.name),
             files: session.stats.values.reduce(0) { $0 + $1.fileCount } + session.globalStats.fileCount,
             entries: session.entryCount,
             inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
             archiveBytes: Int64(archiveStatus.st_size), seconds: Date().timeIntervalSince(started),
             warnings: session.warnings, perMolt: session.stats)
+        try finishWithChecks(&summary, outputPath: outputPath, baseDir: fleet.baseDir)
+        summary.seconds = Date().timeIntervalSince(started)
+        return summary
+    }
+
+    /// `--verify`, then `--keep`: old archives go only once the new one is known good (when asked to check).
+    private func finishWithChecks(_ summary: inout BackupSummary, outputPath: String, baseDir: String) throws(BackupError) {
+        if options.verify {
+            let report = try ArchiveVerifier.verify(path: outputPath)
+            guard report.isIntact else { throw .damaged(path: outputPath, problems: report.problems) }
+            summary.verified = true
+        }
+        if let keep = options.keep {
+            let directory = (outputPath as NSString).deletingLastPathComponent
+            let result = BackupRetention.prune(directory: directory, newArchive: (outputPath as NSString).lastPathComponent,
+                                               baseDir: baseDir, keep: keep)
+            summary.pruned = result.removed
+            summary.pruneSkipped = result.skipped
+            summary.pruneFailed = result.failed
+        }
     }
 
     /// The archive's path; the default name gains the time of day when a backup of today exists.
@@ -82,8 +102,11 @@ public struct FleetBackup {
             }
             return path
         }
-        let directory = absolutePath("backups")
-        if !fileManager.fileExists(atPath: directory) {
+        let directory = absolutePath(options.backupDir ?? "backups")
+        var isDirectory: ObjCBool = false
+        if fileManager.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            if !isDirectory.boolValue { throw .outputDirectory(path: directory, reason: "not a directory") }
+        } else {
             guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
                 throw .outputDirectory(path: directory, reason: String(cString: strerror(errno)))
             }

@@ -4,50 +4,17 @@ import Foundation
 import Glibc
 #endif
 
-/// One user's crontab, read and written with the real `crontab` command.
-public struct CronTab: Sendable {
-    public let user: String
-    /// `crontab`, or a path (tests, odd systems).
-    public let program: String
-
-    public init(user: String, program: String = "crontab") {
-        self.user = user
-        self.program = program
+/// The health module's side of `CronTab` (ClmntCore): reading and writing
+/// with `HealthError`, and editing the health-watch entries.
+extension CronTab {
+    /// `read()`, failing as `HealthError` (same lines as before the move).
+    func healthRead() throws(HealthError) -> String {
+        do { return try read() } catch { throw HealthError(error) }
     }
 
-    /// `-u user` when we are root; a user edits its own crontab without it.
-    private var userArguments: [String] {
-        geteuid() == 0 ? ["-u", user] : []
-    }
-
-    /// The crontab's text; empty when the user has none.
-    public func read() throws(HealthError) -> String {
-        guard ProgramRunner.locate(program) != nil else { throw .noCrontab }
-        let output: ProgramOutput
-        do { output = try ProgramRunner.capture(program, ["-l"] + userArguments, timeout: 30) } catch {
-            throw .program(action: "read the crontab of \(user)", error: error)
-        }
-        if output.status == 0 { return output.stdout }
-        if output.stderr.contains("no crontab for") { return "" }
-        throw .program(action: "read the crontab of \(user)",
-                       error: .failed(program: program, status: output.status, stderrTail: lastLines(output.stderr)))
-    }
-
-    /// Installs `text` as the whole crontab; an empty text removes the crontab.
-    public func write(_ text: String) throws(HealthError) {
-        guard ProgramRunner.locate(program) != nil else { throw .noCrontab }
-        do throws(ProgramError) {
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                let output = try ProgramRunner.capture(program, ["-r"] + userArguments, timeout: 30)
-                if output.status != 0 && !output.stderr.contains("no crontab for") {
-                    throw .failed(program: program, status: output.status, stderrTail: lastLines(output.stderr))
-                }
-            } else {
-                try ProgramRunner.run(program, userArguments + ["-"], input: Data(text.utf8), timeout: 30)
-            }
-        } catch {
-            throw .program(action: "write the crontab of \(user)", error: error)
-        }
+    /// `write(_:)`, failing as `HealthError`.
+    func healthWrite(_ text: String) throws(HealthError) {
+        do { try write(text) } catch { throw HealthError(error) }
     }
 
     // MARK: - Editing (pure)
@@ -90,6 +57,11 @@ public struct CronTab: Sendable {
     }
 }
 
-func lastLines(_ text: String) -> String {
-    String(text.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " / ").prefix(500))
+extension HealthError {
+    init(_ error: CronTabError) {
+        switch error {
+        case .notInstalled: self = .noCrontab
+        case .program(let action, let error): self = .program(action: action, error: error)
+        }
+    }
 }

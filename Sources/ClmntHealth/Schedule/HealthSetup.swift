@@ -84,16 +84,16 @@ public enum HealthSetup {
             report.installed = [timer.servicePath, timer.timerPath]
             // One scheduler per molt: a crontab entry left behind would check twice.
             if user != nil, ProgramRunner.locate(request.crontabProgram) != nil {
-                let current = try cron.read()
+                let current = try cron.healthRead()
                 if !CronTab.entryLines(in: current, molt: molt.name).isEmpty {
-                    try cron.write(CronTab.replacingEntry(in: current, molt: molt.name, with: []))
+                    try cron.healthWrite(CronTab.replacingEntry(in: current, molt: molt.name, with: []))
                     report.notes.append("removed the crontab entry of \(molt.name)")
                 }
             }
         } else {
-            let current = try cron.read()
+            let current = try cron.healthRead()
             let replaced = !CronTab.entryLines(in: current, molt: molt.name).isEmpty
-            try cron.write(CronTab.replacingEntry(in: current, molt: molt.name, with: schedule.cronLines))
+            try cron.healthWrite(CronTab.replacingEntry(in: current, molt: molt.name, with: schedule.cronLines))
             report.installed = schedule.cronLines
             report.notes.append(replaced ? "replaced the entry in the crontab of \(molt.name)" : "added to the crontab of \(molt.name)")
             let timer = SystemdTimer(molt: molt.name, unitDir: request.unitDir)
@@ -109,9 +109,9 @@ public enum HealthSetup {
         var notes: [String] = []
         if UserAccounts.user(named: molt.name) != nil, ProgramRunner.locate(crontabProgram) != nil {
             let cron = CronTab(user: molt.name, program: crontabProgram)
-            let current = try cron.read()
+            let current = try cron.healthRead()
             if !CronTab.entryLines(in: current, molt: molt.name).isEmpty {
-                try cron.write(CronTab.replacingEntry(in: current, molt: molt.name, with: []))
+                try cron.healthWrite(CronTab.replacingEntry(in: current, molt: molt.name, with: []))
                 notes.append("removed the health-watch entry from the crontab of \(molt.name)")
             }
         }
@@ -127,7 +127,7 @@ public enum HealthSetup {
         if UserAccounts.user(named: molt.name) == nil {
             status.cronEntry = []
         } else {
-            do { status.cronEntry = CronTab.entryLines(in: try CronTab(user: molt.name, program: crontabProgram).read(), molt: molt.name) } catch {
+            do { status.cronEntry = CronTab.entryLines(in: try CronTab(user: molt.name, program: crontabProgram).healthRead(), molt: molt.name) } catch {
                 status.cronError = error.description
             }
         }

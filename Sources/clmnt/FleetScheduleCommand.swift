@@ -1,0 +1,84 @@
+import ArgumentParser
+import ClmntCore
+import Foundation
+
+extension Fleet {
+    struct Schedule: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Schedule a nightly (or weekly) fleet backup with retention in the crontab.",
+            discussion: """
+            Installs a crontab entry, marked by a '# CLMNT-FLEET-BACKUP <base-dir>' comment, that runs \
+            'clmnt fleet backup --backup-dir DIR --keep N -q' and appends its output to DIR/clmnt-backup.log. \
+            Running it again replaces this base dir's entry and keeps every other line of the crontab.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "Time of day of the backup, HH:MM (24 h, the host's time zone).")
+        var at = BackupJob.defaultTime
+
+        @Option(help: "Run weekly on this day instead of daily: 0 (Sunday) to 6 (Saturday).")
+        var weekday: Int?
+
+        @Option(help: "The absolute directory the archives go to (created 0700 if missing).")
+        var backupDir = BackupJob.defaultBackupDir
+
+        @Option(help: "Compression: \(Compression.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var compress: Compression = .zstd
+
+        @Option(help: "How many archives of this base dir to keep, the new one included.")
+        var keep = BackupJob.defaultKeep
+
+        @Flag(help: "Have the job also verify each new archive (the run fails if it is damaged).")
+        var verify = false
+
+        @Flag(help: "Remove this base dir's scheduled backup.")
+        var remove = false
+
+        @Flag(help: "Show this base dir's scheduled backup and the newest archive.")
+        var status = false
+
+        func validate() throws {
+            if remove && status { throw ValidationError("give --remove or --status, not both") }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let crontab = CronTab(user: currentUserName())
+                let baseDir = global.resolvedBaseDir
+                if status {
+                    let report = try BackupSchedule.status(baseDir: baseDir, backupDir: backupDir, crontab: crontab)
+                    print(report.isScheduled ? "scheduled in the crontab of \(crontab.user):" : "not scheduled: no backup of \(baseDir) in the crontab of \(crontab.user)")
+                    for line in report.entry { print("  \(line)") }
+                    if let newest = report.newestArchive {
+                        print("newest archive: \(newest.file) (\(newest.date ?? "-"), \(formatBytes(newest.sizeBytes)))")
+                    } else if let problem = report.backupDirProblem {
+                        print("newest archive: none (\(problem))")
+                    } else {
+                        print("newest archive: none in \(report.backupDir)")
+                    }
+                    return
+                }
+                if remove {
+                    let removed = try BackupSchedule.remove(baseDir: baseDir, crontab: crontab)
+                    print(removed.isEmpty ? "no backup of \(baseDir) was scheduled" : "removed from the crontab of \(crontab.user):")
+                    for line in removed { print("  \(line)") }
+                    return
+                }
+                let job = try BackupJob(baseDir: baseDir, executable: currentExecutablePath(), backupDir: backupDir,
+                                        at: at, weekday: weekday, compression: compress, keep: keep, verify: verify)
+                let report = try BackupSchedule.install(job, crontab: crontab)
+                for note in report.notes { print(note) }
+                for line in report.installed { print("  \(line)") }
+                printWarnings(report.warnings)
+            }
+        }
+    }
+}
+
+/// The crontab `fleet schedule` edits: the invoking user's (root's, from cron as root).
+private func currentUserName() -> String {
+    guard let entry = getpwuid(geteuid()) else { return String(geteuid()) }
+    return String(cString: entry.pointee.pw_name)
+}
