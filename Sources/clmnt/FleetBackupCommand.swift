@@ -17,16 +17,16 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .shortAndLong, help: "The archive to write (default: ./backups/fleet-YYYY-MM-DD.tar.gz, or in --backup-dir).")
+        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: ./backups/fleet-YYYY-MM-DD.tar.gz, or in --backup-dir).", valueName: "file"))
         var output: String?
 
-        @Option(help: "Compression: \(Compression.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(help: "The compression of the archive.")
         var compress: Compression = .gzip
 
-        @Option(help: "Compression level (gzip 1-12, zstd 1-19, xz 0-9, bzip2 1-9).")
+        @Option(help: ArgumentHelp("Compression level (gzip 1-12, zstd 1-19, xz 0-9, bzip2 1-9).", valueName: "n"))
         var level: Int?
 
-        @Option(help: "Compression threads (default: all cores).")
+        @Option(help: ArgumentHelp("Compression threads (default: all cores).", valueName: "n"))
         var threads: Int?
 
         @Flag(help: "Leave out each molt's Maildir/.")
@@ -38,19 +38,19 @@ extension Fleet {
         @Flag(help: "Keep regenerable caches (.cache/, .npm/, .bun/install/cache/, node_modules/).")
         var includeCaches = false
 
-        @Option(help: "Leave out paths matching this pattern (repeatable; with a '/', matched from the molt's home).")
+        @Option(help: ArgumentHelp("Leave out paths matching this pattern (repeatable; with a '/', matched from the molt's home).", valueName: "pattern"))
         var exclude: [String] = []
 
-        @Option(help: "Back up only these molts (comma-separated).")
+        @Option(help: ArgumentHelp("Back up only these molts (comma-separated).", valueName: "molts"))
         var select: [String] = []
 
         @Flag(help: "Replace an existing archive at --output.")
         var force = false
 
-        @Option(help: "Write the default-named archive into this directory instead of ./backups (created 0700 if missing).")
+        @Option(help: ArgumentHelp("Write the default-named archive into this directory instead of ./backups (created 0700 if missing).", valueName: "dir"))
         var backupDir: String?
 
-        @Option(help: "After a successful backup, keep only the newest N clmnt archives of this base dir in the archive's directory (the new one included).")
+        @Option(help: ArgumentHelp("After a successful backup, keep only the newest N clmnt archives of this base dir in the archive's directory (the new one included).", valueName: "n"))
         var keep: Int?
 
         @Flag(help: "Read the new archive back and check every SHA-256 and count; fail (exit 2) if it is damaged.")

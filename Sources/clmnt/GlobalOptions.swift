@@ -6,7 +6,7 @@ import Foundation
 /// Options every command shares.
 struct GlobalOptions: ParsableArguments {
     @Option(name: [.customShort("d"), .long],
-            help: "The fleet's base dir (default: $CLMNT_BASE_DIR, else the current directory).")
+            help: ArgumentHelp("The fleet's base dir (default: $CLMNT_BASE_DIR, else the current directory).", valueName: "dir"))
     var baseDir: String?
 
     @Flag(name: .shortAndLong, help: "Print more detail.")
