@@ -21,6 +21,10 @@ public struct BackupOptions: Sendable {
     /// Read the new archive back with `ArchiveVerifier` and fail if it is damaged.
     public var verify = false
 
+    /// Databases up to this size are snapshotted in memory; larger ones into a
+    /// temporary file beside the archive, so memory stays bounded.
+    var sqliteMemoryLimit: Int64 = 64 << 20
+
     public init(baseDir: String) { self.baseDir = baseDir }
 
     /// Checks what can be checked without touching the disk.

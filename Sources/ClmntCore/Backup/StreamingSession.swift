@@ -11,6 +11,9 @@ struct StreamingSession {
     private let onProgress: ((BackupProgress) -> Void)?
     private let onWarning: ((String) -> Void)?
     private let bytesTotal: Int64
+    /// Where large database snapshots are written for a moment (the archive's directory).
+    private let scratchDirectory: String
+    private let sqliteMemoryLimit: Int64
     private var bytesDone: Int64 = 0
     private var lastProgress = Date.distantPast
 
@@ -35,6 +38,8 @@ struct StreamingSession {
                                        threads: options.threads, path: output.finalPath)
         } catch { throw .archive(error) }
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        scratchDirectory = (output.finalPath as NSString).deletingLastPathComponent
+        sqliteMemoryLimit = options.sqliteMemoryLimit
         self.onProgress = onProgress
         self.onWarning = onWarning
         self.bytesTotal = bytesTotal
@@ -154,9 +159,24 @@ struct StreamingSession {
             warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
         }
         let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
-        if let snapshot = databaseSnapshot(fd: fd, sourcePath: sourcePath, status: status) {
-            try writeInMemoryFile(snapshot, entry: entry, section: &section)
+        switch databaseSnapshot(fd: fd, sourcePath: sourcePath, status: status) {
+        case .inMemory(let bytes):
+            try writeInMemoryFile(bytes, entry: entry, section: &section)
             return
+        case .onDisk(let snapshotFd):
+            defer { close(snapshotFd) }
+            var snapshotStatus = stat()
+            fstat(snapshotFd, &snapshotStatus)
+            entry.clearSparse()
+            entry.size = Int64(snapshotStatus.st_size)
+            try writeHeader(entry)
+            _ = try writer.streamFileData(from: snapshotFd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
+            recordDigest(archivePath)
+            section.backupSizeBytes += entry.size
+            advanceProgress(by: entry.size, molt: archivePath)
+            return
+        case nil:
+            break
         }
         try writeHeader(entry)
         let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
@@ -175,23 +195,54 @@ struct StreamingSession {
 
     /// A consistent copy of a SQLite database, or nil for any other file. A file
     /// that only looks like one is archived as it is, with a warning.
-    private mutating func databaseSnapshot(fd: Int32, sourcePath: String, status: stat) -> [UInt8]? {
+    private mutating func databaseSnapshot(fd: Int32, sourcePath: String, status: stat) -> DatabaseSnapshot? {
         guard status.st_size >= 100 else { return nil }
         var header = [UInt8](repeating: 0, count: 16)
         guard pread(fd, &header, 16, 0) == 16, header == SQLiteSnapshot.magic else { return nil }
+        let snapshot: DatabaseSnapshot
         do {
-            let snapshot = try SQLiteSnapshot.capture(path: sourcePath)
-            // The path was opened again by SQLite: make sure it is still our file.
-            var now = stat()
-            guard stat(sourcePath, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else {
-                warn("\(sourcePath): replaced while backing up; archived as read")
-                return nil
+            if Int64(status.st_size) <= sqliteMemoryLimit {
+                snapshot = .inMemory(try SQLiteSnapshot.capture(path: sourcePath))
+            } else {
+                snapshot = .onDisk(try snapshotToScratchFile(sourcePath))
             }
-            return snapshot
         } catch {
-            warn("\(sourcePath): has a SQLite header but is not a database (\(error.message)); archived byte for byte")
+            warn("\(sourcePath): cannot snapshot it as a SQLite database (\(error.message)); archived byte for byte")
             return nil
         }
+        // The path was opened again by SQLite: make sure it is still our file.
+        var now = stat()
+        guard stat(sourcePath, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else {
+            if case .onDisk(let snapshotFd) = snapshot { close(snapshotFd) }
+            warn("\(sourcePath): replaced while backing up; archived as read")
+            return nil
+        }
+        return snapshot
+    }
+
+    /// Snapshots a large database into a 0600 file beside the archive, and
+    /// returns it open for reading, already unlinked.
+    private func snapshotToScratchFile(_ sourcePath: String) throws(SQLiteSnapshot.Failure) -> Int32 {
+        let path = "\(scratchDirectory)/.clmnt-sqlite-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).db"
+        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard created >= 0 else {
+            throw SQLiteSnapshot.Failure(message: "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        close(created)
+        SignalCleanup.shared.register(path)
+        SignalCleanup.shared.register(path + "-journal")
+        defer {
+            unlink(path)
+            unlink(path + "-journal")
+            SignalCleanup.shared.unregister(path)
+            SignalCleanup.shared.unregister(path + "-journal")
+        }
+        try SQLiteSnapshot.capture(path: sourcePath, intoFile: path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw SQLiteSnapshot.Failure(message: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        return fd
     }
 
     private mutating func writeInMemoryFile(_ bytes: [UInt8], entry: ArchiveEntry, section: inout Manifest.SectionStats) throws(BackupError) {
@@ -376,4 +427,10 @@ private let openWithoutAccessTime: Int32 = 0o1000000
 private struct DigestOwner {
     let section: Int32
     let index: Int32
+}
+
+/// A database's consistent copy: in memory when small, else an open, unlinked scratch file.
+private enum DatabaseSnapshot {
+    case inMemory([UInt8])
+    case onDisk(Int32)
 }
