@@ -6,6 +6,7 @@ import Foundation
 struct StreamingSession {
     private let writer: ArchiveWriter
     private let disk = DiskMetadataReader()
+    private let denseDisk = DiskMetadataReader(detectSparse: false)
     private let hasher = SHA256Hasher()
     private let buffer: UnsafeMutableRawBufferPointer
     private let onProgress: ((BackupProgress) -> Void)?
@@ -352,9 +353,11 @@ struct StreamingSession {
     private mutating func diskEntry(fd: Int32, status: stat, sourcePath: String, archivePath: String) throws(BackupError) -> ArchiveEntry {
         var diskWarnings: [String] = []
         defer { diskWarnings.forEach { warn($0) } }
+        // A file with as many blocks as bytes has no holes: no need to look for them.
+        let mayBeSparse = Int64(status.st_blocks) * 512 < Int64(status.st_size)
         do {
-            return try disk.entry(fileDescriptor: fd, status: status, sourcePath: sourcePath,
-                                  archivePath: archivePath, warnings: &diskWarnings)
+            return try (mayBeSparse ? disk : denseDisk).entry(fileDescriptor: fd, status: status, sourcePath: sourcePath,
+                                                              archivePath: archivePath, warnings: &diskWarnings)
         } catch { throw .archive(error) }
     }
 
