@@ -36,6 +36,9 @@ extension Fleet {
         @Flag(help: "Give a molt whose port another molt here uses the next free port.")
         var reassignPorts = false
 
+        @Flag(help: "Restore symlinks that point outside their molt (as links, never followed) instead of refusing the archive.")
+        var allowOutsideSymlinks = false
+
         @Flag(name: .shortAndLong, help: "Do not ask for confirmation (needed without a terminal).")
         var yes = false
 
@@ -49,6 +52,7 @@ extension Fleet {
                 options.force = force
                 options.skipUsers = skipUsers
                 options.reassignPorts = reassignPorts
+                options.allowOutsideSymlinks = allowOutsideSymlinks
 
                 var restore = FleetRestore(options: options)
                 let plan = try restore.plan()

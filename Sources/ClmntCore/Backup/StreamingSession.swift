@@ -104,7 +104,7 @@ struct StreamingSession {
                 }
                 if !EntryPolicy.symlinkStaysInside(linkPath: relativePath, target: target, homes: [molt.home]) {
                     // Archived as it is, but an admin should learn now, not at restore time.
-                    warn("\(sourcePath): symlink points outside the molt (\(target)); fleet restore refuses archives holding such links")
+                    warn("\(sourcePath): symlink points outside the molt (\(target)); fleet restore needs --allow-outside-symlinks for it")
                 }
                 try writeHeader(disk.symlinkEntry(status: status, target: target, archivePath: archivePath))
                 section.entryCount += 1

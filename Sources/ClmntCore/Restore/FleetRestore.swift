@@ -116,7 +116,7 @@ public struct FleetRestore {
                 archive: plan.archive, format: plan.format, manifestNames: located.manifest.molts.map(\.name),
                 manifestDigest: plan.manifestDigest, baseDirectory: baseDirectory, containerName: containerName,
                 containerDirectory: containerDirectory, stages: stages, sourceHomes: sourceHomes,
-                sourceOwners: sourceOwners, restoredAt: restoredAt,
+                sourceOwners: sourceOwners, restoredAt: restoredAt, allowOutsideSymlinks: options.allowOutsideSymlinks,
                 cancellation: cancellation, onProgress: onProgress)
             extraction = try StagedExtraction.isolated(job)
             if cancellation?.isCancelled == true { throw .interrupted }

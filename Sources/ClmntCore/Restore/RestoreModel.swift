@@ -12,6 +12,11 @@ public struct RestoreOptions: Sendable {
     public var force = false
     /// Create no users; files of a missing user stay owned by the invoking user.
     public var skipUsers = false
+    /// Restore symlinks whose targets leave their molt (a molt's own `~/bin/node ->
+    /// /usr/bin/node`, a dangling export link) instead of refusing the archive.
+    /// They are created as links only: nothing is ever written through a symlink
+    /// (libarchive's SECURE_SYMLINKS, and entries below a link are still refused).
+    public var allowOutsideSymlinks = false
     /// Give a molt whose port another molt here uses the next free port.
     public var reassignPorts = false
 

@@ -37,6 +37,8 @@ struct ExtractionJob: Sendable {
     /// Per molt of the archive: the user and group that owned it on the source host.
     var sourceOwners: [String: (user: String, group: String)]
     var restoredAt: String
+    /// `RestoreOptions.allowOutsideSymlinks`; the links found are reported as warnings.
+    var allowOutsideSymlinks = false
     var cancellation: RestoreCancellation?
     var onProgress: (@Sendable (RestoreProgress) -> Void)?
 }
@@ -269,8 +271,12 @@ final class StagedExtraction {
         case .symlink:
             let target = entry.symlinkTarget ?? ""
             let homes = job.sourceHomes[name] ?? []
-            guard EntryPolicy.symlinkStaysInside(linkPath: relative, target: target, homes: homes) else {
-                throw RestoreError.hostileEntry(path: shown, reason: "is a symlink pointing outside its molt ('\(target)')")
+            if !EntryPolicy.symlinkStaysInside(linkPath: relative, target: target, homes: homes) {
+                guard job.allowOutsideSymlinks else {
+                    throw RestoreError.hostileEntry(
+                        path: shown, reason: "is a symlink pointing outside its molt ('\(target)'); --allow-outside-symlinks restores such links")
+                }
+                warnings.append("\(shown): symlink pointing outside its molt ('\(target)') restored as a link")
             }
             // An absolute link into the old home follows the home to its new place.
             if target.hasPrefix("/"), let stage = job.stages[name], let old = stage.plan.sourceHome, old != stage.plan.target {
