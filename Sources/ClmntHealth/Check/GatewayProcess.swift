@@ -101,11 +101,20 @@ public struct GatewayProcessFinder: Sendable {
         let me = Int(getpid())
         for entry in entries {
             guard let pid = Int(entry), pid != me else { continue }
-            var info = stat()
-            guard stat(procRoot + "/" + entry, &info) == 0, info.st_uid == uid else { continue }
+            guard realUser(of: entry) == uid else { continue }
             guard let data = FileManager.default.contents(atPath: procRoot + "/\(entry)/cmdline"), !data.isEmpty else { continue }
             let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             if Self.isGatewayCommand(arguments), isAlive(pid) { return pid }
+        }
+        return nil
+    }
+
+    /// The real uid from `/proc/<pid>/status` ("Uid:\treal\teffective\t..."): the
+    /// directory's owner is the effective uid, or root for a non-dumpable process.
+    private func realUser(of pid: String) -> uid_t? {
+        guard let status = readSmallFile(procRoot + "/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("Uid:") {
+            return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { uid_t($0) }
         }
         return nil
     }
