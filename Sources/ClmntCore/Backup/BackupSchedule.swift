@@ -126,19 +126,10 @@ public struct BackupJob: Sendable, Equatable {
     /// The entry: the marker comment, then the job.
     public var cronLines: [String] { [markerLine, jobLine] }
 
-    static let safeCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+,:@-".unicodeScalars)
-
     /// Absolute, and every character safe unquoted in a crontab line.
     public static func checkPath(_ what: String, _ path: String) throws(BackupScheduleError) {
         let shown = path.replacingOccurrences(of: "\n", with: "\\n")
-        if let bad = path.unicodeScalars.first(where: { !safeCharacters.contains($0) }) {
-            let name: String
-            switch bad {
-            case "\n": name = "a newline"
-            case "\t": name = "a tab"
-            case " ": name = "a space"
-            default: name = bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
-            }
+        if let name = CronTab.unsafeCharacter(in: path) {
             throw .unsafeForCrontab(what: what, value: shown, character: name)
         }
         guard path.hasPrefix("/") else { throw .notAbsolute(what: what, path: shown) }

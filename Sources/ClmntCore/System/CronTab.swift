@@ -73,3 +73,22 @@ public struct CronTab: Sendable {
         String(text.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " / ").prefix(500))
     }
 }
+
+extension CronTab {
+    /// Characters a word of a job line may hold unquoted: no `%` (cron's newline),
+    /// whitespace, quotes or shell metacharacters.
+    public static let safeCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+,:@-"
+
+    /// The first character of `word` outside `safeCharacters + extra`, named for an
+    /// error message ("a space", "'%'"), or nil when the word is safe.
+    public static func unsafeCharacter(in word: String, allowing extra: String = "") -> String? {
+        let allowed = Set((safeCharacters + extra).unicodeScalars)
+        guard let bad = word.unicodeScalars.first(where: { !allowed.contains($0) }) else { return nil }
+        switch bad {
+        case "\n": return "a newline"
+        case "\t": return "a tab"
+        case " ": return "a space"
+        default: return bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
+        }
+    }
+}

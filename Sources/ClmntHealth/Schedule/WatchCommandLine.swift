@@ -54,7 +54,7 @@ public struct WatchSchedule: Sendable, Equatable {
         for address in settings.emails where !AlertChannels.isPlausibleEmail(address) { throw .invalidEmail(address) }
         if let commander = settings.commander { try validateMoltName(commander) }
         if let mailer = settings.mailer {
-            for word in mailer { try WatchSchedule.checkWord("mailer", word, allowed: WatchSchedule.safeCharacters + "=") }
+            for word in mailer { try WatchSchedule.checkWord("mailer", word, allowing: "=") }
         }
         self.molt = molt.name
         self.interval = interval
@@ -111,22 +111,13 @@ public struct WatchSchedule: Sendable, Equatable {
         ]
     }
 
-    static let safeCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+,:@-"
-
     static func checkPath(_ what: String, _ path: String) throws(HealthError) {
         guard path.hasPrefix("/") else { throw .notAbsolute(what: what, path: path) }
-        try checkWord(what, path, allowed: safeCharacters)
+        try checkWord(what, path)
     }
 
-    static func checkWord(_ what: String, _ word: String, allowed: String) throws(HealthError) {
-        if let bad = word.unicodeScalars.first(where: { !allowed.unicodeScalars.contains($0) }) {
-            let name: String
-            switch bad {
-            case "\n": name = "a newline"
-            case "\t": name = "a tab"
-            case " ": name = "a space"
-            default: name = bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
-            }
+    static func checkWord(_ what: String, _ word: String, allowing extra: String = "") throws(HealthError) {
+        if let name = CronTab.unsafeCharacter(in: word, allowing: extra) {
             throw .unsafeForSchedule(what: what, value: word.replacingOccurrences(of: "\n", with: "\\n"), character: name)
         }
     }
