@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 import Testing
 @testable import ClmntHealth

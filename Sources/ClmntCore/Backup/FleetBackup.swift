@@ -166,7 +166,7 @@ public struct FleetBackup {
             globalStats.fileCount += 1
             globalStats.entryCount += 1
         }
-        var manifest = Manifest(timestamp: Timestamp.iso8601(now), hostname: ProcessInfo.processInfo.hostName,
+        var manifest = Manifest(timestamp: Timestamp.format(now), hostname: ProcessInfo.processInfo.hostName,
                                 molts: records, totalSizeBytes: records.reduce(0) { $0 + $1.backupSizeBytes })
         manifest.baseDir = fleet.baseDir
         manifest.compression = options.compression.rawValue
@@ -197,24 +197,5 @@ final class OwnerLookup {
         let name = getgrgid(gid).map { String(cString: $0.pointee.gr_name) } ?? String(gid)
         groups[gid] = name
         return name
-    }
-}
-
-/// Dates as the plan writes them, through the C library: Foundation's
-/// formatters load ICU, which costs more memory than a whole backup's bookkeeping.
-public enum Timestamp {
-    /// `2026-11-29T03:15:00Z`
-    public static func iso8601(_ date: Date) -> String { format(date, "%Y-%m-%dT%H:%M:%SZ", utc: true) }
-
-    static func day(_ date: Date) -> String { format(date, "%Y-%m-%d", utc: false) }
-    static func timeOfDay(_ date: Date) -> String { format(date, "%H%M%S", utc: false) }
-
-    private static func format(_ date: Date, _ pattern: String, utc: Bool) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        if utc { gmtime_r(&seconds, &parts) } else { localtime_r(&seconds, &parts) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        let length = strftime(&buffer, buffer.count, pattern, &parts)
-        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

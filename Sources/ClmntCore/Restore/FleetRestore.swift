@@ -30,7 +30,7 @@ public struct FleetRestore {
         let (plan, located) = try RestorePlanner(options: options).planAndManifest()
         if let confirmed, confirmed != plan { throw .planChanged(difference(confirmed, plan)) }
         guard plan.canRun else { throw .refused(plan.refusals) }
-        let restoredAt = isoTimestamp(now)
+        let restoredAt = Timestamp.format(now)
 
         // The base dir, locked against a second restore.
         if !plan.baseDirExists {
@@ -214,11 +214,4 @@ public struct FleetRestore {
         if old.refusals != new.refusals { return new.refusals.first ?? "refusals changed" }
         return "the fleet changed"
     }
-}
-
-/// `2026-11-28T12:00:00Z`.
-func isoTimestamp(_ date: Date) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.string(from: date)
 }

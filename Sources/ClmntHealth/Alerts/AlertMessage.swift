@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 
 /// The words of one alert, reminder or recovery, for mail and webhook alike.

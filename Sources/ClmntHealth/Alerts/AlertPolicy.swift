@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 
 /// What a health-watch run must announce.

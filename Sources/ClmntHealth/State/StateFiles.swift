@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 
 // The three state files of `.molt-state/`, in the typed form clmnt writes and

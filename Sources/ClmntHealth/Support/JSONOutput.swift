@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 
 /// A JSON value to write, with keys in a fixed order and real `null`s, so state

@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 
 /// A JSON object read forgivingly: numbers may come as numbers or as strings

@@ -106,6 +106,26 @@ public enum Timestamp {
         return "\(seconds)s"
     }
 
+    /// `2026-11-29`, local time: the date in default archive names.
+    static func day(_ date: Date) -> String {
+        let parts = localParts(date)
+        return String(format: "%04d-%02d-%02d", parts.year, parts.month, parts.day)
+    }
+
+    /// `031500`, local time: added to an archive name when today's exists.
+    static func timeOfDay(_ date: Date) -> String {
+        let parts = localParts(date)
+        return String(format: "%02d%02d%02d", parts.hour, parts.minute, parts.second)
+    }
+
+    private static func localParts(_ date: Date) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return (Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    }
+
     private static func utcParts(_ date: Date) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
