@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "clmnt",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "clmnt", targets: ["clmnt"]),
         .library(name: "ClmntCore", targets: ["ClmntCore"]),
@@ -18,7 +17,9 @@ let package = Package(
                        providers: [.apt(["libarchive-dev", "libdeflate-dev", "libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .target(name: "ClmntCore", dependencies: ["CArchive", "CSQLite", "CCrypto"]),
+        // Linux calls glibc hides behind _GNU_SOURCE (renameat2, unshare, O_NOATIME, per-thread credentials).
+        .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "ClmntCore", dependencies: ["CArchive", "CSQLite", "CCrypto", "CLinux"]),
         .target(name: "ClmntHealth", dependencies: ["ClmntCore"]),
         .executableTarget(name: "clmnt", dependencies: [
             "ClmntCore", "ClmntHealth",

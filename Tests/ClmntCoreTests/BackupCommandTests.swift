@@ -115,4 +115,22 @@ struct BackupCommandTests {
         #expect(process.terminationStatus == 128 + signalNumber)
         #expect(files(in: out).isEmpty, "left behind: \(files(in: out))")
     }
+
+    @Test("reading a home does not touch access times (O_NOATIME through the CLinux shim)")
+    func accessTimesUntouched() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        // An access time older than the modification time: relatime would update it on any read.
+        let soul = fixture.home("alpha") + "/.openclaw/workspace/SOUL.md"
+        try run("/usr/bin/touch", ["-a", "-d", "2001-01-01T00:00:00Z", soul])
+        var before = stat()
+        stat(soul, &before)
+        let archive = fixture.root.path + "/a.tar"
+        let result = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--compress", "none", "-o", archive, "-q"])
+        #expect(result.status == 0, "\(result.stderr)")
+        var after = stat()
+        stat(soul, &after)
+        #expect(after.st_atim.tv_sec == before.st_atim.tv_sec, "the backup read SOUL.md without O_NOATIME")
+        #expect(try entryPaths(archive).contains("alpha/.openclaw/workspace/SOUL.md"))
+    }
 }

@@ -110,7 +110,7 @@ struct StreamingSession {
                 section.entryCount += 1
                 section.fileCount += 1
             case .regular:
-                var fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openWithoutAccessTime)
+                var fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime)
                 if fd < 0 && errno == EPERM { fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
                 guard let status = verifiedStatus(fd, scanned, sourcePath) else {
                     if fd >= 0 { close(fd) }
@@ -421,10 +421,6 @@ public enum ChecksumList {
         return result
     }
 }
-
-/// Linux's O_NOATIME (glibc hides it behind _GNU_SOURCE): reading a backup
-/// should not touch every file's access time. Root may use it on any file.
-private let openWithoutAccessTime: Int32 = 0o1000000
 
 /// Who a digest belongs to: entry `index` of molt `section`, or `namedPaths[index]` when `section` is -1.
 private struct DigestOwner {

@@ -162,36 +162,3 @@ enum SafeFileSystem {
 
     static func syncDirectory(_ fd: Int32) { fsync(fd) }
 }
-
-/// Linux calls that glibc declares only under _GNU_SOURCE, which Swift's
-/// Glibc module does not set: looked up once with dlsym.
-enum LinuxCalls {
-    static let renameExchange: UInt32 = 1 << 1
-    static let renameNoReplace: UInt32 = 1 << 0
-    /// CLONE_FS: the calling thread gets its own working directory and umask.
-    static let cloneFileSystem: Int32 = 0x0000_0200
-
-    private typealias Renameat2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
-    private typealias Unshare = @convention(c) (Int32) -> Int32
-
-    private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
-        dlsym(UnsafeMutableRawPointer(bitPattern: 0), name)
-    }
-
-    private static let renameat2Function: Renameat2? =
-        symbol("renameat2").map { unsafeBitCast($0, to: Renameat2.self) }
-    private static let unshareFunction: Unshare? =
-        symbol("unshare").map { unsafeBitCast($0, to: Unshare.self) }
-
-    /// `renameat2(2)`; fails with ENOSYS where glibc lacks it.
-    static func renameat2(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String, _ flags: UInt32) -> Int32 {
-        guard let function = renameat2Function else { errno = ENOSYS; return -1 }
-        return function(fromDirectory, from, toDirectory, to, flags)
-    }
-
-    /// Gives the calling thread its own working directory and umask.
-    static func unshareFileSystem() -> Bool {
-        guard let function = unshareFunction else { return false }
-        return function(cloneFileSystem) == 0
-    }
-}

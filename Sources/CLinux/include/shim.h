@@ -1,0 +1,31 @@
+// Linux calls and constants that glibc declares only under _GNU_SOURCE, which
+// Swift's Glibc module is built without. They are defined in shim.c, compiled
+// with _GNU_SOURCE (as swift-nio's CNIOLinux does), so the compiler checks
+// every signature and constant against the real headers: no dlsym, no copied
+// octal numbers.
+#ifndef CLMNT_CLINUX_SHIM_H
+#define CLMNT_CLINUX_SHIM_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+// renameat2(2) and its flags: the restore swaps a molt in atomically.
+int clmnt_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+extern const unsigned int clmnt_RENAME_NOREPLACE;
+extern const unsigned int clmnt_RENAME_EXCHANGE;
+
+// unshare(CLONE_FS): gives the calling thread its own working directory and umask.
+int clmnt_unshare_filesystem(void);
+
+// O_NOATIME: reading a backup should not touch every file's access time.
+extern const int clmnt_O_NOATIME;
+
+// Credentials of the calling thread only. glibc's setresuid() and friends
+// change every thread of the process (they signal each one); the raw system
+// calls change just the caller, which is what a thread that works inside a
+// molt's home with the molt user's rights needs while the others stay root.
+int clmnt_thread_setresuid(uid_t ruid, uid_t euid, uid_t suid);
+int clmnt_thread_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
+int clmnt_thread_setgroups(size_t count, const gid_t *groups);
+
+#endif

@@ -1,0 +1,35 @@
+#ifndef _GNU_SOURCE
+#error CLinux must be compiled with _GNU_SOURCE (see Package.swift)
+#endif
+
+#include "shim.h"
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int clmnt_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+const unsigned int clmnt_RENAME_NOREPLACE = RENAME_NOREPLACE;
+const unsigned int clmnt_RENAME_EXCHANGE = RENAME_EXCHANGE;
+
+int clmnt_unshare_filesystem(void) {
+    return unshare(CLONE_FS);
+}
+
+const int clmnt_O_NOATIME = O_NOATIME;
+
+int clmnt_thread_setresuid(uid_t ruid, uid_t euid, uid_t suid) {
+    return (int)syscall(SYS_setresuid, ruid, euid, suid);
+}
+
+int clmnt_thread_setresgid(gid_t rgid, gid_t egid, gid_t sgid) {
+    return (int)syscall(SYS_setresgid, rgid, egid, sgid);
+}
+
+int clmnt_thread_setgroups(size_t count, const gid_t *groups) {
+    return (int)syscall(SYS_setgroups, count, groups);
+}

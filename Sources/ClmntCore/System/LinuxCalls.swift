@@ -1,0 +1,22 @@
+import CLinux
+import Foundation
+
+/// Linux calls that glibc declares only under _GNU_SOURCE, through the CLinux
+/// shim (compiled with it), so the compiler checks them against the headers.
+enum LinuxCalls {
+    static let renameExchange: UInt32 = clmnt_RENAME_EXCHANGE
+    static let renameNoReplace: UInt32 = clmnt_RENAME_NOREPLACE
+    /// O_NOATIME: reading a backup should not touch every file's access time.
+    /// Root may use it on any file; others only on their own (EPERM otherwise).
+    static let noAccessTime: Int32 = clmnt_O_NOATIME
+
+    /// `renameat2(2)`; fails with EINVAL or ENOSYS where the kernel or file system lacks a flag.
+    static func renameat2(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String, _ flags: UInt32) -> Int32 {
+        clmnt_renameat2(fromDirectory, from, toDirectory, to, flags)
+    }
+
+    /// Gives the calling thread its own working directory and umask (`unshare(CLONE_FS)`).
+    static func unshareFileSystem() -> Bool {
+        clmnt_unshare_filesystem() == 0
+    }
+}
