@@ -11,7 +11,9 @@ extension Fleet {
             discussion: """
             Streams each molt's whole home into a tar archive, manifest.json first and \
             SHA256SUMS last. Regenerable caches, *.pid, *.lock and *.tmp files are skipped; \
-            SQLite databases are captured through SQLite's online backup API.
+            SQLite databases are captured through SQLite's online backup API. Exits 3 when \
+            files vanished, could not be read or changed while read (the archive is written \
+            and names them), 75 when another backup or a restore of the base dir is running.
             """
         )
 
@@ -56,10 +58,13 @@ extension Fleet {
         @Flag(help: "Read the new archive back and check every SHA-256 and count; fail (exit 2) if it is damaged.")
         var verify = false
 
+        @Option(help: ArgumentHelp("Wait up to this long for another backup or a restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
+        var wait: Double?
+
         @Flag(help: "Print the summary as JSON.")
         var json = false
 
-        @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+        @Flag(name: .shortAndLong, help: "Print nothing but errors and missed files.")
         var quiet = false
 
         func run() throws {
@@ -76,6 +81,7 @@ extension Fleet {
                 options.backupDir = backupDir
                 options.keep = keep
                 options.verify = verify
+                options.wait = wait ?? 0
                 try options.validate()
 
                 SignalCleanup.shared.install()
@@ -95,6 +101,15 @@ extension Fleet {
                     throw ExitCode(ExitStatus.checkFailed)
                 }
                 progress.clear()
+                for leftover in summary.leftoversRemoved where !quiet && !json {
+                    print("removed \(leftover.file) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
+                }
+                for failure in summary.leftoversFailed {
+                    printError("clmnt: warning: cannot remove \(failure.file), left by a killed backup: \(failure.reason)")
+                }
+                if let reason = summary.markFailed {
+                    printError("clmnt: warning: cannot mark \(summary.output) complete or not (\(reason)); list-backups will show its status as unknown")
+                }
                 // A backup that could not remove an old archive still succeeded; say so even with -q.
                 for failure in summary.pruneFailed {
                     printError("clmnt: warning: cannot remove old backup \(failure.file): \(failure.reason)")
@@ -113,6 +128,15 @@ extension Fleet {
                     if verbose {
                         for skip in summary.pruneSkipped { print("  left alone: \(skip.file): \(skip.reason)") }
                     }
+                }
+                if !summary.complete {
+                    // -q hid the warnings: the missed files are named all the same.
+                    if quiet && !verbose { for file in summary.missed { printError("clmnt: warning: \(file.line)") } }
+                    let molts = Set(summary.missed.map { $0.molt ?? ArchiveLayout.globalDir }).sorted()
+                    printError("clmnt: incomplete: \(summary.missed.count) file\(summary.missed.count == 1 ? "" : "s") of "
+                               + "\(molts.joined(separator: ", ")) vanished, could not be read or changed while read "
+                               + "(named above and in backup-report.json); \(summary.output) holds everything else")
+                    throw ExitCode(ExitStatus.incomplete)
                 }
             }
         }

@@ -17,28 +17,36 @@ extension Fleet {
 
         func run() throws {
             try reportingErrors {
-                let listings = try BackupCatalog.list(directory: absolutePath(backupDir))
+                let directory = absolutePath(backupDir)
+                let listings = try BackupCatalog.list(directory: directory)
+                let leftovers = PartialFiles.stale(in: directory)
+                let leftoverLine = leftovers.isEmpty ? nil
+                    : "\(leftovers.count) partial archive\(leftovers.count == 1 ? "" : "s") of killed backups \(leftovers.count == 1 ? "holds" : "hold") "
+                    + "\(formatBytes(leftovers.reduce(0) { $0 + $1.sizeBytes })); the next backup into \(directory) removes them"
                 if json {
+                    if let leftoverLine { printError("clmnt: warning: \(leftoverLine)") }
                     print(renderJSON(listings))
                     return
                 }
                 if listings.isEmpty {
-                    print("no backups in \(absolutePath(backupDir))")
-                    return
-                }
-                var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "COMPRESSION"]]
-                for listing in listings {
-                    let file = (listing.file as NSString).lastPathComponent
-                    if let reason = listing.unreadable {
-                        rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "unreadable: \(reason)"])
-                    } else {
-                        let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
-                        rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
-                                     String(listing.moltCount ?? 0), listing.hostname ?? "-",
-                                     (listing.compression ?? "-") + legacy])
+                    print("no backups in \(directory)")
+                } else {
+                    var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
+                    for listing in listings {
+                        let file = (listing.file as NSString).lastPathComponent
+                        if let reason = listing.unreadable {
+                            rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "-", "unreadable: \(reason)"])
+                        } else {
+                            let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
+                            let status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+                            rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
+                                         String(listing.moltCount ?? 0), listing.hostname ?? "-", status,
+                                         (listing.compression ?? "-") + legacy])
+                        }
                     }
+                    print(renderTable(rows))
                 }
-                print(renderTable(rows))
+                if let leftoverLine { print(leftoverLine) }
             }
         }
     }
@@ -46,7 +54,10 @@ extension Fleet {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Read a whole archive and check every file's SHA-256 and every count.",
-            discussion: "Exits 0 when the archive is intact, 2 when it is damaged, 1 when it cannot be read at all."
+            discussion: """
+            Exits 0 when the archive is intact and complete, 3 when it is intact but the backup \
+            missed files (it names them), 2 when it is damaged, 1 when it cannot be read at all.
+            """
         )
 
         @Argument(help: "The archive to verify.")
@@ -57,20 +68,25 @@ extension Fleet {
 
         func run() throws {
             var intact = false
+            var complete = true
             try reportingErrors {
                 let report = try ArchiveVerifier.verify(path: absolutePath(file))
                 intact = report.isIntact
+                complete = report.isComplete
                 if json {
                     print(renderJSON(report))
                     return
                 }
                 for problem in report.problems { print("DAMAGED: \(problem)") }
                 for note in report.notes { print("note: \(note)") }
-                let verdict = report.isIntact ? "OK" : "FAILED (\(report.problems.count) problems)"
+                for file in report.missed { print("MISSED: \(file.line)") }
+                let verdict = !report.isIntact ? "FAILED (\(report.problems.count) problems)"
+                    : !report.isComplete ? "INCOMPLETE (the backup missed \(report.missed.count) file\(report.missed.count == 1 ? "" : "s"))" : "OK"
                 print("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
                       + "\(formatBytes(report.bytesChecked)) checked, \(report.compression)")
             }
             if !intact { throw ExitCode(ExitStatus.checkFailed) }
+            if !complete { throw ExitCode(ExitStatus.incomplete) }
         }
     }
 }

@@ -39,6 +39,9 @@ extension Fleet {
         @Flag(help: "Restore symlinks that point outside their molt (as links, never followed) instead of refusing the archive.")
         var allowOutsideSymlinks = false
 
+        @Option(help: ArgumentHelp("Wait up to this long for a backup or another restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
+        var wait: Double?
+
         @Flag(name: .shortAndLong, help: "Do not ask for confirmation (needed without a terminal).")
         var yes = false
 
@@ -53,6 +56,8 @@ extension Fleet {
                 options.skipUsers = skipUsers
                 options.reassignPorts = reassignPorts
                 options.allowOutsideSymlinks = allowOutsideSymlinks
+                guard (0...86_400).contains(wait ?? 0) else { throw ValidationError("--wait must be between 0 and 86400 seconds") }
+                options.wait = wait ?? 0
 
                 var restore = FleetRestore(options: options)
                 let plan = try restore.plan()
@@ -153,7 +158,7 @@ extension RestorePlan {
         lines.append("\(dryRun ? "Dry run: " : "")restore from \(archiveName) (\(format == .clmnt ? "clmnt" : "bash tool") archive, \(compression)), made on \(hostname) at \(timestamp)")
         lines.append("into \(baseDir)\(baseDirExists ? "" : " (will be created)")"
             + (sourceBaseDir.map { $0 != baseDir ? ", backed up from \($0)" : "" } ?? ""))
-        let rows: [[String]] = [["MOLT", "SIZE", "FILES", "TARGET", "USER", "PORT"]] + molts.map { molt in
+        let rows: [[String]] = [["MOLT", "SIZE", "FILES", "BACKUP", "TARGET", "USER", "PORT"]] + molts.map { molt in
             let target: String
             switch molt.action {
             case .create: target = "new"
@@ -171,9 +176,11 @@ extension RestorePlan {
             if let conflict = molt.portConflict {
                 port += molt.newPort.map { " → \($0) (used by \(conflict))" } ?? " (used by \(conflict): refused)"
             }
-            return [molt.name, formatBytes(molt.sizeBytes), molt.fileCount.map(String.init) ?? "?", target, user, port]
+            // From the archive's completeness mark; "?" when it has none (a copy without xattrs, the bash tool's).
+            let backup = molt.missedFiles.map { $0 == 0 ? "complete" : "INCOMPLETE (\($0) missed)" } ?? "?"
+            return [molt.name, formatBytes(molt.sizeBytes), molt.fileCount.map(String.init) ?? "?", backup, target, user, port]
         }
-        let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let widths = (0..<7).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             let cells = row.enumerated().map { column, cell in
                 column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)

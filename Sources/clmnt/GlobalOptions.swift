@@ -27,6 +27,11 @@ enum ExitStatus {
     static let failure: Int32 = 1
     /// `verify` found a damaged archive; `health check` found a molt not healthy.
     static let checkFailed: Int32 = 2
+    /// The backup archived everything it could but missed files (restic's "snapshot created,
+    /// but some files were missing"); `verify` of such an archive.
+    static let incomplete: Int32 = 3
+    /// Another backup or a restore of the same base dir holds the lock (EX_TEMPFAIL: try again later).
+    static let busy: Int32 = 75
     /// A bad option value (EX_USAGE, as for the parser's own errors).
     static let usage: Int32 = 64
 }
@@ -42,7 +47,15 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw error
     } catch {
         printError("clmnt: \(error)")
-        throw ExitCode(isUsageMistake(error) ? ExitStatus.usage : ExitStatus.failure)
+        throw ExitCode(isUsageMistake(error) ? ExitStatus.usage : isBusy(error) ? ExitStatus.busy : ExitStatus.failure)
+    }
+}
+
+/// The base dir is locked by another run.
+private func isBusy(_ error: any Error) -> Bool {
+    switch error {
+    case BackupError.locked(.busy), RestoreError.locked(.busy): return true
+    default: return false
     }
 }
 

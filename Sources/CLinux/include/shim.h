@@ -28,4 +28,8 @@ int clmnt_thread_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 int clmnt_thread_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 int clmnt_thread_setgroups(size_t count, const gid_t *groups);
 
+// fgetxattr/fsetxattr: the completeness mark on an archive (Backup/BackupStatusMark.swift).
+// Swift's Glibc module does not export <sys/xattr.h>.
+#include <sys/xattr.h>
+
 #endif

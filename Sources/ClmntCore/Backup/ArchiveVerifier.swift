@@ -11,10 +11,14 @@ public struct VerifyReport: Sendable, Encodable {
     public var problems: [String]
     /// Notes that are not damage (files that changed while the backup ran, an archive without checksums).
     public var notes: [String]
+    /// Files the backup itself reported missed (`backup-report.json`): an intact archive of an incomplete backup.
+    public var missed: [MissedFile] = []
     public var isIntact: Bool { problems.isEmpty }
+    public var isComplete: Bool { missed.isEmpty }
 
     enum CodingKeys: String, CodingKey {
-        case archive, compression, entries, problems, notes
+        case archive, compression, entries, problems, notes, missed
+        case isComplete = "complete"
         case filesChecked = "files_checked"
         case bytesChecked = "bytes_checked"
         case isIntact = "intact"
@@ -30,6 +34,8 @@ public struct VerifyReport: Sendable, Encodable {
         try c.encode(problems, forKey: .problems)
         try c.encode(notes, forKey: .notes)
         try c.encode(isIntact, forKey: .isIntact)
+        try c.encode(missed, forKey: .missed)
+        try c.encode(isComplete, forKey: .isComplete)
     }
 }
 
@@ -136,6 +142,7 @@ public enum ArchiveVerifier {
         if backupReport.entryCount != report.entries {
             report.problems.append("archive has \(report.entries) entries, the backup wrote \(backupReport.entryCount)")
         }
+        report.missed = backupReport.missed ?? []
         let changedDuringBackup = !backupReport.warnings.isEmpty
         if let expected = manifest.entryCount, expected != report.entries {
             let line = "archive has \(report.entries) entries, the manifest planned \(expected)"

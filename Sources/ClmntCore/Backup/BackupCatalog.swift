@@ -14,9 +14,13 @@ public struct BackupListing: Sendable, Codable {
     public var writtenBy: String?
     /// Why the file could not be read as a fleet archive.
     public var unreadable: String?
+    /// From the archive's `BackupStatusMark`: false when the backup missed files; nil when unknown.
+    public var complete: Bool?
+    public var missedFiles: Int?
 
     enum CodingKeys: String, CodingKey {
-        case file, date, molts, hostname, compression, unreadable
+        case file, date, molts, hostname, compression, unreadable, complete
+        case missedFiles = "missed_files"
         case sizeBytes = "size_bytes"
         case moltCount = "molt_count"
         case writtenBy = "written_by"
@@ -77,6 +81,10 @@ public enum BackupCatalog {
                 listing.hostname = manifest.hostname
                 listing.compression = manifest.compression ?? compressionFromName(name)
                 listing.writtenBy = manifest.isClmntArchive ? "clmnt" : "bash"
+                if manifest.isClmntArchive, let mark = BackupStatusMark.read(path: path) {
+                    listing.complete = mark.complete
+                    listing.missedFiles = mark.missed
+                }
             } catch {
                 listing.unreadable = error.description
             }

@@ -8,6 +8,8 @@ public enum BackupError: Error, CustomStringConvertible {
     case reservedMoltName(String)
     case invalidOption(String)
     case interrupted
+    /// Another backup or a restore of the base dir runs (exit 75), or the lock could not be taken.
+    case locked(BaseDirLockError)
     /// `--verify` found the archive just written damaged (it is kept, for inspection; nothing was pruned).
     case damaged(path: String, problems: [String])
 
@@ -21,6 +23,7 @@ public enum BackupError: Error, CustomStringConvertible {
         case .reservedMoltName(let name): return "molt name '\(name)' collides with the archive's \(name)/ section; rename the molt"
         case .invalidOption(let message): return message
         case .interrupted: return "interrupted; the partial archive was removed"
+        case .locked(let error): return error.description
         case .damaged(let path, let problems):
             let first = problems.first.map { ": \($0)" } ?? ""
             let more = problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""

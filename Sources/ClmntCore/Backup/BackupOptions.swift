@@ -20,6 +20,9 @@ public struct BackupOptions: Sendable {
     public var keep: Int?
     /// Read the new archive back with `ArchiveVerifier` and fail if it is damaged.
     public var verify = false
+    /// How long to wait for another backup or a restore of the same base dir to
+    /// finish; 0: refuse at once (exit 75).
+    public var wait: Double = 0
 
     /// Databases up to this size are snapshotted in memory; larger ones into a
     /// temporary file beside the archive, so memory stays bounded.
@@ -41,6 +44,7 @@ public struct BackupOptions: Sendable {
         if let keep, keep < 1 { throw .invalidOption("invalid --keep \(keep): give 1 or more (the new archive counts as one)") }
         if output != nil, backupDir != nil { throw .invalidOption("give --output or --backup-dir, not both") }
         if let backupDir, backupDir.isEmpty { throw .invalidOption("--backup-dir must not be empty") }
+        guard wait >= 0, wait <= 86_400 else { throw .invalidOption("--wait must be between 0 and 86400 seconds") }
     }
 }
 
@@ -64,13 +68,25 @@ public struct BackupSummary: Sendable, Codable {
     public var pruneSkipped: [RetentionSkip] = []
     /// Old archives that should have gone but could not be removed.
     public var pruneFailed: [RetentionSkip] = []
+    /// Files archived torn or not at all; not empty: the archive is incomplete (exit 3).
+    public var missed: [MissedFile] = [] { didSet { complete = missed.isEmpty } }
+    /// False when files were missed (`missed`).
+    public var complete = true
+    /// Partial archives of killed backups removed from the archive's directory before this one.
+    public var leftoversRemoved: [PartialFiles.Leftover] = []
+    public var leftoversFailed: [RetentionSkip] = []
+    /// The archive's completeness mark could not be set (see `BackupStatusMark`).
+    public var markFailed: String?
 
     /// Archive size over input size.
     public var ratio: Double { inputBytes > 0 ? Double(archiveBytes) / Double(inputBytes) : 0 }
 
     enum CodingKeys: String, CodingKey {
         case output, compression, molts, files, entries, seconds, warnings
-        case verified, pruned
+        case verified, pruned, missed, complete
+        case leftoversRemoved = "leftovers_removed"
+        case leftoversFailed = "leftovers_failed"
+        case markFailed = "mark_failed"
         case perMolt = "per_molt"
         case pruneSkipped = "prune_skipped"
         case pruneFailed = "prune_failed"

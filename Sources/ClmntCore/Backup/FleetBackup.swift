@@ -24,17 +24,25 @@ public struct FleetBackup {
         if let reserved = molts.first(where: { ArchiveLayout.reservedNames.contains($0.name) }) {
             throw .reservedMoltName(reserved.name)
         }
-        let outputPath = try resolveOutputPath(now: now)
+        // Held to the end: no restore swaps a molt away under us, no second backup runs.
+        let lock = try lockBaseDir(fleet.baseDir)
+        defer { withExtendedLifetime(lock) {} }
+        let (outputPath, alternatives) = try resolveOutputPath(now: now)
         try refuseOutputInside(molts: molts, outputPath: outputPath)
+        let outputDirectory = (outputPath as NSString).deletingLastPathComponent
+        let leftovers = PartialFiles.removeStale(in: outputDirectory)
 
         // Scan first: the manifest, written first, carries every count and size.
         let scanner = TreeScanner(rules: options.rules)
         var trees: [ScannedTree] = []  // kept: SHA256SUMS rebuilds its paths from them
+        var scanMissed: [MissedFile] = []
         for molt in molts {
             let tree = try scanner.scan(home: molt.home)
             tree.warnings.forEach { onWarning?($0) }
+            scanMissed += tree.missed.map { MissedFile(molt: molt.name, path: $0.path, problem: $0.problem, detail: $0.detail) }
             trees.append(tree)
         }
+        TestHook.stop(at: "after-scan")
         let globalFiles = globalFilesToArchive(fleet: fleet)
         let manifest = makeManifest(fleet: fleet, molts: molts, trees: trees, globalFiles: globalFiles, now: now)
 
@@ -42,6 +50,8 @@ public struct FleetBackup {
         var session = try StreamingSession(output: output, options: options, onProgress: onProgress, onWarning: onWarning,
                                            bytesTotal: manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0))
         session.warnings = trees.flatMap(\.warnings)
+        session.missed = scanMissed
+        var markFailed: String?
         do {
             try session.writeManifest(manifest, now: now)
             for index in molts.indices {
@@ -50,21 +60,28 @@ public struct FleetBackup {
             try session.writeGlobal(globalFiles, now: now)
             try session.writeTrailer(now: now, trees: trees, moltNames: molts.map(\.name))
             try session.finish()
-            try output.commit(replace: options.force)
+            markFailed = BackupStatusMark(missed: session.missed).write(to: output.fileDescriptor)
+            TestHook.stop(at: "before-commit")
+            try output.commit(replace: options.force, alternatives: alternatives)
         } catch {
             output.discard()
             throw error
         }
+        let committedPath = output.finalPath
         var archiveStatus = stat()
-        stat(outputPath, &archiveStatus)
+        stat(committedPath, &archiveStatus)
         var summary = BackupSummary(
-            output: outputPath, compression: options.compression.rawValue, molts: molts.map(\.name),
+            output: committedPath, compression: options.compression.rawValue, molts: molts.map(\.name),
             files: session.stats.values.reduce(0) { $0 + $1.fileCount } + session.globalStats.fileCount,
             entries: session.entryCount,
             inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
             archiveBytes: Int64(archiveStatus.st_size), seconds: Date().timeIntervalSince(started),
             warnings: session.warnings, perMolt: session.stats)
-        try finishWithChecks(&summary, outputPath: outputPath, baseDir: fleet.baseDir)
+        summary.missed = session.missed
+        summary.leftoversRemoved = leftovers.removed
+        summary.leftoversFailed = leftovers.failed
+        summary.markFailed = markFailed
+        try finishWithChecks(&summary, outputPath: committedPath, baseDir: fleet.baseDir)
         summary.seconds = Date().timeIntervalSince(started)
         return summary
     }
@@ -86,8 +103,20 @@ public struct FleetBackup {
         }
     }
 
-    /// The archive's path; the default name gains the time of day when a backup of today exists.
-    private func resolveOutputPath(now: Date) throws(BackupError) -> String {
+    /// The shared base-dir lock of a backup (see `BaseDirLock`).
+    private func lockBaseDir(_ baseDir: String) throws(BackupError) -> BaseDirLock {
+        let fd = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: baseDir, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        do { return try BaseDirLock(baseDirectory: fd, baseDir: baseDir, mode: .backup, wait: options.wait) } catch {
+            throw .locked(error)
+        }
+    }
+
+    /// The archive's path, and the names to fall back on if it is taken when the
+    /// archive is committed (default names only: an explicit `-o` is never changed).
+    /// The default name gains the time of day when a backup of today exists, then `-2`, `-3`, ...
+    private func resolveOutputPath(now: Date) throws(BackupError) -> (path: String, alternatives: [String]) {
         let fileManager = FileManager.default
         if let output = options.output {
             let path = absolutePath(output)
@@ -100,7 +129,7 @@ public struct FleetBackup {
             guard fileManager.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw .outputDirectory(path: directory, reason: "no such directory")
             }
-            return path
+            return (path, [])
         }
         let directory = absolutePath(options.backupDir ?? "backups")
         var isDirectory: ObjCBool = false
@@ -112,11 +141,13 @@ public struct FleetBackup {
             }
         }
         let ext = options.compression.fileExtension
-        let day = "\(directory)/fleet-\(Timestamp.day(now)).\(ext)"
-        if !fileManager.fileExists(atPath: day) { return day }
-        let timed = "\(directory)/fleet-\(Timestamp.day(now))-\(Timestamp.timeOfDay(now)).\(ext)"
-        if !fileManager.fileExists(atPath: timed) { return timed }
-        throw .outputExists(path: timed)
+        let day = "\(directory)/fleet-\(Timestamp.day(now))"
+        let timed = "\(day)-\(Timestamp.timeOfDay(now))"
+        let names = ["\(day).\(ext)", "\(timed).\(ext)"] + (2...99).map { "\(timed)-\($0).\(ext)" }
+        guard let free = names.firstIndex(where: { !fileManager.fileExists(atPath: $0) }) else {
+            throw .outputExists(path: names[names.count - 1])
+        }
+        return (names[free], Array(names[(free + 1)...]))
     }
 
     /// An archive written inside a molt's home would try to archive itself.

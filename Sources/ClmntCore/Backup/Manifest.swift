@@ -158,15 +158,20 @@ public struct BackupReport: Codable, Sendable, Equatable {
     public var entryCount: Int
     public var molts: [String: Manifest.SectionStats]
     public var global: Manifest.SectionStats
-    /// Files that changed, vanished or were not readable while archived, one line each.
+    /// Everything the backup warned about, one line each.
     public var warnings: [String]
+    /// The files the archive lacks or holds torn: they vanished, could not be read, or changed
+    /// while read. Empty: the backup is complete. Nil in reports written before clmnt recorded it.
+    public var missed: [MissedFile]?
 
-    public init(entryCount: Int, molts: [String: Manifest.SectionStats], global: Manifest.SectionStats, warnings: [String]) {
+    public init(entryCount: Int, molts: [String: Manifest.SectionStats], global: Manifest.SectionStats, warnings: [String],
+                missed: [MissedFile] = []) {
         self.entryCount = entryCount; self.molts = molts; self.global = global; self.warnings = warnings
+        self.missed = missed
     }
 
     enum CodingKeys: String, CodingKey {
-        case molts, global, warnings
+        case molts, global, warnings, missed
         case entryCount = "entry_count"
     }
 
@@ -175,4 +180,34 @@ public struct BackupReport: Codable, Sendable, Equatable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try! encoder.encode(self) + Data("\n".utf8)
     }
+}
+
+/// A file a backup could not archive whole; the backup then exits 3 and the
+/// archive counts as incomplete (`verify`, `list-backups`, `restore --dry-run`).
+public struct MissedFile: Codable, Sendable, Equatable {
+    public enum Problem: String, Codable, Sendable {
+        /// Gone (or its directory gone) between the scan and its turn.
+        case vanished
+        /// There, but it could not be opened, listed or read.
+        case unreadable
+        /// Swapped for another file or a symlink since the scan: skipped, never followed.
+        case replaced
+        /// Archived, but it changed while being read: the copy may be torn.
+        case changed
+    }
+
+    /// The molt it belongs to; nil for the base dir's own files (`global/`).
+    public var molt: String?
+    /// Its path on the host.
+    public var path: String
+    public var problem: Problem
+    /// The cause, as the system said it.
+    public var detail: String
+
+    public init(molt: String?, path: String, problem: Problem, detail: String) {
+        self.molt = molt; self.path = path; self.problem = problem; self.detail = detail
+    }
+
+    /// `<path>: vanished (No such file or directory)`
+    public var line: String { "\(path): \(problem.rawValue) (\(detail))" }
 }

@@ -30,6 +30,10 @@ struct StreamingSession {
     private(set) var globalStats = Manifest.SectionStats()
     private(set) var entryCount = 0
     var warnings: [String] = []
+    /// Files archived torn or not at all (see `MissedFile`).
+    var missed: [MissedFile] = []
+    /// The molt being written, for `missed`.
+    private var currentMolt: String?
 
     init(output: AtomicOutputFile, options: BackupOptions, onProgress: ((BackupProgress) -> Void)?,
          onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
@@ -51,6 +55,12 @@ struct StreamingSession {
         onWarning?(message)
     }
 
+    /// Warns, and records the file as missed: the backup will exit 3.
+    private mutating func miss(_ path: String, _ problem: MissedFile.Problem, _ detail: String, _ message: String) {
+        missed.append(MissedFile(molt: currentMolt, path: path, problem: problem, detail: detail))
+        warn(message)
+    }
+
     mutating func writeManifest(_ manifest: Manifest, now: Date) throws(BackupError) {
         let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.manifestPath, size: 0, mode: 0o600,
                                                  mtime: Int64(now.timeIntervalSince1970))
@@ -67,7 +77,8 @@ struct StreamingSession {
         var skipBelowDepth = Int.max
         var section = Manifest.SectionStats()
         var paths = TreePathBuilder()
-        defer { currentOwner = nil }
+        currentMolt = molt.name
+        defer { currentOwner = nil; currentMolt = nil }
 
         for (entryIndex, scanned) in tree.entries.enumerated() {
             let depth = Int(scanned.depth)
@@ -99,7 +110,8 @@ struct StreamingSession {
                 guard fstatat(parentFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0,
                       (UInt32(status.st_mode) & FileType.mask) == FileType.symlink,
                       let target = readLink(parentFd, name) else {
-                    warn("\(sourcePath): vanished or changed type while backing up; skipped")
+                    miss(sourcePath, .vanished, "gone or no longer a symlink",
+                         "\(sourcePath): vanished or changed type while backing up; skipped")
                     continue
                 }
                 if !EntryPolicy.symlinkStaysInside(linkPath: relativePath, target: target, homes: [molt.home]) {
@@ -127,17 +139,21 @@ struct StreamingSession {
     /// Checks that `fd` is open on the same file the scan saw; warns and returns nil if not.
     private mutating func verifiedStatus(_ fd: Int32, _ scanned: ScannedEntry, _ sourcePath: String) -> stat? {
         guard fd >= 0 else {
-            let reason = errno == ELOOP ? "replaced by a symlink" : String(cString: strerror(errno))
-            warn("\(sourcePath): \(reason) while backing up; skipped")
+            let code = errno
+            let reason = code == ELOOP ? "replaced by a symlink" : String(cString: strerror(code))
+            let problem: MissedFile.Problem = code == ELOOP ? .replaced : code == ENOENT || code == ENOTDIR ? .vanished : .unreadable
+            let below = scanned.kind == .directory ? " with everything below it" : ""
+            miss(sourcePath, problem, reason, "\(sourcePath): \(reason) while backing up; skipped\(below)")
             return nil
         }
         var status = stat()
         guard fstat(fd, &status) == 0 else {
-            warn("\(sourcePath): \(String(cString: strerror(errno))); skipped")
+            let reason = String(cString: strerror(errno))
+            miss(sourcePath, .unreadable, reason, "\(sourcePath): \(reason); skipped")
             return nil
         }
         guard UInt64(status.st_dev) == scanned.device, UInt64(status.st_ino) == scanned.inode else {
-            warn("\(sourcePath): replaced while backing up; skipped")
+            miss(sourcePath, .replaced, "another file is at its path now", "\(sourcePath): replaced while backing up; skipped")
             return nil
         }
         return status
@@ -182,12 +198,14 @@ struct StreamingSession {
         try writeHeader(entry)
         let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
         if outcome.paddedBytes > 0 {
-            warn("\(sourcePath): shrank by \(outcome.paddedBytes) bytes while being read; padded with zeros")
+            miss(sourcePath, .changed, "shrank by \(outcome.paddedBytes) bytes while read",
+                 "\(sourcePath): shrank by \(outcome.paddedBytes) bytes while being read; padded with zeros")
         }
         var after = stat()
         if fstat(fd, &after) == 0, after.st_size != status.st_size || after.st_mtim.tv_sec != status.st_mtim.tv_sec
             || after.st_mtim.tv_nsec != status.st_mtim.tv_nsec, outcome.paddedBytes == 0 {
-            warn("\(sourcePath): changed while being read; the archived copy may be inconsistent")
+            miss(sourcePath, .changed, "modified while read",
+                 "\(sourcePath): changed while being read; the archived copy may be inconsistent")
         }
         recordDigest(archivePath)
         section.backupSizeBytes += entry.size
@@ -268,8 +286,10 @@ struct StreamingSession {
             let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             var status = stat()
             guard fd >= 0, fstat(fd, &status) == 0 else {
+                let code = errno
                 if fd >= 0 { close(fd) }
-                warn("\(path): \(String(cString: strerror(errno))); skipped")
+                miss(path, code == ENOENT ? .vanished : .unreadable, String(cString: strerror(code)),
+                     "\(path): \(String(cString: strerror(code))); skipped")
                 continue
             }
             defer { close(fd) }
@@ -289,7 +309,8 @@ struct StreamingSession {
     /// `moltNames` are those given to `writeMolt`, by index.
     mutating func writeTrailer(now: Date, trees: [ScannedTree], moltNames: [String]) throws(BackupError) {
         let mtime = Int64(now.timeIntervalSince1970)
-        let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings)
+        let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings,
+                                  missed: missed)
         let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 

@@ -50,6 +50,14 @@ struct ScannedTree {
     /// Apparent bytes of regular files, each hardlinked inode once.
     var regularBytes: Int64 = 0
     var warnings: [String] = []
+    /// What the scan could not read (its molt is filled in by the backup).
+    var missed: [MissedFile] = []
+
+    /// Warns and records `path` as missed.
+    mutating func miss(_ path: String, _ problem: MissedFile.Problem, _ detail: String, _ message: String) {
+        missed.append(MissedFile(molt: nil, path: path, problem: problem, detail: detail))
+        warnings.append(message)
+    }
 }
 
 /// Walks a molt tree through directory descriptors opened with O_NOFOLLOW, so
@@ -76,7 +84,8 @@ struct TreeScanner {
                       into tree: inout ScannedTree, seenInodes: inout Set<InodeKey>) {
         let names: [String]
         do { names = try directoryNames(directoryFd) } catch {
-            tree.warnings.append("\(home)/\(relativePath): cannot list directory: \(error.reason)")
+            tree.miss("\(home)/\(relativePath)", .unreadable, error.reason,
+                      "\(home)/\(relativePath): cannot list directory: \(error.reason)")
             return
         }
         let nameSet = Set(names)
@@ -84,7 +93,10 @@ struct TreeScanner {
             let childPath = relativePath.isEmpty ? name : relativePath + "/" + name
             var status = stat()
             guard fstatat(directoryFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else {
-                if errno != ENOENT { tree.warnings.append("\(home)/\(childPath): \(String(cString: strerror(errno)))") }
+                if errno != ENOENT {
+                    let reason = String(cString: strerror(errno))
+                    tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason)")
+                }
                 continue
             }
             let type = UInt32(status.st_mode) & FileType.mask
@@ -98,7 +110,8 @@ struct TreeScanner {
                 record(.directory)
                 let childFd = openat(directoryFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard childFd >= 0 else {
-                    tree.warnings.append("\(home)/\(childPath): cannot open directory: \(String(cString: strerror(errno)))")
+                    let reason = String(cString: strerror(errno))
+                    tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): cannot open directory: \(reason)")
                     continue
                 }
                 walk(directoryFd: childFd, relativePath: childPath, depth: depth + 1, home: home,

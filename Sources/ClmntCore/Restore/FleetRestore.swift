@@ -32,7 +32,7 @@ public struct FleetRestore {
         guard plan.canRun else { throw .refused(plan.refusals) }
         let restoredAt = Timestamp.format(now)
 
-        // The base dir, locked against a second restore.
+        // The base dir, locked against a backup or a second restore (`BaseDirLock`).
         if !plan.baseDirExists {
             do {
                 try FileManager.default.createDirectory(atPath: plan.baseDir, withIntermediateDirectories: true,
@@ -42,8 +42,11 @@ public struct FleetRestore {
         let baseDirectory = open(plan.baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard baseDirectory >= 0 else { throw .baseDir(path: plan.baseDir, reason: String(cString: strerror(errno))) }
         defer { close(baseDirectory) }
-        guard flock(baseDirectory, LOCK_EX | LOCK_NB) == 0 else { throw .busy(baseDir: plan.baseDir) }
-        defer { flock(baseDirectory, LOCK_UN) }
+        let lock: BaseDirLock
+        do { lock = try BaseDirLock(baseDirectory: baseDirectory, baseDir: plan.baseDir, mode: .restore, wait: options.wait) } catch {
+            throw .locked(error)
+        }
+        defer { withExtendedLifetime(lock) {} }
         var warnings = removeLeftovers(baseDirectory: baseDirectory, baseDir: plan.baseDir)
 
         // Users first: their uids decide the owners of the extracted files.
@@ -131,7 +134,8 @@ public struct FleetRestore {
         var restored: [RestoreSummary.RestoredMolt] = []
         var records: [MoltRegistry.Record] = []
         var swapError: RestoreError?
-        for molt in plan.molts {
+        for (number, molt) in plan.molts.enumerated() {
+            TestHook.stop(at: "before-swap-\(number + 1)")
             let stagedName = containerName + "/" + molt.name
             do {
                 let replaced = try SafeFileSystem.swapIn(at: baseDirectory, staging: stagedName, target: molt.name,

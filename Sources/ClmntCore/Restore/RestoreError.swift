@@ -17,7 +17,8 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
     case refused([String])
     case baseDir(path: String, reason: String)
     case registry(path: String, reason: String)
-    case busy(baseDir: String)
+    /// A backup or another restore of the base dir runs (exit 75), or the lock could not be taken.
+    case locked(BaseDirLockError)
     case user(name: String, reason: String)
     case fileSystem(path: String, reason: String)
     case interrupted
@@ -47,7 +48,7 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
             return "restore refused: " + reasons.joined(separator: "; ")
         case .baseDir(let path, let reason): return "base dir \(path): \(reason)"
         case .registry(let path, let reason): return "cannot update \(path): \(reason)"
-        case .busy(let baseDir): return "another restore is running in \(baseDir)"
+        case .locked(let error): return error.description
         case .user(let name, let reason): return "user \(name): \(reason)"
         case .fileSystem(let path, let reason): return "\(path): \(reason)"
         case .swapFailed(let reason, let restored):

@@ -19,6 +19,8 @@ public struct RestoreOptions: Sendable {
     public var allowOutsideSymlinks = false
     /// Give a molt whose port another molt here uses the next free port.
     public var reassignPorts = false
+    /// How long to wait for a backup or another restore of the base dir to finish; 0: refuse at once (exit 75).
+    public var wait: Double = 0
 
     public init(archive: String, baseDir: String) {
         self.archive = archive
@@ -96,6 +98,9 @@ public struct MoltPlan: Sendable, Equatable, Codable {
     public var portConflict: String?
     /// The home on the host that made the backup, when the manifest tells.
     public var sourceHome: String?
+    /// Files of this molt the backup missed (vanished, unreadable, changed while read),
+    /// from the archive's `BackupStatusMark`: 0 complete, nil unknown (no mark).
+    public var missedFiles: Int? = nil
 
     /// Whether paths inside `.molt-info` and `openclaw.json` will be rewritten (known source home only).
     public var movesHome: Bool { sourceHome.map { $0 != target } ?? false }
@@ -108,6 +113,7 @@ public struct MoltPlan: Sendable, Equatable, Codable {
         case newPort = "new_port"
         case portConflict = "port_conflict"
         case sourceHome = "source_home"
+        case missedFiles = "missed_files"
     }
 }
 

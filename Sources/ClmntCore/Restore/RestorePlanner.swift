@@ -176,6 +176,14 @@ public struct RestorePlanner {
         }
 
         var notes: [String] = []
+        // The backup's completeness, from the mark on the archive file (its report is at the far end).
+        if located.format == .clmnt, let mark = BackupStatusMark.read(path: archive) {
+            for index in molts.indices { molts[index].missedFiles = mark.molts[molts[index].name] ?? 0 }
+            let incomplete = molts.filter { ($0.missedFiles ?? 0) > 0 }
+            if !incomplete.isEmpty {
+                notes.append("the backup missed files of \(incomplete.map(\.name).joined(separator: ", ")) (they vanished, could not be read or changed while read): those molts are incomplete; `clmnt fleet verify` names the files")
+            }
+        }
         if located.format == .bash {
             notes.append("this archive was made by the bash tool: it carries no checksums, so only libarchive's own checks guard its content; ownership comes from each molt's name")
         }

@@ -3,8 +3,13 @@ import Foundation
 /// A file written under a temporary name beside its target, flushed, then
 /// renamed into place; removed if anything fails or a signal arrives first.
 /// Created mode 0600 whatever the umask: archives hold secrets.
+///
+/// The temporary name is `.<name>.partial-<pid>-<random>`, and the writer holds
+/// an exclusive `flock` on it until it is committed: a SIGKILL leaves the file,
+/// but no lock, so the next backup can tell it from one being written
+/// (`PartialFiles`).
 final class AtomicOutputFile {
-    let finalPath: String
+    private(set) var finalPath: String
     let temporaryPath: String
     let fileDescriptor: Int32
     private var isFinished = false
@@ -19,6 +24,8 @@ final class AtomicOutputFile {
             throw .outputDirectory(path: directory.isEmpty ? "." : directory, reason: String(cString: strerror(errno)))
         }
         fchmod(fd, mode)
+        // Cannot fail on a file we just created: no one else has it open.
+        flock(fd, LOCK_EX | LOCK_NB)
         fileDescriptor = fd
         SignalCleanup.shared.register(temporaryPath)
     }
@@ -27,7 +34,10 @@ final class AtomicOutputFile {
 
     /// fsyncs, renames into place (refusing to replace an existing file unless
     /// `replace`), and fsyncs the directory so the rename survives a crash.
-    func commit(replace: Bool) throws(BackupError) {
+    /// When `finalPath` was taken meanwhile (another run finished in the same
+    /// second), the first free name of `alternatives` is used instead: `finalPath`
+    /// then tells which.
+    func commit(replace: Bool, alternatives: [String] = []) throws(BackupError) {
         guard !isFinished else { return }
         guard fsync(fileDescriptor) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -43,8 +53,13 @@ final class AtomicOutputFile {
             }
         } else {
             // link() fails with EEXIST rather than replacing a backup that appeared meanwhile.
-            guard link(temporaryPath, finalPath) == 0 else {
+            var names = alternatives[...]
+            while link(temporaryPath, finalPath) != 0 {
                 let code = errno
+                if code == EEXIST, let next = names.popFirst() {
+                    finalPath = next
+                    continue
+                }
                 discardClosed()
                 if code == EEXIST { throw .outputExists(path: finalPath) }
                 throw .outputDirectory(path: finalPath, reason: String(cString: strerror(code)))

@@ -1,0 +1,98 @@
+import Foundation
+
+/// Keeps `fleet backup` and `fleet restore` of one base dir apart.
+///
+/// Two `flock` files per base dir, in a root-only directory outside every base
+/// dir (`/run/clmnt`: `/run` is writable by root alone, so no molt user can
+/// plant a link or hold a lock there; a lock on the base dir itself could be
+/// taken by anyone who can open it, and held forever):
+/// - `<dev>-<inode>.lock`: shared by every backup, exclusive for a restore;
+/// - `<dev>-<inode>.backup.lock`: exclusive, one backup at a time.
+/// The base dir is named by device and inode, so every path to it (symlinks,
+/// bind mounts, `..`) meets the same lock. The kernel drops a `flock` when its
+/// holder dies, even by SIGKILL: a dead run never blocks the next.
+public final class BaseDirLock {
+    public enum Mode: Sendable { case backup, restore }
+
+    /// Where the lock files live; created 0700 by root.
+    public static var directory: String {
+        if geteuid() == 0 { return "/run/clmnt" }
+        if let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
+            return runtime + "/clmnt"
+        }
+        return "/tmp/clmnt-\(geteuid())"
+    }
+
+    private var descriptors: [Int32] = []
+
+    /// Takes the locks `mode` needs, waiting up to `wait` seconds (0: refuse at once).
+    public init(baseDirectory: Int32, baseDir: String, mode: Mode, wait: Double = 0) throws(BaseDirLockError) {
+        var status = stat()
+        guard fstat(baseDirectory, &status) == 0 else {
+            throw .lockDirectory(path: baseDir, reason: String(cString: strerror(errno)))
+        }
+        let directory = try Self.openLockDirectory()
+        defer { close(directory) }
+        let name = "\(UInt64(status.st_dev))-\(UInt64(status.st_ino))"
+        let deadline = Date().addingTimeInterval(max(0, wait))
+        switch mode {
+        case .backup:
+            // One backup at a time first: a second backup waits here, not in a restore's way.
+            descriptors.append(try Self.lock(directory, name + ".backup.lock", LOCK_EX, deadline: deadline,
+                                             busy: .busy(baseDir: baseDir, holder: "another backup")))
+            descriptors.append(try Self.lock(directory, name + ".lock", LOCK_SH, deadline: deadline,
+                                             busy: .busy(baseDir: baseDir, holder: "a restore")))
+        case .restore:
+            descriptors.append(try Self.lock(directory, name + ".lock", LOCK_EX, deadline: deadline,
+                                             busy: .busy(baseDir: baseDir, holder: "a backup or another restore")))
+        }
+    }
+
+    deinit { descriptors.forEach { close($0) } }
+
+    private static func lock(_ directory: Int32, _ name: String, _ operation: Int32, deadline: Date,
+                             busy: BaseDirLockError) throws(BaseDirLockError) -> Int32 {
+        let fd = openat(directory, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .lockDirectory(path: Self.directory + "/" + name, reason: String(cString: strerror(errno))) }
+        // Polled rather than blocking: a signal or the deadline ends the wait cleanly.
+        while flock(fd, operation | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
+                close(fd)
+                throw busy
+            }
+            usleep(100_000)
+        }
+        return fd
+    }
+
+    /// The lock directory, created if missing, refused unless it is ours and closed to others.
+    private static func openLockDirectory() throws(BaseDirLockError) -> Int32 {
+        let path = directory
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw .lockDirectory(path: path, reason: String(cString: strerror(errno)))
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw .lockDirectory(path: path, reason: String(cString: strerror(errno))) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_uid == geteuid(), status.st_mode & 0o022 == 0 else {
+            close(fd)
+            throw .lockDirectory(path: path, reason: "not a directory owned by uid \(geteuid()) and closed to others")
+        }
+        return fd
+    }
+}
+
+/// Why the base-dir lock was not taken.
+public enum BaseDirLockError: Error, Equatable, CustomStringConvertible {
+    /// Another run holds it (exit 75).
+    case busy(baseDir: String, holder: String)
+    case lockDirectory(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .busy(let baseDir, let holder):
+            return "\(holder) of \(baseDir) is running; try again later (or pass --wait SECONDS)"
+        case .lockDirectory(let path, let reason): return "cannot take the base-dir lock in \(path): \(reason)"
+        }
+    }
+}

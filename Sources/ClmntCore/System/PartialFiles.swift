@@ -1,0 +1,88 @@
+import Foundation
+
+/// The partial archives (`.<name>.partial-<pid>-<random>`, see `AtomicOutputFile`)
+/// that killed backups left in a directory.
+///
+/// One is stale only when all of these hold, checked through one descriptor of
+/// the directory (no path is followed): the name is clmnt's own pattern; it is a
+/// regular file (not a symlink: `fstatat(AT_SYMLINK_NOFOLLOW)`, then opened with
+/// `O_NOFOLLOW` and checked to be the same inode) owned by us; no process holds
+/// the writer's `flock` on it (the kernel drops it when the writer dies, even by
+/// SIGKILL); and the pid in its name is gone (which covers the instant between
+/// a writer's `open` and its `flock`). A pid reused by another process only
+/// delays the removal until that process ends.
+public enum PartialFiles {
+    public struct Leftover: Sendable, Codable, Equatable {
+        public var file: String
+        public var sizeBytes: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case file
+            case sizeBytes = "size_bytes"
+        }
+    }
+
+    /// Stale partial files in `directory` (nothing is removed).
+    public static func stale(in directory: String) -> [Leftover] {
+        visit(directory, remove: false).found
+    }
+
+    /// Removes the stale partial files in `directory`; what went, and what could not.
+    public static func removeStale(in directory: String) -> (removed: [Leftover], failed: [RetentionSkip]) {
+        let result = visit(directory, remove: true)
+        return (result.found, result.failed)
+    }
+
+    /// `.fleet-2026-11-29.tar.gz.partial-4242-123456789` → 4242; nil for any other name.
+    static func writerPID(_ name: String) -> pid_t? {
+        guard name.hasPrefix("."), let marker = name.range(of: ".partial-", options: .backwards),
+              marker.lowerBound > name.index(after: name.startIndex) else { return nil }
+        let fields = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        guard fields.count == 2, fields.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let pid = pid_t(fields[0]), pid > 0, UInt32(fields[1]) != nil else { return nil }
+        return pid
+    }
+
+    private static func visit(_ directory: String, remove: Bool) -> (found: [Leftover], failed: [RetentionSkip]) {
+        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirFD >= 0 else { return ([], []) }
+        defer { close(dirFD) }
+        var found: [Leftover] = []
+        var failed: [RetentionSkip] = []
+        let names = (try? directoryNames(dirFD)) ?? []
+        for name in names {
+            guard let pid = writerPID(name), !processExists(pid) else { continue }
+            var seen = stat()
+            guard fstatat(dirFD, name, &seen, AT_SYMLINK_NOFOLLOW) == 0,
+                  (UInt32(seen.st_mode) & FileType.mask) == FileType.regular, seen.st_uid == geteuid() else { continue }
+            let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var opened = stat()
+            // A held lock: its writer lives (or the pid was reused by a new writer).
+            guard fstat(fd, &opened) == 0, opened.st_dev == seen.st_dev, opened.st_ino == seen.st_ino,
+                  flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
+            let leftover = Leftover(file: directory + "/" + name, sizeBytes: Int64(opened.st_size))
+            guard remove else {
+                found.append(leftover)
+                continue
+            }
+            // Still the file we locked? (Only root writes here, but check anyway.)
+            var now = stat()
+            guard fstatat(dirFD, name, &now, AT_SYMLINK_NOFOLLOW) == 0, now.st_ino == opened.st_ino, now.st_dev == opened.st_dev else {
+                continue
+            }
+            if unlinkat(dirFD, name, 0) == 0 {
+                found.append(leftover)
+            } else {
+                failed.append(RetentionSkip(file: leftover.file, reason: String(cString: strerror(errno))))
+            }
+        }
+        return (found, failed)
+    }
+
+    /// kill(pid, 0): EPERM still means the process exists.
+    private static func processExists(_ pid: pid_t) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+}
