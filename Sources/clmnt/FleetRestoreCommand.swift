@@ -6,20 +6,28 @@ extension Fleet {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore molts from a fleet archive, on this host or a new one.",
+            usage: """
+            clmnt fleet restore --from <file> [--base-dir <dir>] [--select <molts> ...] [--dry-run] [--force] [--skip-users] [--reassign-ports] [--allow-outside-symlinks] [--wait <seconds>] [--yes] [--json] [--verbose]
+            clmnt fleet restore --resume [--base-dir <dir>] [--wait <seconds>]
+            """,
             discussion: """
             Shows the plan (from the archive's manifest alone), asks for confirmation, then \
             restores in one pass: each molt is extracted into a root-only staging directory \
             beside its target and swapped in with a rename once every entry and checksum \
             has been checked. A hostile or damaged archive is refused as a whole and \
             leaves every existing molt as it was. Missing users are created with useradd; \
-            ownership is restored by user name.
+            ownership is restored by user name. A restore killed while swapping molts in is \
+            completed by the next restore into the base dir, or by --resume alone.
             """
         )
 
         @OptionGroup var global: GlobalOptions
 
         @Option(name: .long, help: ArgumentHelp("The archive to restore from.", valueName: "file"))
-        var from: String
+        var from: String?
+
+        @Flag(help: "Only complete a restore that was killed while swapping molts in (no --from).")
+        var resume = false
 
         @Option(help: ArgumentHelp("Restore only these molts (comma-separated).", valueName: "molts"))
         var select: [String] = []
@@ -48,15 +56,33 @@ extension Fleet {
         @Flag(help: "Print the plan (with --dry-run) or the summary as JSON.")
         var json = false
 
+        func validate() throws {
+            if resume && from != nil { throw ValidationError("give --from or --resume, not both") }
+            if !resume && from == nil { throw ValidationError("Missing expected argument '--from <file>'") }
+            guard (0...86_400).contains(wait ?? 0) else { throw ValidationError("--wait must be between 0 and 86400 seconds") }
+        }
+
         func run() throws {
             try reportingErrors {
-                var options = RestoreOptions(archive: from, baseDir: global.resolvedBaseDir)
+                let baseDir = global.resolvedBaseDir
+                if resume {
+                    let notes = try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0)
+                    print(notes.isEmpty ? "nothing to resume in \(baseDir)" : notes.joined(separator: "\n"))
+                    return
+                }
+                guard let from else { return }
+                if dryRun {
+                    for note in FleetRestore.pendingRecovery(baseDir: baseDir) { printError("clmnt: note: \(note)") }
+                } else {
+                    // A restore killed during its swaps is completed first, so the plan sees the fleet as it is.
+                    for note in try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0) { printError("clmnt: \(note)") }
+                }
+                var options = RestoreOptions(archive: from, baseDir: baseDir)
                 options.selection = splitList(select)
                 options.force = force
                 options.skipUsers = skipUsers
                 options.reassignPorts = reassignPorts
                 options.allowOutsideSymlinks = allowOutsideSymlinks
-                guard (0...86_400).contains(wait ?? 0) else { throw ValidationError("--wait must be between 0 and 86400 seconds") }
                 options.wait = wait ?? 0
 
                 var restore = FleetRestore(options: options)

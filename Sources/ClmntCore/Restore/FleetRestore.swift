@@ -18,6 +18,27 @@ public struct FleetRestore {
 
     public init(options: RestoreOptions) { self.options = options }
 
+    /// Completes what a restore killed during its swaps left in `baseDir` (see
+    /// `RestoreRecovery`), under the exclusive base-dir lock; says what it did.
+    public static func resume(baseDir: String, wait: Double = 0) throws(RestoreError) -> [String] {
+        let baseDirectory = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard baseDirectory >= 0 else {
+            if errno == ENOENT { return [] }  // nothing was ever restored there
+            throw .baseDir(path: baseDir, reason: String(cString: strerror(errno)))
+        }
+        defer { close(baseDirectory) }
+        let lock: BaseDirLock
+        do { lock = try BaseDirLock(baseDirectory: baseDirectory, baseDir: baseDir, mode: .restore, wait: wait) } catch {
+            throw .locked(error)
+        }
+        return withExtendedLifetime(lock) { RestoreRecovery.recover(baseDirectory: baseDirectory, baseDir: baseDir) }
+    }
+
+    /// Interrupted restores waiting in `baseDir` to be completed (changes nothing: for the dry run).
+    public static func pendingRecovery(baseDir: String) -> [String] {
+        RestoreRecovery.pending(baseDir: baseDir)
+    }
+
     /// The plan, from the manifest alone: what `--dry-run` shows.
     public func plan() throws(RestoreError) -> RestorePlan {
         try RestorePlanner(options: options).plan()
@@ -47,7 +68,7 @@ public struct FleetRestore {
             throw .locked(error)
         }
         defer { withExtendedLifetime(lock) {} }
-        var warnings = removeLeftovers(baseDirectory: baseDirectory, baseDir: plan.baseDir)
+        var warnings = RestoreRecovery.recover(baseDirectory: baseDirectory, baseDir: plan.baseDir)
 
         // Users first: their uids decide the owners of the extracted files.
         var createdUsers: [String] = []
@@ -130,6 +151,22 @@ public struct FleetRestore {
         }
         warnings += extraction.warnings
 
+        // The journal: a restore killed during the swaps is completed by the next one.
+        var journal = RestoreJournal(archive: plan.archive, restoredAt: restoredAt, molts: [])
+        for molt in plan.molts {
+            guard let staged = SafeFileSystem.status(at: containerDirectory, molt.name) else { continue }
+            let result = extraction.molts[molt.name] ?? ExtractionResult.Molt()
+            journal.molts.append(RestoreJournal.Molt(name: molt.name, home: molt.target, port: result.port, created: result.created,
+                                                     stagedDevice: UInt64(staged.st_dev), stagedInode: UInt64(staged.st_ino)))
+        }
+        do throws(RestoreError) {
+            try journal.write(container: containerDirectory, displayPath: plan.baseDir + "/" + containerName + "/" + RestoreJournal.fileName)
+        } catch {
+            discardStaging()
+            rollBack(users: createdUsers)
+            throw error
+        }
+
         // Swap each molt in; the old tree ends up in the container, removed below.
         var restored: [RestoreSummary.RestoredMolt] = []
         var records: [MoltRegistry.Record] = []
@@ -140,11 +177,7 @@ public struct FleetRestore {
             do {
                 let replaced = try SafeFileSystem.swapIn(at: baseDirectory, staging: stagedName, target: molt.name,
                                                          displayPath: molt.target)
-                if replaced {
-                    // The old tree is no longer anyone's home: lock its owner out before removing it.
-                    let old = SafeFileSystem.openDirectory(at: containerDirectory, molt.name)
-                    if old >= 0 { fchown(old, 0, 0); fchmod(old, 0o700); close(old) }
-                }
+                if replaced { SafeFileSystem.lockOut(at: containerDirectory, molt.name) }
                 let account = accounts[molt.name]
                 let result = extraction.molts[molt.name] ?? ExtractionResult.Molt()
                 restored.append(RestoreSummary.RestoredMolt(
@@ -159,6 +192,18 @@ public struct FleetRestore {
             }
         }
         SafeFileSystem.syncDirectory(baseDirectory)
+        if swapError == nil {
+            // The old trees go first (they may be what fills the disk); the journal stays until molts.json is written.
+            for molt in restored where molt.replaced {
+                try? SafeFileSystem.removeTree(at: containerDirectory, molt.name, displayPath: plan.baseDir + "/" + containerName + "/" + molt.name)
+            }
+            TestHook.stop(at: "before-registry")
+            do {
+                try MoltRegistry.update(baseDir: plan.baseDir, baseDirectory: baseDirectory, records: records, now: restoredAt)
+            } catch {
+                throw .registryAfterSwaps(reason: "\(error)", replaced: restored.map(\.name), baseDir: plan.baseDir)
+            }
+        }
         do {
             try SafeFileSystem.removeTree(at: baseDirectory, containerName, displayPath: plan.baseDir + "/" + containerName)
         } catch {
@@ -172,7 +217,6 @@ public struct FleetRestore {
             }
             throw .swapFailed(reason: "\(swapError)", restored: done)
         }
-        try MoltRegistry.update(baseDir: plan.baseDir, baseDirectory: baseDirectory, records: records, now: restoredAt)
 
         for name in createdUsers {
             do { try UserAccounts.enableLinger(name: name) } catch {
@@ -188,23 +232,6 @@ public struct FleetRestore {
     /// Deletes the users this run created (their files are gone with the staging).
     private func rollBack(users: [String]) {
         for name in users.reversed() { try? UserAccounts.delete(name: name) }
-    }
-
-    /// Removes staging containers a killed restore left in the base dir (we hold the lock).
-    private func removeLeftovers(baseDirectory: Int32, baseDir: String) -> [String] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: baseDir) else { return [] }
-        var notes: [String] = []
-        for name in names where name.hasPrefix(FleetRestore.stagingPrefix) {
-            guard let st = SafeFileSystem.status(at: baseDirectory, name), (st.st_mode & S_IFMT) == S_IFDIR,
-                  st.st_uid == geteuid() else { continue }
-            do {
-                try SafeFileSystem.removeTree(at: baseDirectory, name, displayPath: baseDir + "/" + name)
-                notes.append("removed \(baseDir)/\(name), left by an interrupted restore")
-            } catch {
-                notes.append("could not remove \(baseDir)/\(name), left by an interrupted restore: \(error)")
-            }
-        }
-        return notes
     }
 
     private func difference(_ old: RestorePlan, _ new: RestorePlan) -> String {

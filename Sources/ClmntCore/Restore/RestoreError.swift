@@ -24,6 +24,9 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
     case interrupted
     /// Swapping a molt in failed; the molts before it were restored.
     case swapFailed(reason: String, restored: [String])
+    /// Every molt was swapped in, but `molts.json` could not be written; the journal is kept
+    /// so the next restore (or `--resume`) writes it.
+    case registryAfterSwaps(reason: String, replaced: [String], baseDir: String)
     /// The host changed between showing the plan and running it.
     case planChanged(String)
 
@@ -54,6 +57,9 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
         case .swapFailed(let reason, let restored):
             let done = restored.isEmpty ? "nothing was restored" : "restored before the failure: \(restored.joined(separator: ", "))"
             return "\(reason); \(done); the other molts were left as they were"
+        case .registryAfterSwaps(let reason, let replaced, let baseDir):
+            return "\(reason); already restored (swapped in): \(replaced.joined(separator: ", ")); "
+                + "molts.json does not list them yet: `clmnt fleet restore --resume -d \(baseDir)` writes it"
         case .interrupted: return "interrupted; every existing molt was left as it was"
         case .planChanged(let what): return "the host changed since the plan was made (\(what)); run the restore again"
         }

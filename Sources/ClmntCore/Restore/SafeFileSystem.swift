@@ -161,4 +161,10 @@ enum SafeFileSystem {
     }
 
     static func syncDirectory(_ fd: Int32) { fsync(fd) }
+
+    /// An old tree swapped out is no longer anyone's home: lock its owner out before removing it.
+    static func lockOut(at directory: Int32, _ name: String) {
+        let old = openDirectory(at: directory, name)
+        if old >= 0 { fchown(old, 0, 0); fchmod(old, 0o700); close(old) }
+    }
 }
