@@ -107,7 +107,8 @@ extension Fleet {
                 for failure in summary.leftoversFailed {
                     printError("clmnt: warning: cannot remove \(failure.file), left by a killed backup: \(failure.reason)")
                 }
-                if let reason = summary.markFailed {
+                // Worth a line when the archive is incomplete (list-backups cannot show it) or asked for.
+                if let reason = summary.markFailed, !summary.complete || verbose {
                     printError("clmnt: warning: cannot mark \(summary.output) complete or not (\(reason)); list-backups will show its status as unknown")
                 }
                 // A backup that could not remove an old archive still succeeded; say so even with -q.

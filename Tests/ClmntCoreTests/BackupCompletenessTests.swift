@@ -190,17 +190,20 @@ struct BackupCompletenessTests {
         symlink("/etc/passwd", out + "/.fleet-x.tar.gz.partial-999999-1")
         FileManager.default.createFile(atPath: out + "/.fleet-y.tar.gz.partial-999998-2", contents: Data("x".utf8))
         chown(out + "/.fleet-y.tar.gz.partial-999998-2", 65534, 65534)
+        // Root's own file whose final name is no archive's: not clmnt's naming.
+        FileManager.default.createFile(atPath: out + "/.notes.txt.partial-999997-3", contents: Data("x".utf8))
 
         let normal = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--backup-dir", out, "--threads", "1"])
         #expect(normal.status == 0, "\(normal.stderr)")
         #expect(normal.stdout.contains("left by a killed backup"), "\(normal.stdout)")
         // Only the live writer's, the symlink and the foreign file remain.
-        #expect(partials(in: out) == [".fleet-x.tar.gz.partial-999999-1", ".fleet-y.tar.gz.partial-999998-2", livePartial].sorted(),
+        #expect(partials(in: out) == [".fleet-x.tar.gz.partial-999999-1", ".fleet-y.tar.gz.partial-999998-2",
+                                      ".notes.txt.partial-999997-3", livePartial].sorted(),
                 "\(files(in: out))")
         #expect(FileManager.default.fileExists(atPath: "/etc/passwd"))
         live.resume()
         #expect(live.wait() == 0, "the live writer commits its archive: \(live.stderr)")
-        print("killed backups: partial files after each kill \(leftAfterKill), \(left.count) before the normal backup, \(partials(in: out).count - 2) after")
+        print("killed backups: partial files after each kill \(leftAfterKill), \(left.count) before the normal backup, \(partials(in: out).count - 3) after")
     }
 
     @Test("a default name taken by another fleet's backup at commit time: the next free name, not a failure")

@@ -33,10 +33,13 @@ public enum PartialFiles {
         return (result.found, result.failed)
     }
 
-    /// `.fleet-2026-11-29.tar.gz.partial-4242-123456789` → 4242; nil for any other name.
+    /// `.fleet-2026-11-29.tar.gz.partial-4242-123456789` → 4242; nil for any other name
+    /// (the final name must end like an archive: `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.xz`, `.tar.bz2`, `.tar`).
     static func writerPID(_ name: String) -> pid_t? {
         guard name.hasPrefix("."), let marker = name.range(of: ".partial-", options: .backwards),
               marker.lowerBound > name.index(after: name.startIndex) else { return nil }
+        let finalName = name[name.index(after: name.startIndex)..<marker.lowerBound]
+        guard Compression.archiveExtensions.contains(where: { finalName.hasSuffix("." + $0) }) else { return nil }
         let fields = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
         guard fields.count == 2, fields.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
               let pid = pid_t(fields[0]), pid > 0, UInt32(fields[1]) != nil else { return nil }
