@@ -95,6 +95,24 @@ import Glibc
     }
 
     /// The bash tool's entry (a marker naming no molt, a job running `health-watch <name>`) is replaced too.
+    /// Before: `crontab -l` was cut at 1 MiB without a word and setup wrote the cut text back,
+    /// losing every line past the cut. Now the read fails and the crontab stays as it was.
+    @Test func hugeCrontabIsRefusedNotCut() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        // cron allows 10,000 lines; 9,000 lines of 215 bytes make 1.9 MB, over the runner's 1 MiB limit.
+        let huge = (0..<9000).map { String(format: "# pad %07d ", $0) + String(repeating: "x", count: 200) }.joined(separator: "\n") + "\n"
+        try ProgramRunner.run("crontab", ["-u", scene.user.name, "-"], input: Data(huge.utf8), outputLimit: 1 << 20)
+        let schedule = try WatchSchedule(molt: try scene.molt(), baseDir: scene.fleet.base, executable: executable,
+                                         settings: WatchSettings())
+        #expect(throws: HealthError.self) { try HealthSetup.install(try scene.request(schedule)) }
+        do { _ = try HealthSetup.install(try scene.request(schedule)) } catch {
+            #expect("\(error)".contains("more than 1048576 bytes"), "\(error)")
+        }
+        let after = try ProgramRunner.run("crontab", ["-l", "-u", scene.user.name], outputLimit: 4 << 20).stdout
+        #expect(after == huge)
+    }
+
     @Test func replacesTheBashToolsEntry() throws {
         let scene = try Scene()
         defer { scene.tearDown() }
