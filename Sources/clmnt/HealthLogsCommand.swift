@@ -24,15 +24,18 @@ extension Molt.Health {
             try reportingErrors {
                 guard n >= 0 else { throw HealthError.invalidCount(option: "-n", value: n) }
                 let (_, molt) = try loadMolt(name, global)
-                let path = StateDirectory(molt: molt).cronLogPath
+                let state = StateDirectory(molt: molt)
+                let path = state.cronLogPath
                 do {
-                    for line in try LogTail.lastLines(of: path, count: n) { print(line) }
+                    for line in try LogTail.lastLines(in: state, count: n) { print(line) }
                 } catch HealthError.logMissing where f {
                     printError("clmnt: \(path) does not exist yet; waiting for it")
                 }
                 guard f else { return }
                 fflush(nil)
-                LogTail.follow(path) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+                LogTail.follow(in: state, warning: { printError("clmnt: warning: \($0)") }) {
+                    FileHandle.standardOutput.write(Data(($0 + "\n").utf8))
+                }
             }
         }
     }

@@ -119,6 +119,64 @@ import Glibc
         #expect(scene.fleet.read("alpha", "health-history.jsonl")?.split(separator: "\n").count == 6)
     }
 
+    /// Before: a corrupt `health-watch-state.json` with an alert open started a fresh
+    /// count, and two runs later the same alert went out again (mail and webhook).
+    /// Now the open incident is rebuilt from the history: no second alert, and the recovery still comes.
+    @Test func corruptWatchStateDoesNotSendTheAlertAgain() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let options = scene.options()
+        _ = try scene.watch(options, at: at(0))
+        #expect(try scene.watch(options, at: at(1)).message?.kind == .alert)
+        try "{\"alert_sent\": tru".write(toFile: scene.fleet.stateFile("alpha", "health-watch-state.json"), atomically: true, encoding: .utf8)
+        let rebuilt = try scene.watch(options, at: at(2))
+        #expect(rebuilt.message == nil)
+        #expect(rebuilt.state.alertSent)
+        #expect(rebuilt.state.consecutiveFailures == 3)
+        #expect(rebuilt.state.incidentID == "alpha-20261128T100000Z")
+        #expect(rebuilt.warnings.contains { $0.contains("alert state rebuilt from the history: alert open since 2026-11-28T10:00:00Z") })
+        for step in 3..<5 { #expect(try scene.watch(options, at: at(step)).message == nil) }
+        #expect(scene.hooks.requests.count == 1)
+
+        scene.gateway.setMode(.healthy)
+        #expect(try scene.watch(options, at: at(5)).message?.kind == .recovery)
+        let mails = scene.sink.waitForMessages(2)
+        #expect(mails.count == 2)
+        #expect(mails.filter { $0.contains("X-Clmnt-Alert: alert") }.count == 1)
+        #expect(scene.hooks.requests.map { $0.headers["idempotency-key"] ?? "" }
+                == ["clmnt-health-alpha-20261128T100000Z-alert", "clmnt-health-alpha-20261128T100000Z-recovery"])
+    }
+
+    /// A run killed while delivering leaves `delivering` in the state: the next run
+    /// counts the message as delivered, mails nothing (at most once) and re-sends the
+    /// webhook with the same Idempotency-Key (at least once; the commander runs it once).
+    @Test func interruptedDeliveryIsNotMailedAgainButTheWebhookIsResent() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let options = scene.options()
+        _ = try scene.watch(options, at: at(0))
+        // As a run killed inside the mailer leaves it (written before the mailer ran).
+        var warnings: [String] = []
+        var state = try #require(HealthStateFiles(molt: try scene.fleet.molt("alpha")).readWatchState(warnings: &warnings))
+        state.consecutiveFailures = 2
+        state.delivering = PendingDelivery(kind: .alert, key: "clmnt-health-alpha-20261128T100000Z-alert",
+                                           summary: "Molt alpha is unhealthy (interrupted)", since: at(1))
+        try HealthStateFiles(molt: try scene.fleet.molt("alpha")).writeWatchState(state)
+
+        let next = try scene.watch(options, at: at(2))
+        #expect(next.message == nil)
+        #expect(next.state.alertSent)
+        #expect(next.state.delivering == nil)
+        #expect(next.warnings.contains { $0.contains("mail not sent again (at most once); webhook re-sent with the same Idempotency-Key") })
+        #expect(scene.hooks.requests.count == 1)
+        #expect(scene.hooks.requests.first?.headers["idempotency-key"] == "clmnt-health-alpha-20261128T100000Z-alert")
+        #expect(scene.hooks.requests.first.map { String(decoding: $0.body, as: UTF8.self).contains("(interrupted)") } == true)
+        _ = try scene.watch(options, at: at(3))
+        usleep(300_000)
+        #expect(scene.sink.messages().isEmpty)
+        #expect(scene.hooks.requests.count == 1)
+    }
+
     @Test func remindersWhileStillFailing() throws {
         let scene = try Scene()
         defer { scene.tearDown() }

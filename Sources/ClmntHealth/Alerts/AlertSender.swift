@@ -92,6 +92,11 @@ public enum AlertSender {
     }
 
     static func sendWebhook(_ message: AlertMessage, commander name: String, fleet: Fleet, timeout: Double) -> Delivery {
+        sendWebhook(summary: message.summary, key: message.idempotencyKey, commander: name, fleet: fleet, timeout: timeout)
+    }
+
+    /// POSTs `summary` to the commander's hooks with `key` as the Idempotency-Key.
+    static func sendWebhook(summary: String, key: String, commander name: String, fleet: Fleet, timeout: Double) -> Delivery {
         let channel = "webhook to commander \(name)"
         let commander: Molt
         do { commander = try fleet.molt(named: name) } catch {
@@ -103,7 +108,7 @@ public enum AlertSender {
         case .success(let resolved): hook = resolved
         }
         let body = JSONOutput.object([
-            ("message", .string(message.summary)),
+            ("message", .string(summary)),
             ("name", .string("Claw Mountain health")),
             ("sessionMode", .string("isolated")),
             ("wakeMode", .string("now")),
@@ -111,7 +116,7 @@ public enum AlertSender {
         let result = LoopbackHTTP.request(
             method: "POST", port: hook.port, path: hook.agentPath,
             headers: [("Authorization", "Bearer \(hook.token)"), ("Content-Type", "application/json"),
-                      ("Idempotency-Key", message.idempotencyKey)],
+                      ("Idempotency-Key", key)],
             body: Data(body.utf8), timeout: timeout, bodyLimit: 4096)
         switch result {
         case .failure(let failure):

@@ -93,7 +93,7 @@ public enum HealthChecker {
             let record = check(molt, options: options, now: now)
             var warnings: [String] = []
             let files = HealthStateFiles(directory: StateDirectory(molt: molt), historyPolicy: historyPolicy)
-            do { try files.record(record) } catch { warnings.append("state not recorded: \(error)") }
+            do { warnings += try files.record(record) } catch { warnings.append("state not recorded: \(error)") }
             return CheckOutcome(molt: molt.name, record: record, warnings: warnings)
         }
     }

@@ -5,6 +5,8 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
     case fleet(FleetError)
     case cannotRead(path: String, reason: String)
     case cannotWrite(path: String, reason: String)
+    /// A state file or `.molt-state` that root must not use: a symlink, a FIFO, another user's file.
+    case unsafeStateFile(path: String, reason: String)
     case invalidInterval(Int)
     case invalidOffset(offset: Int, interval: Int)
     case invalidThreshold(Int)
@@ -27,6 +29,7 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
         case .fleet(let error): return error.description
         case .cannotRead(let path, let reason): return "cannot read \(path): \(reason)"
         case .cannotWrite(let path, let reason): return "cannot write \(path): \(reason)"
+        case .unsafeStateFile(let path, let reason): return "refusing \(path): it \(reason)"
         case .invalidInterval(let value): return "invalid interval \(value): give minutes from 1 to 59"
         case .invalidOffset(let offset, let interval):
             return "invalid offset \(offset): give minutes from 0 to \(interval - 1) (less than the interval \(interval))"

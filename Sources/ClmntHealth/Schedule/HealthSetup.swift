@@ -138,15 +138,14 @@ public enum HealthSetup {
     /// writes temp files there, and the shell's `>> cron.log` fails (and the job
     /// with it) on a root-owned log.
     static func prepareStateDirectory(_ state: StateDirectory) throws(HealthError) {
-        try state.ensureExists()
-        let log = state.cronLogPath
-        let fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .cannotWrite(path: log, reason: errnoText()) }
-        close(fd)
-        for path in [state.path, log, state.statusPath, state.historyPath, state.historyPath + ".1",
-                     state.watchStatePath, state.lockPath, state.path + "/health-history-totals.json"]
-            where FileManager.default.fileExists(atPath: path) {
-            state.chownToOwner(path)
+        guard let directory = try state.open(create: true) else { return }
+        // Through descriptors like every state file (see StateDirectory): a planted
+        // symlink or hard link is refused, never chowned.
+        if geteuid() == 0 { _ = fchown(directory.fd, directory.uid, directory.gid) }
+        if let log = try directory.openFile(StateDirectory.cronLogName, writing: true, create: true) { close(log) }
+        for name in [StateDirectory.cronLogName, StateDirectory.statusName, StateDirectory.historyName, HealthHistory.rotatedName,
+                     StateDirectory.watchStateName, StateDirectory.lockName, StateDirectory.totalsName] {
+            try directory.handOver(name)
         }
     }
 

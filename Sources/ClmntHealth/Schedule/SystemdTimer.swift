@@ -70,8 +70,8 @@ public struct SystemdTimer: Sendable {
     /// what was done, or the commands to run where systemd does not.
     public func install(_ schedule: WatchSchedule) throws(HealthError) -> [String] {
         let units = StateDirectory(path: unitDir, owner: nil)
-        try units.writeAtomically(Self.service(for: schedule), to: servicePath)
-        try units.writeAtomically(Self.timer(for: schedule), to: timerPath)
+        try units.writeAtomically(Self.service(for: schedule), name: "\(unitName).service")
+        try units.writeAtomically(Self.timer(for: schedule), name: "\(unitName).timer")
         var notes = ["wrote \(servicePath)", "wrote \(timerPath)"]
         if Self.isUsable {
             try systemctl(["daemon-reload"])

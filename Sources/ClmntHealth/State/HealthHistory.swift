@@ -5,12 +5,13 @@ import Glibc
 
 /// How big `health-history.jsonl` may grow.
 ///
-/// When the live file reaches `maxBytes`, it becomes `health-history.jsonl.1`
-/// (the previous `.1` is first folded into `health-history-totals.json`, so
-/// all-time counts survive). The retained history is therefore always at
-/// least `maxBytes`: at the default 2 MiB and about 120 bytes a line, some
-/// 17,000 checks, which is 59 days at a 5-minute interval (and 30 days at
-/// down to 2.5 minutes). At most `2 × maxBytes` are kept per molt.
+/// When the next line would take the live file past `maxBytes`, it becomes
+/// `health-history.jsonl.1` (the previous `.1` is first folded into
+/// `health-history-totals.json`, so all-time counts survive). The retained
+/// history is therefore always at least `maxBytes` less one line: at the
+/// default 2 MiB and about 120 bytes a line, some 17,000 checks, which is 59
+/// days at a 5-minute interval (and 30 days at down to 2.5 minutes). At most
+/// `2 × maxBytes` are kept per molt, and read.
 public struct HistoryPolicy: Sendable {
     public var maxBytes: Int
 
@@ -70,34 +71,46 @@ public struct HealthHistory: Sendable {
     public let directory: StateDirectory
     public let policy: HistoryPolicy
 
-    public var path: String { directory.historyPath }
-    public var rotatedPath: String { directory.historyPath + ".1" }
-    public var totalsPath: String { directory.path + "/health-history-totals.json" }
+    static let rotatedName = StateDirectory.historyName + ".1"
 
-    /// Appends one line, rotating first when the file is full. Callers hold the state lock.
+    public var path: String { directory.historyPath }
+    public var rotatedPath: String { directory.display(Self.rotatedName) }
+    public var totalsPath: String { directory.display(StateDirectory.totalsName) }
+
+    /// Appends one line, rotating first when it would take the file past `maxBytes`
+    /// (so neither file ever holds more). Callers hold the state lock.
     public func append(_ record: HealthRecord) throws(HealthError) {
-        var info = stat()
-        if stat(path, &info) == 0, Int(info.st_size) >= policy.maxBytes {
-            try rotate()
+        let line = record.json(includeNullDetail: false).compact
+        if let size = try directory.size(of: StateDirectory.historyName), size > 0,
+           size + line.utf8.count + 2 > policy.maxBytes {
+            try rotate(liveSize: size)
         }
-        try directory.appendLine(record.json(includeNullDetail: false).compact, to: path)
+        try directory.appendLine(line, name: StateDirectory.historyName)
     }
 
-    /// `.1` is folded into the totals and replaced by the live file.
-    func rotate() throws(HealthError) {
+    /// `.1` is folded into the totals and replaced by the live file. A live file
+    /// larger than `maxBytes` (grown by something other than clmnt) keeps only its
+    /// newest `maxBytes` of whole lines: the cap holds whatever was written.
+    func rotate(liveSize: Int) throws(HealthError) {
         var warnings: [String] = []
-        if FileManager.default.fileExists(atPath: rotatedPath) {
+        if try directory.size(of: Self.rotatedName) != nil {
             var totals = readTotals(warnings: &warnings) ?? ArchivedTotals()
-            for record in readRecords(rotatedPath, warnings: &warnings) { totals.add(record) }
-            try directory.writeAtomically(totals.json.pretty, to: totalsPath)
+            for record in readRecords(Self.rotatedName, warnings: &warnings) { totals.add(record) }
+            try directory.writeAtomically(totals.json.pretty, name: StateDirectory.totalsName)
         }
-        guard rename(path, rotatedPath) == 0 else { throw .cannotWrite(path: rotatedPath, reason: errnoText()) }
+        if liveSize <= policy.maxBytes {
+            try directory.rename(StateDirectory.historyName, to: Self.rotatedName)
+        } else {
+            let tail = try directory.tail(of: StateDirectory.historyName, maxBytes: policy.maxBytes)
+            try directory.writeAtomically(tail?.data ?? Data(), name: Self.rotatedName)
+            try directory.remove(StateDirectory.historyName)
+        }
     }
 
     public func load() -> LoadedHistory {
         var warnings: [String] = []
-        var records = readRecords(rotatedPath, warnings: &warnings)
-        records += readRecords(path, warnings: &warnings)
+        var records = readRecords(Self.rotatedName, warnings: &warnings)
+        records += readRecords(StateDirectory.historyName, warnings: &warnings)
         // Manual checks and cron runs may interleave; order by time (stable for equal times).
         if zip(records, records.dropFirst()).contains(where: { $0.timestamp > $1.timestamp }) {
             records = records.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }
@@ -107,7 +120,12 @@ public struct HealthHistory: Sendable {
     }
 
     func readTotals(warnings: inout [String]) -> ArchivedTotals? {
-        guard let data = try? directory.contents(of: totalsPath) else { return nil }
+        let data: Data?
+        do { data = try directory.contents(of: StateDirectory.totalsName) } catch {
+            warnings.append(error.description)
+            return nil
+        }
+        guard let data else { return nil }
         guard let object = LenientObject(data: data) else {
             warnings.append("ignoring \(totalsPath): corrupt; all-time figures cover the retained history only")
             return nil
@@ -115,14 +133,21 @@ public struct HealthHistory: Sendable {
         return ArchivedTotals(lenient: object)
     }
 
-    /// Every parsable line; corrupt or half-written lines are skipped and counted in one warning.
-    func readRecords(_ file: String, warnings: inout [String]) -> [HealthRecord] {
-        let data: Data?
-        do { data = try directory.contents(of: file) } catch {
+    /// Every parsable line of the newest `maxBytes` of `name`; corrupt or
+    /// half-written lines are skipped and counted in one warning, and so is
+    /// anything older in a file that outgrew the cap.
+    func readRecords(_ name: String, warnings: inout [String]) -> [HealthRecord] {
+        let file = directory.display(name)
+        let read: (data: Data, skipped: Int)?
+        do { read = try directory.tail(of: name, maxBytes: policy.maxBytes) } catch {
             warnings.append(error.description)
             return []
         }
-        guard let data, !data.isEmpty else { return [] }
+        guard let (data, skippedBytes) = read else { return [] }
+        if skippedBytes > 0 {
+            warnings.append("read only the newest \(policy.maxBytes) bytes of \(file); \(skippedBytes) older bytes are beyond the history cap")
+        }
+        guard !data.isEmpty else { return [] }
         var records: [HealthRecord] = []
         var skipped = 0, firstSkipped = 0, lineNumber = 0
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

@@ -3,53 +3,62 @@ import Foundation
 import Glibc
 #endif
 
-/// `tail` and `tail -F` of `.molt-state/cron.log`.
+/// `tail` and `tail -F` of `.molt-state/cron.log`, read through the state
+/// directory's descriptors like every state file: a log that is a symlink (say to
+/// `/etc/shadow`) or a FIFO is refused, never printed or waited on.
 public enum LogTail {
-    /// The last `count` lines of `path` (reads only the end of a big file).
-    public static func lastLines(of path: String, count: Int) throws(HealthError) -> [String] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw .logMissing(path: path) }
-            throw .cannotRead(path: path, reason: errnoText())
+    /// The last `count` lines of the log (reads only the end of a big file).
+    public static func lastLines(in directory: StateDirectory, name: String = StateDirectory.cronLogName,
+                                 count: Int) throws(HealthError) -> [String] {
+        var window = 64 * 1024
+        while true {
+            guard let (data, skipped) = try directory.tail(of: name, maxBytes: window) else {
+                throw .logMissing(path: directory.display(name))
+            }
+            var lines = String(decoding: data, as: UTF8.self).components(separatedBy: "\n")
+            if lines.last == "" { lines.removeLast() }
+            // Enough lines, the whole file, or a window as big as we go (lines that long are not a log).
+            if lines.count >= count || skipped == 0 || window >= 64 << 20 { return Array(lines.suffix(count)) }
+            window *= 4
         }
-        defer { close(fd) }
-        guard count > 0 else { return [] }
-        var info = stat()
-        fstat(fd, &info)
-        var offset = Int64(info.st_size)
-        var data = Data()
-        let chunk = 64 * 1024
-        // Read backwards until enough newlines are in hand.
-        while offset > 0 {
-            let size = Int(min(Int64(chunk), offset))
-            offset -= Int64(size)
-            var buffer = [UInt8](repeating: 0, count: size)
-            let got = pread(fd, &buffer, size, off_t(offset))
-            guard got >= 0 else { throw .cannotRead(path: path, reason: errnoText()) }
-            data.insert(contentsOf: buffer[0..<got], at: 0)
-            if data.reduce(0, { $0 + ($1 == 10 ? 1 : 0) }) > count { break }
-        }
-        var lines = String(decoding: data, as: UTF8.self).components(separatedBy: "\n")
-        if lines.last == "" { lines.removeLast() }
-        return Array(lines.suffix(count))
     }
 
-    /// Prints lines appended to `path` as they come, like `tail -F`: follows a
+    /// Prints lines appended to the log as they come, like `tail -F`: follows a
     /// file that is replaced (rotated) or truncated, waits for one that is
-    /// missing. Returns when `shouldStop` says so (checked every `poll` seconds).
-    public static func follow(_ path: String, from start: Int64? = nil, poll: Double = 0.5,
-                              shouldStop: () -> Bool = { false }, output: (String) -> Void) {
+    /// missing (or unsafe: it says so once). Returns when `shouldStop` says so
+    /// (checked every `poll` seconds).
+    public static func follow(in directory: StateDirectory, name: String = StateDirectory.cronLogName,
+                              from start: Int64? = nil, poll: Double = 0.5,
+                              shouldStop: () -> Bool = { false }, warning: (String) -> Void = { _ in },
+                              output: (String) -> Void) {
         var fd: Int32 = -1
         var inode: ino_t = 0
         var position: Int64 = 0
         var pending = Data()
+        var warned = false
         defer { if fd >= 0 { close(fd) } }
-        var info = stat()
-        if stat(path, &info) == 0 {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
+        /// Opens the log through the state directory when it is not the one we hold.
+        func reopenIfReplaced(first: Bool) -> Bool {
+            let opened: Int32?
+            do {
+                opened = try directory.open(create: false)?.openFile(name, writing: false, create: false)
+            } catch {
+                if !warned { warning(error.description) }
+                warned = true
+                return false
+            }
+            guard let opened else { return false }
+            warned = false
+            var info = stat()
+            fstat(opened, &info)
+            if fd >= 0 && info.st_ino == inode { close(opened); return false }
+            if fd >= 0 { close(fd) }
+            fd = opened
             inode = info.st_ino
-            position = min(start ?? Int64(info.st_size), Int64(info.st_size))
+            position = first ? min(start ?? Int64(info.st_size), Int64(info.st_size)) : 0
+            return true
         }
+        _ = reopenIfReplaced(first: true)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if fd >= 0 {
@@ -66,14 +75,8 @@ public enum LogTail {
                     pending = Data(pending[(newline + 1)...])
                 }
             }
-            // A new file at the path (rotated, or created after we started): read it from its start.
-            if stat(path, &info) == 0, fd < 0 || info.st_ino != inode {
-                if fd >= 0 { close(fd) }
-                fd = open(path, O_RDONLY | O_CLOEXEC)
-                inode = info.st_ino
-                position = 0
-                continue
-            }
+            // A new file at the name (rotated, or created after we started): read it from its start.
+            if reopenIfReplaced(first: false) { continue }
             if shouldStop() { return }
             usleep(useconds_t(poll * 1_000_000))
         }

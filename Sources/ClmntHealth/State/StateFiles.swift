@@ -51,8 +51,38 @@ public struct WatchState: Sendable, Equatable {
     public var lastAlertAt: Date?
     /// `consecutiveFailures` when the last alert or reminder went out; reminders count from it.
     public var lastAlertFailures: Int?
+    /// A message handed to the channels and not yet known to be delivered: written
+    /// before the mailer or webhook runs, cleared after. Found by a later run, it
+    /// means the run delivering it was killed (see `HealthWatch`).
+    public var delivering: PendingDelivery?
 
     public init() {}
+
+    /// The alerting state as the history tells it, for when `health-watch-state.json`
+    /// is unusable (corrupt, unsafe): the failed checks at the end of the history make
+    /// the open incident (its id matches the one the lost state had), and once they
+    /// reached `threshold` the alert counts as sent, so it is not sent twice.
+    public static func rebuilt(from records: [HealthRecord], threshold: Int, molt: String) -> WatchState {
+        var state = WatchState()
+        state.threshold = threshold
+        guard let last = records.last else { return state }
+        state.timestamp = last.timestamp
+        state.status = last.status
+        state.lastSuccess = records.last(where: \.status.isHealthy)?.timestamp
+        let failing = records.reversed().prefix(while: { !$0.status.isHealthy })
+        state.consecutiveFailures = failing.count
+        if let start = failing.last?.timestamp {
+            state.incidentStart = start
+            state.incidentID = "\(molt)-\(Timestamp.compact(start))"
+            if failing.count >= threshold {
+                state.alertSent = true
+                state.alertsSent = 1
+                state.lastAlertAt = last.timestamp
+                state.lastAlertFailures = failing.count
+            }
+        }
+        return state
+    }
 
     /// As `health-watch-state.json` holds it.
     public var json: JSONOutput {
@@ -68,6 +98,7 @@ public struct WatchState: Sendable, Equatable {
             ("alerts_sent", .int(alertsSent)),
             ("last_alert_at", .optional(lastAlertAt)),
             ("last_alert_failures", .optional(lastAlertFailures)),
+            ("delivering", delivering.map(\.json) ?? .null),
         ])
     }
 
@@ -83,6 +114,34 @@ public struct WatchState: Sendable, Equatable {
         alertsSent = max(0, object.int("alerts_sent") ?? (alertSent ? 1 : 0))
         lastAlertAt = object.date("last_alert_at")
         lastAlertFailures = object.int("last_alert_failures")
+        delivering = (object.members["delivering"] as? [String: Any]).flatMap { PendingDelivery(lenient: LenientObject(members: $0)) }
+    }
+}
+
+/// A message being delivered (`delivering` in `health-watch-state.json`).
+public struct PendingDelivery: Sendable, Equatable {
+    public var kind: AlertKind
+    /// The webhook's Idempotency-Key: a re-sent webhook carries the same one.
+    public var key: String
+    /// The webhook's `message`, kept so the webhook can be re-sent word for word.
+    public var summary: String
+    public var since: Date?
+
+    public init(kind: AlertKind, key: String, summary: String, since: Date?) {
+        self.kind = kind
+        self.key = key
+        self.summary = summary
+        self.since = since
+    }
+
+    var json: JSONOutput {
+        .object([("kind", .string(kind.rawValue)), ("idempotency_key", .string(key)), ("message", .string(summary)),
+                 ("since", .optional(since))])
+    }
+
+    init?(lenient object: LenientObject) {
+        guard let kind = object.string("kind").flatMap(AlertKind.init(rawValue:)), let key = object.string("idempotency_key") else { return nil }
+        self.init(kind: kind, key: key, summary: object.string("message") ?? "", since: object.date("since"))
     }
 }
 
@@ -98,8 +157,13 @@ public struct HealthStateFiles: Sendable {
         self.history = HealthHistory(directory: directory, policy: historyPolicy)
     }
 
+    /// The state of `molt`, read and written safely as root (see `StateDirectory`).
+    public init(molt: Molt, historyPolicy: HistoryPolicy = HistoryPolicy()) {
+        self.init(directory: StateDirectory(molt: molt), historyPolicy: historyPolicy)
+    }
+
     public func readStatus(warnings: inout [String]) -> HealthRecord? {
-        readObject(directory.statusPath, warnings: &warnings).flatMap { object in
+        readObject(StateDirectory.statusName, warnings: &warnings).flatMap { object in
             if let record = HealthRecord(lenient: object) { return record }
             warnings.append("ignoring \(directory.statusPath): no valid timestamp and status; the next check rewrites it")
             return nil
@@ -107,21 +171,34 @@ public struct HealthStateFiles: Sendable {
     }
 
     public func writeStatus(_ record: HealthRecord) throws(HealthError) {
-        try directory.writeAtomically(record.json(includeNullDetail: true).pretty, to: directory.statusPath)
+        try directory.writeAtomically(record.json(includeNullDetail: true).pretty, name: StateDirectory.statusName)
     }
 
     public func readWatchState(warnings: inout [String]) -> WatchState? {
-        readObject(directory.watchStatePath, warnings: &warnings).map(WatchState.init(lenient:))
+        readWatchStateFile(warnings: &warnings).state
+    }
+
+    /// The watch state, and whether a file was there that could not be used
+    /// (corrupt, unsafe, too big): then the state must be rebuilt, not started afresh.
+    func readWatchStateFile(warnings: inout [String]) -> (state: WatchState?, unusable: Bool) {
+        let before = warnings.count
+        let state = readObject(StateDirectory.watchStateName, warnings: &warnings).map(WatchState.init(lenient:))
+        return (state, state == nil && warnings.count > before)
     }
 
     public func writeWatchState(_ state: WatchState) throws(HealthError) {
-        try directory.writeAtomically(state.json.pretty, to: directory.watchStatePath)
+        try directory.writeAtomically(state.json.pretty, name: StateDirectory.watchStateName)
     }
 
     /// Writes the status file and appends the history line, holding the state lock.
     /// Both are tried; the first failure is thrown after.
-    public func record(_ record: HealthRecord) throws(HealthError) {
-        try directory.withLock { () throws(HealthError) in try recordLocked(record) }
+    /// Returns why the state lock could not be taken, if it could not.
+    @discardableResult
+    public func record(_ record: HealthRecord) throws(HealthError) -> [String] {
+        try directory.withLock { (lockWarning: String?) throws(HealthError) in
+            try recordLocked(record)
+            return lockWarning.map { [$0] } ?? []
+        }
     }
 
     func recordLocked(_ record: HealthRecord) throws(HealthError) {
@@ -131,9 +208,10 @@ public struct HealthStateFiles: Sendable {
         if let failure { throw failure }
     }
 
-    private func readObject(_ path: String, warnings: inout [String]) -> LenientObject? {
+    private func readObject(_ name: String, warnings: inout [String]) -> LenientObject? {
+        let path = directory.display(name)
         let data: Data?
-        do { data = try directory.contents(of: path) } catch {
+        do { data = try directory.contents(of: name) } catch {
             warnings.append(error.description)
             return nil
         }

@@ -5,12 +5,17 @@ import Glibc
 
 /// The bytes of `path`; nil when it does not exist; throws when it exists but cannot be read.
 func readWholeFile(_ path: String, limit: Int = 64 * 1024 * 1024) throws(HealthError) -> Data? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // O_NONBLOCK: a FIFO planted as a PID or config file must not stall a check.
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     if fd < 0 {
         if errno == ENOENT { return nil }
         throw .cannotRead(path: path, reason: errnoText())
     }
     defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        throw .cannotRead(path: path, reason: "not a regular file")
+    }
     var data = Data()
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     while data.count < limit {

@@ -15,6 +15,10 @@ struct LenientObject {
         members = object
     }
 
+    init(members: [String: Any]) {
+        self.members = members
+    }
+
     init?(line: Substring) {
         self.init(data: Data(line.utf8))
     }

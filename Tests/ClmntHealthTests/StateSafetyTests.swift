@@ -1,0 +1,227 @@
+import CArchiveTestSupport
+import ClmntCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import ClmntHealth
+
+/// Runs the built binary as root (the test runs as root), like cron or systemd would.
+func runClmnt(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+    let binary = try #require(clmntBinary(), "the clmnt binary is built beside the tests")
+    let output = try ProgramRunner.capture(binary, arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": "/root"],
+                                           timeout: timeout, outputLimit: 8 << 20)
+    return (output.status, output.stdout, output.stderr)
+}
+
+/// Every entry below `dir` with its type, owner, mode, size and content: what an attack could change.
+func snapshot(_ dir: String) -> [String: String] {
+    var result: [String: String] = [:]
+    let items = (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String]) ?? []
+    for item in items {
+        var info = stat()
+        guard lstat(dir + "/" + item, &info) == 0 else { continue }
+        var line = "mode \(String(info.st_mode, radix: 8)) uid \(info.st_uid) size \(info.st_size) mtime \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        if (info.st_mode & S_IFMT) == S_IFREG, let data = FileManager.default.contents(atPath: dir + "/" + item) {
+            line += " " + String(decoding: data.prefix(200), as: UTF8.self)
+        }
+        result[item] = line
+    }
+    return result
+}
+
+/// Root runs `check` and `health-watch` over a `.molt-state` a hostile molt user has
+/// prepared: links out of the home, FIFOs, hard links, another user's files.
+/// Nothing outside the home may be created or changed, and the check still reports.
+@Suite(.serialized) struct StateSafetyTests {
+    /// A molt owned by a real user, with no gateway (a check finds it `stopped` at once),
+    /// and a root-owned directory outside the home holding a file an attacker would like changed.
+    struct Scene {
+        let user: TestUser
+        let fleet: TestFleet
+        let outside: TemporaryDirectory
+        let home: String
+        var name: String { user.name }
+        var state: String { home + "/.molt-state" }
+        var victim: String { outside.path + "/victim" }
+
+        init(user: TestUser) throws {
+            self.user = user
+            fleet = try TestFleet()
+            outside = try TemporaryDirectory(prefix: "clmnt-outside")
+            chmod(outside.path, 0o755)
+            try "precious root data\n".write(toFile: outside.path + "/victim", atomically: false, encoding: .utf8)
+            home = try fleet.addMolt(user.name, port: 19001)
+            try FileManager.default.createDirectory(atPath: home + "/.molt-state", withIntermediateDirectories: true)
+            for path in [home, home + "/.openclaw", home + "/.molt-info", home + "/.openclaw/openclaw.json", home + "/.molt-state"] {
+                chown(path, user.uid, user.gid)
+            }
+            chmod(home, 0o700)
+        }
+
+        func tearDown() {
+            fleet.remove()
+            outside.remove()
+        }
+    }
+
+    enum Plant: String, CaseIterable {
+        case historyLink, danglingHistoryLink, statusLink, watchStateLink, lockLink, stateDirLink
+        case historyFIFO, statusFIFO, lockFIFO, historyHardLink, foreignStatus, foreignHistory
+
+        /// What the warning says about it.
+        var reason: String {
+            switch self {
+            case .historyLink, .danglingHistoryLink, .statusLink, .watchStateLink, .lockLink, .stateDirLink: return "is a symbolic link"
+            case .historyFIFO, .statusFIFO, .lockFIFO: return "is a FIFO"
+            case .historyHardLink: return "has 2 hard links"
+            case .foreignStatus, .foreignHistory: return "belongs to uid 65534"
+            }
+        }
+
+        func plant(_ scene: Scene) throws {
+            let state = scene.state
+            switch self {
+            case .historyLink: symlink(scene.victim, state + "/health-history.jsonl")
+            case .danglingHistoryLink: symlink(scene.outside.path + "/created-by-root", state + "/health-history.jsonl")
+            case .statusLink: symlink(scene.victim, state + "/health-status.json")
+            case .watchStateLink: symlink(scene.victim, state + "/health-watch-state.json")
+            case .lockLink: symlink(scene.outside.path + "/lock-created-by-root", state + "/.health.lock")
+            case .stateDirLink:
+                try FileManager.default.removeItem(atPath: state)
+                symlink(scene.outside.path, state)
+            case .historyFIFO: mkfifo(state + "/health-history.jsonl", 0o644)
+            case .statusFIFO: mkfifo(state + "/health-status.json", 0o644)
+            case .lockFIFO: mkfifo(state + "/.health.lock", 0o644)
+            case .historyHardLink: link(scene.victim, state + "/health-history.jsonl")
+            case .foreignStatus, .foreignHistory:
+                let file = state + (self == .foreignStatus ? "/health-status.json" : "/health-history.jsonl")
+                try "{}\n".write(toFile: file, atomically: false, encoding: .utf8)
+                chown(file, 65534, 65534)
+            }
+            // Planted by the molt user: its own links and FIFOs (the hard link's target stays root's).
+            if self != .foreignStatus && self != .foreignHistory && self != .historyHardLink {
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: state)) ?? [] where self != .stateDirLink {
+                    lchown(state + "/" + name, scene.user.uid, scene.user.gid)
+                }
+                lchown(state, scene.user.uid, scene.user.gid)
+            }
+        }
+    }
+
+    /// Before: root appended to `/outside/victim` through the link (or hard link), created
+    /// files outside the home, or hung forever on a FIFO.
+    @Test(arguments: Plant.allCases)
+    func plantedFileIsRefusedAndTheCheckStillReports(_ plant: Plant) throws {
+        let user = try TestUser()
+        defer { user.remove() }
+        let scene = try Scene(user: user)
+        defer { scene.tearDown() }
+        try plant.plant(scene)
+        let before = snapshot(scene.outside.path)
+
+        let check = try runClmnt(["molt", "health", "check", scene.name, "-d", scene.fleet.base], timeout: 20)
+        #expect(check.status == 2, "\(check.stderr)")
+        #expect(check.stdout.hasPrefix("\(scene.name): stopped"), "\(check.stdout)")
+        if plant != .watchStateLink { // `check` never touches the watch state
+            #expect(check.stderr.contains("refusing") && check.stderr.contains(plant.reason), "\(check.stderr)")
+        }
+
+        let watch = try runClmnt(["molt", "health-watch", scene.name, "-d", scene.fleet.base], timeout: 20)
+        #expect(watch.stdout.contains("health: stopped"), "\(watch.stdout)")
+        #expect((watch.stdout + watch.stderr).contains(plant.reason), "\(watch.stdout) \(watch.stderr)")
+
+        let status = try runClmnt(["molt", "health", "status", scene.name, "-d", scene.fleet.base], timeout: 20)
+        #expect(status.status != 0 || status.stdout.contains("stopped"))
+
+        #expect(snapshot(scene.outside.path) == before, "\(plant): something outside the home changed")
+        #expect(try String(contentsOfFile: scene.victim, encoding: .utf8) == "precious root data\n")
+    }
+
+    /// `health logs` printed whatever file `cron.log` linked to, as root: `/etc/shadow` for the asking.
+    @Test func logThatIsALinkIsNotPrinted() throws {
+        let user = try TestUser()
+        defer { user.remove() }
+        let scene = try Scene(user: user)
+        defer { scene.tearDown() }
+        symlink(scene.victim, scene.state + "/cron.log")
+        let logs = try runClmnt(["molt", "health", "logs", scene.name, "-d", scene.fleet.base], timeout: 20)
+        #expect(logs.status == 1)
+        #expect(!logs.stdout.contains("precious"))
+        #expect(logs.stderr.contains("is a symbolic link"), "\(logs.stderr)")
+    }
+
+    /// A 50 MB status file and a 50 MB history (hostile or just neglected) cost neither time nor memory.
+    @Test func hugeStateFilesAreReadBounded() throws {
+        let user = try TestUser()
+        defer { user.remove() }
+        let scene = try Scene(user: user)
+        defer { scene.tearDown() }
+        let line = #"{"timestamp":"2026-11-28T10:00:00Z","status":"healthy","pid":1,"port":19001,"http_status":200,"response_time_ms":1.5}"# + "\n"
+        let history = Data(String(repeating: line, count: 50_000_000 / line.utf8.count).utf8)
+        FileManager.default.createFile(atPath: scene.state + "/health-history.jsonl", contents: history)
+        FileManager.default.createFile(atPath: scene.state + "/health-status.json", contents: Data(repeating: 0x20, count: 50_000_000))
+        for file in ["/health-history.jsonl", "/health-status.json"] { chown(scene.state + file, user.uid, user.gid) }
+
+        for command in [["history", scene.name], ["status", scene.name], ["check", scene.name]] {
+            let started = monotonicNow()
+            let run = try runClmnt(["molt", "health"] + command + ["-d", scene.fleet.base], timeout: 30)
+            let seconds = monotonicNow() - started
+            #expect(seconds < 5, "\(command[0]) took \(seconds) s")
+            #expect(run.status != 1 || command[0] == "status", "\(command[0]): \(run.stderr)")
+            if command[0] == "status" { #expect(run.stderr.contains("more than a state file holds"), "\(run.stderr)") }
+            if command[0] == "history" { #expect(run.stderr.contains("beyond the history cap"), "\(run.stderr)") }
+        }
+        // Memory: the whole process stays far below the files' size.
+        let binary = try #require(clmntBinary())
+        let timed = try ProgramRunner.capture("/usr/bin/time", ["-f", "%M", binary, "molt", "health", "history", scene.name,
+                                                                 "-d", scene.fleet.base], timeout: 30, outputLimit: 8 << 20)
+        let maxRSSKiB = Int(timed.stderr.split(separator: "\n").last ?? "") ?? Int.max
+        #expect(maxRSSKiB < 40_000, "max RSS \(maxRSSKiB) KiB")
+    }
+
+    /// A real unprivileged user swaps `.molt-state` and the state files for links out of
+    /// the home, as fast as it can, while root runs check and health-watch again and again.
+    @Test func racingUserNeverGetsRootToWriteOutside() throws {
+        let user = try TestUser()
+        defer { user.remove() }
+        let scene = try Scene(user: user)
+        defer { scene.tearDown() }
+        let before = snapshot(scene.outside.path)
+        let racer = scene.fleet.base + "/racer.sh"
+        let outside = scene.outside.path
+        try """
+        cd \(scene.home) || exit 1
+        end=$(( $(date +%s) + 60 ))
+        while [ -e \(scene.fleet.base)/racer.sh ] && [ $(date +%s) -lt $end ]; do
+          mv .molt-state .molt-real 2>/dev/null; ln -s \(outside) .molt-state 2>/dev/null
+          rm -f .molt-state; mv .molt-real .molt-state 2>/dev/null
+          for f in health-history.jsonl health-status.json health-watch-state.json .health.lock health-history.jsonl.1 health-history-totals.json; do
+            ln -sf \(outside)/victim .molt-state/$f.new 2>/dev/null && mv -f .molt-state/$f.new .molt-state/$f 2>/dev/null
+            rm -f .molt-state/$f
+            ln -sf \(outside)/new-$f .molt-state/$f 2>/dev/null
+          done
+        done
+        """.write(toFile: racer, atomically: true, encoding: .utf8)
+        chmod(racer, 0o755)
+        let racerPID = try spawn("/usr/bin/setpriv", ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "/bin/sh", racer])
+        defer {
+            unlink(racer)
+            kill(racerPID, SIGKILL)
+            var status: Int32 = 0
+            waitpid(racerPID, &status, 0)
+        }
+        var reported = 0, refused = 0
+        for round in 0..<40 {
+            let command = round % 2 == 0 ? ["molt", "health", "check", scene.name] : ["molt", "health-watch", scene.name]
+            let run = try runClmnt(command + ["-d", scene.fleet.base], timeout: 20)
+            if run.stdout.contains("stopped") { reported += 1 }
+            if (run.stdout + run.stderr).contains("refusing") { refused += 1 }
+        }
+        #expect(kill(racerPID, 0) == 0, "the racer ran the whole time")
+        #expect(reported == 40, "every run printed its result")
+        #expect(refused > 0, "the race hit: some runs met a planted link")
+        #expect(snapshot(scene.outside.path) == before, "root wrote outside the home")
+    }
+}
