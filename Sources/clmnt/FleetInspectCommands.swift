@@ -21,7 +21,7 @@ extension Fleet {
                 let listings = try BackupCatalog.list(directory: directory)
                 let leftovers = PartialFiles.stale(in: directory)
                 let leftoverLine = leftovers.isEmpty ? nil
-                    : "\(leftovers.count) partial archive\(leftovers.count == 1 ? "" : "s") of killed backups \(leftovers.count == 1 ? "holds" : "hold") "
+                    : "\(leftovers.count) file\(leftovers.count == 1 ? "" : "s") left by killed backups \(leftovers.count == 1 ? "holds" : "hold") "
                     + "\(formatBytes(leftovers.reduce(0) { $0 + $1.sizeBytes })); the next backup into \(directory) removes them"
                 if json {
                     if let leftoverLine { printError("clmnt: warning: \(leftoverLine)") }

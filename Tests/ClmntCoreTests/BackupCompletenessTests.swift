@@ -184,12 +184,14 @@ struct BackupCompletenessTests {
         let left = partials(in: out).filter { $0 != livePartial }
         #expect(!left.isEmpty, "a killed backup leaves its partial file")
         let listed = try runCapturing(clmnt, ["fleet", "list-backups", "--backup-dir", out])
-        #expect(listed.stdout.contains("\(left.count) partial archive") && listed.stdout.contains("the next backup"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("\(left.count) file\(left.count == 1 ? "" : "s") left by killed backups") && listed.stdout.contains("the next backup"), "\(listed.stdout)")
 
         // A symlink and someone else's file with the pattern stay too.
         symlink("/etc/passwd", out + "/.fleet-x.tar.gz.partial-999999-1")
         FileManager.default.createFile(atPath: out + "/.fleet-y.tar.gz.partial-999998-2", contents: Data("x".utf8))
         chown(out + "/.fleet-y.tar.gz.partial-999998-2", 65534, 65534)
+        // The scratch copy of a large database a killed backup was snapshotting goes too.
+        FileManager.default.createFile(atPath: out + "/.clmnt-sqlite-999996-5.db", contents: Data("x".utf8))
         // Root's own file whose final name is no archive's: not clmnt's naming.
         FileManager.default.createFile(atPath: out + "/.notes.txt.partial-999997-3", contents: Data("x".utf8))
 
@@ -200,6 +202,7 @@ struct BackupCompletenessTests {
         #expect(partials(in: out) == [".fleet-x.tar.gz.partial-999999-1", ".fleet-y.tar.gz.partial-999998-2",
                                       ".notes.txt.partial-999997-3", livePartial].sorted(),
                 "\(files(in: out))")
+        #expect(!FileManager.default.fileExists(atPath: out + "/.clmnt-sqlite-999996-5.db"))
         #expect(FileManager.default.fileExists(atPath: "/etc/passwd"))
         live.resume()
         #expect(live.wait() == 0, "the live writer commits its archive: \(live.stderr)")

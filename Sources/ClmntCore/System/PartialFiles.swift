@@ -1,7 +1,8 @@
 import Foundation
 
 /// The partial archives (`.<name>.partial-<pid>-<random>`, see `AtomicOutputFile`)
-/// that killed backups left in a directory.
+/// and SQLite scratch copies (`.clmnt-sqlite-<pid>-<random>.db`, `-journal`) that
+/// killed backups left in a directory.
 ///
 /// One is stale only when all of these hold, checked through one descriptor of
 /// the directory (no path is followed): the name is clmnt's own pattern; it is a
@@ -36,12 +37,30 @@ public enum PartialFiles {
     /// `.fleet-2026-11-29.tar.gz.partial-4242-123456789` → 4242; nil for any other name
     /// (the final name must end like an archive: `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.xz`, `.tar.bz2`, `.tar`).
     static func writerPID(_ name: String) -> pid_t? {
+        if name.hasPrefix(scratchPrefix) { return scratchWriterPID(name) }
         guard name.hasPrefix("."), let marker = name.range(of: ".partial-", options: .backwards),
               marker.lowerBound > name.index(after: name.startIndex) else { return nil }
         let finalName = name[name.index(after: name.startIndex)..<marker.lowerBound]
         guard Compression.archiveExtensions.contains(where: { finalName.hasSuffix("." + $0) }) else { return nil }
-        let fields = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
-        guard fields.count == 2, fields.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+        return pid(inPIDAndRandom: name[marker.upperBound...])
+    }
+
+    /// `StreamingSession`'s scratch file for a large database snapshot.
+    private static let scratchPrefix = ".clmnt-sqlite-"
+
+    /// `.clmnt-sqlite-4242-123456789.db` (or `.db-journal`) → 4242.
+    private static func scratchWriterPID(_ name: String) -> pid_t? {
+        var rest = name.dropFirst(scratchPrefix.count)
+        if rest.hasSuffix(".db-journal") { rest = rest.dropLast(".db-journal".count) }
+        else if rest.hasSuffix(".db") { rest = rest.dropLast(".db".count) }
+        else { return nil }
+        return pid(inPIDAndRandom: rest)
+    }
+
+    /// `4242-123456789` (decimal pid, decimal 32-bit random) → 4242.
+    private static func pid(inPIDAndRandom text: Substring) -> pid_t? {
+        let fields = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard fields.count == 2, fields.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
               let pid = pid_t(fields[0]), pid > 0, UInt32(fields[1]) != nil else { return nil }
         return pid
     }
