@@ -66,7 +66,9 @@ extension Fleet {
             try reportingErrors {
                 let baseDir = global.resolvedBaseDir
                 if resume {
-                    let notes = try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0)
+                    // With --dry-run: only say what would be completed.
+                    let notes = dryRun ? FleetRestore.pendingRecovery(baseDir: baseDir)
+                        : try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0)
                     print(notes.isEmpty ? "nothing to resume in \(baseDir)" : notes.joined(separator: "\n"))
                     return
                 }

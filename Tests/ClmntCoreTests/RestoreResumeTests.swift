@@ -49,6 +49,9 @@ struct RestoreResumeTests {
         #expect(dry.status == 0 && dry.stderr.contains("was interrupted while swapping in alpha, bravo-2, charlie"), "\(dry.stderr)")
         #expect(soul(fixture, "bravo-2") == "local change\n", "the dry run changes nothing")
 
+        let dryResume = try runCapturing(clmnt, ["fleet", "restore", "--resume", "--dry-run", "-d", fixture.baseDir])
+        #expect(dryResume.status == 0 && dryResume.stdout.contains("was interrupted while swapping in"), "\(dryResume.stdout)")
+        #expect(soul(fixture, "bravo-2") == "local change\n", "--resume --dry-run changes nothing")
         let resumed = try runCapturing(clmnt, ["fleet", "restore", "--resume", "-d", fixture.baseDir])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stdout.contains("alpha had been swapped in, bravo-2, charlie swapped in now; molts.json updated"), "\(resumed.stdout)")
