@@ -74,7 +74,7 @@ public struct FleetFixture {
         // A file that only looks like SQLite.
         try Data(Array("SQLite format 3".utf8) + [0] + [UInt8](repeating: 7, count: 200))
             .write(to: URL(fileURLWithPath: home + "/.openclaw/workspace/fake.sqlite"))
-        // A real database with a leftover journal beside it.
+        // A real database with a leftover journal beside it: empty, as journal_mode=TRUNCATE leaves it.
         try run("/usr/bin/env", ["python3", "-c", """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
@@ -82,7 +82,7 @@ public struct FleetFixture {
             db.executemany('insert into kv values (?, ?)', [(f'k{i}', 'v' * 100) for i in range(500)])
             db.commit(); db.close()
             """, home + "/.openclaw/state/openclaw.sqlite"])
-        try write(home + "/.openclaw/state/openclaw.sqlite-journal", "stale journal")
+        try write(home + "/.openclaw/state/openclaw.sqlite-journal", "")
         try run("/usr/bin/setfattr", ["-n", "user.comment", "-v", "synthetic soul", home + "/.openclaw/workspace/SOUL.md"])
         try run("/usr/bin/setfacl", ["-m", "u:65534:rw,g:0:r", home + "/.openclaw/workspace/USER.md"])
         // Mixed ownership: most of the tree belongs to "nobody", one log stays root's.

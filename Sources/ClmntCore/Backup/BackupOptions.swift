@@ -27,6 +27,9 @@ public struct BackupOptions: Sendable {
     /// Databases up to this size are snapshotted in memory; larger ones into a
     /// temporary file beside the archive, so memory stays bounded.
     var sqliteMemoryLimit: Int64 = 64 << 20
+    /// How long a busy or locked database is retried (with a growing pause)
+    /// before it is left out of the archive, with a warning naming it.
+    var sqliteBusyTimeout: Duration = .seconds(10)
 
     public init(baseDir: String) { self.baseDir = baseDir }
 

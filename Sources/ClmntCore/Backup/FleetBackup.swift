@@ -187,7 +187,7 @@ public struct FleetBackup {
             records.append(Manifest.MoltRecord(
                 name: molt.name, port: molt.port, created: molt.created, backupSizeBytes: tree.regularBytes,
                 home: molt.home, owner: owner,
-                fileCount: tree.entries.filter { $0.kind != .directory }.count, entryCount: tree.entries.count))
+                fileCount: tree.plannedFileCount, entryCount: tree.plannedEntryCount))
         }
         var globalStats = Manifest.SectionStats(entryCount: 1)
         for path in globalFiles {

@@ -194,6 +194,9 @@ public struct MissedFile: Codable, Sendable, Equatable {
         case replaced
         /// Archived, but it changed while being read: the copy may be torn.
         case changed
+        /// A SQLite database that stayed locked through every retry: not archived,
+        /// as its bytes without a consistent -wal would be a torn copy.
+        case locked
     }
 
     /// The molt it belongs to; nil for the base dir's own files (`global/`).

@@ -15,6 +15,9 @@ struct StreamingSession {
     /// Where large database snapshots are written for a moment (the archive's directory).
     private let scratchDirectory: String
     private let sqliteMemoryLimit: Int64
+    private let sqliteBusyTimeout: Duration
+    /// Credentials of database owners, looked up once per uid.
+    private var ownerCredentials: [UInt32: OwnerCredentials] = [:]
     private var bytesDone: Int64 = 0
     private var lastProgress = Date.distantPast
 
@@ -45,6 +48,7 @@ struct StreamingSession {
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
         scratchDirectory = (output.finalPath as NSString).deletingLastPathComponent
         sqliteMemoryLimit = options.sqliteMemoryLimit
+        sqliteBusyTimeout = options.sqliteBusyTimeout
         self.onProgress = onProgress
         self.onWarning = onWarning
         self.bytesTotal = bytesTotal
@@ -73,6 +77,8 @@ struct StreamingSession {
         // Open directories, innermost last; index = depth.
         var openDirectories: [Int32] = [baseFd]
         defer { openDirectories.forEach { close($0) } }
+        // Per open directory: the databases snapshotted in it, whose sidecars stay out.
+        var snapshotted: [Set<String>] = [[]]
         var seenInodes: [InodeKey: String] = [:]
         var skipBelowDepth = Int.max
         var section = Manifest.SectionStats()
@@ -85,7 +91,10 @@ struct StreamingSession {
             let relativePath = paths.relativePath(of: scanned)
             if depth > skipBelowDepth { continue }
             skipBelowDepth = Int.max
-            while openDirectories.count > depth + 1 { close(openDirectories.removeLast()) }
+            while openDirectories.count > depth + 1 {
+                close(openDirectories.removeLast())
+                snapshotted.removeLast()
+            }
             guard openDirectories.count == depth + 1 else { continue }
             currentOwner = DigestOwner(section: Int32(moltIndex), index: Int32(entryIndex))
             let parentFd = openDirectories[depth]
@@ -102,6 +111,7 @@ struct StreamingSession {
                     continue
                 }
                 openDirectories.append(fd)
+                snapshotted.append([])
                 let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
                 try writeHeader(entry)
                 section.entryCount += 1
@@ -121,7 +131,11 @@ struct StreamingSession {
                 try writeHeader(disk.symlinkEntry(status: status, target: target, archivePath: archivePath))
                 section.entryCount += 1
                 section.fileCount += 1
-            case .regular:
+            case .regular, .databaseSidecar:
+                if scanned.kind == .databaseSidecar, let base = SQLiteSidecar.base(of: name) {
+                    if snapshotted[depth].contains(base) { continue }  // the snapshot holds its content
+                    warn("\(sourcePath): archived, as its database \(base) was not snapshotted")
+                }
                 var fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime)
                 if fd < 0 && errno == EPERM { fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
                 guard let status = verifiedStatus(fd, scanned, sourcePath) else {
@@ -129,8 +143,11 @@ struct StreamingSession {
                     continue
                 }
                 defer { close(fd) }
-                try writeRegularFile(fd: fd, status: status, scanned: scanned, sourcePath: sourcePath,
-                                     archivePath: archivePath, seenInodes: &seenInodes, section: &section)
+                let location = FileLocation(directory: parentFd, name: name, sourcePath: sourcePath, archivePath: archivePath)
+                if try writeRegularFile(fd: fd, status: status, scanned: scanned, location: location,
+                                        seenInodes: &seenInodes, section: &section) {
+                    snapshotted[depth].insert(name)
+                }
             }
         }
         stats[molt.name] = section
@@ -159,27 +176,31 @@ struct StreamingSession {
         return status
     }
 
-    private mutating func writeRegularFile(fd: Int32, status: stat, scanned: ScannedEntry, sourcePath: String,
-                                           archivePath: String, seenInodes: inout [InodeKey: String],
-                                           section: inout Manifest.SectionStats) throws(BackupError) {
+    /// Writes one regular file: a consistent snapshot for a SQLite database,
+    /// else its bytes. Returns true when a database was snapshotted.
+    private mutating func writeRegularFile(fd: Int32, status: stat, scanned: ScannedEntry, location: FileLocation,
+                                           seenInodes: inout [InodeKey: String],
+                                           section: inout Manifest.SectionStats) throws(BackupError) -> Bool {
+        let sourcePath = location.sourcePath, archivePath = location.archivePath
         let key = InodeKey(status)
-        section.entryCount += 1
-        section.fileCount += 1
         if status.st_nlink > 1, let first = seenInodes[key] {
             let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
             entry.setHardlink(first)
             try writeHeader(entry)
-            return
-        }
-        if status.st_nlink > 1 { seenInodes[key] = archivePath }
-        if Int64(status.st_size) != scanned.size {
-            warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
+            section.entryCount += 1
+            section.fileCount += 1
+            return false
         }
         let entry = try diskEntry(fd: fd, status: status, sourcePath: sourcePath, archivePath: archivePath)
-        switch databaseSnapshot(fd: fd, sourcePath: sourcePath, status: status) {
+        let snapshot = databaseSnapshot(fd: fd, status: status, location: location)
+        if case .missed = snapshot { return false }
+        if status.st_nlink > 1 { seenInodes[key] = archivePath }
+        section.entryCount += 1
+        section.fileCount += 1
+        switch snapshot {
         case .inMemory(let bytes):
             try writeInMemoryFile(bytes, entry: entry, section: &section)
-            return
+            return true
         case .onDisk(let snapshotFd):
             defer { close(snapshotFd) }
             var snapshotStatus = stat()
@@ -191,9 +212,13 @@ struct StreamingSession {
             recordDigest(archivePath)
             section.backupSizeBytes += entry.size
             advanceProgress(by: entry.size, molt: archivePath)
-            return
-        case nil:
+            return true
+        case .asIs, .missed:
             break
+        }
+        // (A live database's size changes all the time; its snapshot is consistent whatever the size.)
+        if Int64(status.st_size) != scanned.size {
+            warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
         }
         try writeHeader(entry)
         let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
@@ -210,56 +235,83 @@ struct StreamingSession {
         recordDigest(archivePath)
         section.backupSizeBytes += entry.size
         advanceProgress(by: entry.size, molt: archivePath)
+        return false
     }
 
-    /// A consistent copy of a SQLite database, or nil for any other file. A file
-    /// that only looks like one is archived as it is, with a warning.
-    private mutating func databaseSnapshot(fd: Int32, sourcePath: String, status: stat) -> DatabaseSnapshot? {
-        guard status.st_size >= 100 else { return nil }
-        var header = [UInt8](repeating: 0, count: 16)
-        guard pread(fd, &header, 16, 0) == 16, header == SQLiteSnapshot.magic else { return nil }
+    /// What to archive for the regular file open as `fd`: a consistent copy of a
+    /// SQLite database, nothing (it stayed locked), or its bytes as they are.
+    /// Every outcome but a clean snapshot or a plain file comes with a warning.
+    private mutating func databaseSnapshot(fd: Int32, status: stat, location: FileLocation) -> DatabaseSnapshot {
+        let header = SQLiteSnapshot.header(of: fd, size: Int64(status.st_size))
+        guard header != .notDatabase else { return .asIs }
+        let sourcePath = location.sourcePath
+        // Root never runs SQLite inside a home, and has no owner to become here.
+        guard status.st_uid != 0 else {
+            warn("\(sourcePath): SQLite database owned by root inside a molt's home: archived byte for byte with its -wal/-journal files, not snapshotted")
+            return .asIs
+        }
+        var walStatus = stat()
+        let hasWal = fstatat(location.directory, location.name + "-wal", &walStatus, AT_SYMLINK_NOFOLLOW) == 0
+        let source = SQLiteSource(directory: location.directory, name: location.name,
+                                  owner: credentials(uid: status.st_uid, gid: status.st_gid),
+                                  needsWriteAccessToCleanUp: header == .writeAheadLog && !hasWal)
         let snapshot: DatabaseSnapshot
-        do {
+        do throws(SQLiteError) {
             if Int64(status.st_size) <= sqliteMemoryLimit {
-                snapshot = .inMemory(try SQLiteSnapshot.capture(path: sourcePath))
+                snapshot = .inMemory(try SQLiteSnapshot.capture(source, busyTimeout: sqliteBusyTimeout))
             } else {
-                snapshot = .onDisk(try snapshotToScratchFile(sourcePath))
+                snapshot = .onDisk(try snapshotToScratchFile(source))
             }
         } catch {
-            warn("\(sourcePath): cannot snapshot it as a SQLite database (\(error.message)); archived byte for byte")
-            return nil
+            if error.isBusy {
+                // Its bytes without a consistent -wal would be the torn copy snapshots exist to avoid.
+                miss(sourcePath, .locked, error.message, "\(sourcePath): NOT ARCHIVED: the SQLite database stayed locked (\(error))")
+                return .missed
+            }
+            if error.isHotJournal {
+                // A writer died mid-transaction: the file and its journal no longer change, and SQLite rolls back on next open.
+                warn("\(sourcePath): SQLite database with a hot journal from an interrupted write: archived byte for byte together with its -journal")
+            } else {
+                warn("\(sourcePath): cannot snapshot it as a SQLite database (\(error.message)); archived byte for byte with its -wal/-journal files")
+            }
+            return .asIs
         }
-        // The path was opened again by SQLite: make sure it is still our file.
+        // SQLite opened the name again: make sure it was still our file.
         var now = stat()
-        guard stat(sourcePath, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else {
+        guard fstatat(location.directory, location.name, &now, AT_SYMLINK_NOFOLLOW) == 0,
+              now.st_dev == status.st_dev, now.st_ino == status.st_ino else {
             if case .onDisk(let snapshotFd) = snapshot { close(snapshotFd) }
             warn("\(sourcePath): replaced while backing up; archived as read")
-            return nil
+            return .asIs
         }
         return snapshot
     }
 
-    /// Snapshots a large database into a 0600 file beside the archive, and
-    /// returns it open for reading, already unlinked.
-    private func snapshotToScratchFile(_ sourcePath: String) throws(SQLiteSnapshot.Failure) -> Int32 {
+    private mutating func credentials(uid: UInt32, gid: UInt32) -> OwnerCredentials {
+        if let known = ownerCredentials[uid] { return known }
+        let credentials = OwnerCredentials.of(uid: uid, gid: gid)
+        ownerCredentials[uid] = credentials
+        return credentials
+    }
+
+    /// Snapshots a large database into a 0600 file root creates beside the
+    /// archive, and returns it open for reading, already unlinked.
+    private func snapshotToScratchFile(_ source: SQLiteSource) throws(SQLiteError) -> Int32 {
         let path = "\(scratchDirectory)/.clmnt-sqlite-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).db"
-        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard created >= 0 else {
-            throw SQLiteSnapshot.Failure(message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw SQLiteError("cannot create \(path): \(String(cString: strerror(errno)))", operation: "snapshot")
         }
         close(created)
         SignalCleanup.shared.register(path)
-        SignalCleanup.shared.register(path + "-journal")
         defer {
             unlink(path)
-            unlink(path + "-journal")
             SignalCleanup.shared.unregister(path)
-            SignalCleanup.shared.unregister(path + "-journal")
         }
-        try SQLiteSnapshot.capture(path: sourcePath, intoFile: path)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        try SQLiteSnapshot.capture(source, intoFile: path, busyTimeout: sqliteBusyTimeout)
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
-            throw SQLiteSnapshot.Failure(message: "cannot read \(path): \(String(cString: strerror(errno)))")
+            throw SQLiteError("cannot read \(path): \(String(cString: strerror(errno)))", operation: "snapshot")
         }
         return fd
     }
@@ -449,8 +501,21 @@ private struct DigestOwner {
     let index: Int32
 }
 
-/// A database's consistent copy: in memory when small, else an open, unlinked scratch file.
+/// What a backup archives for a regular file: a database's consistent copy (in
+/// memory when small, else an open, unlinked scratch file), nothing, or its bytes.
 private enum DatabaseSnapshot {
     case inMemory([UInt8])
     case onDisk(Int32)
+    /// A database that stayed locked: left out, with a warning.
+    case missed
+    case asIs
+}
+
+/// A regular file being archived: its name in the directory descriptor the
+/// walk holds, and its paths on disk (for messages) and in the archive.
+private struct FileLocation {
+    let directory: Int32
+    let name: String
+    let sourcePath: String
+    let archivePath: String
 }

@@ -4,7 +4,10 @@ import Foundation
 /// Only the last component is kept (the writer rebuilds paths from the depth),
 /// so a fleet of 200,000 files costs a few tens of MiB, not a hundred.
 struct ScannedEntry {
-    enum Kind: UInt8 { case directory, regular, symlink }
+    /// `databaseSidecar`: a regular file `X-wal`, `X-shm` or `X-journal` whose
+    /// sibling `X` looked like a SQLite database at scan time. It is archived only
+    /// if `X` is not snapshotted after all (the snapshot holds its content).
+    enum Kind: UInt8 { case directory, regular, symlink, databaseSidecar }
 
     /// The last path component, as `openat` wants it; "" for the home itself.
     let name: String
@@ -58,6 +61,13 @@ struct ScannedTree {
         missed.append(MissedFile(molt: nil, path: path, problem: problem, detail: detail))
         warnings.append(message)
     }
+    /// Database sidecars in `entries`: planned to be left out (see `ScannedEntry.Kind`).
+    var sidecarCount = 0
+
+    /// Entries the archive will hold under the molt, as planned at scan time.
+    var plannedEntryCount: Int { entries.count - sidecarCount }
+    /// Non-directory entries the archive will hold, as planned at scan time.
+    var plannedFileCount: Int { entries.count(where: { $0.kind != .directory }) - sidecarCount }
 }
 
 /// Walks a molt tree through directory descriptors opened with O_NOFOLLOW, so
@@ -88,7 +98,9 @@ struct TreeScanner {
                       "\(home)/\(relativePath): cannot list directory: \(error.reason)")
             return
         }
-        let nameSet = Set(names)
+        // Names X with a sibling X-wal, X-shm or X-journal; byte order puts X first.
+        let sidecarBases = Set(names.compactMap { SQLiteSidecar.base(of: $0) }).intersection(names)
+        var databases = Set<String>()
         for name in names {
             let childPath = relativePath.isEmpty ? name : relativePath + "/" + name
             var status = stat()
@@ -119,7 +131,12 @@ struct TreeScanner {
                 close(childFd)
             case FileType.regular:
                 if rules.excludes(relativePath: childPath, name: name, isDirectory: false) { continue }
-                if isSQLiteSidecar(name, siblings: nameSet) { continue }
+                if let base = SQLiteSidecar.base(of: name), databases.contains(base) {
+                    record(.databaseSidecar, size: Int64(status.st_size))
+                    tree.sidecarCount += 1
+                    continue
+                }
+                if sidecarBases.contains(name), looksLikeDatabase(directoryFd, name, status) { databases.insert(name) }
                 record(.regular, size: Int64(status.st_size))
                 // Hardlinked inodes are counted once, as they are stored once.
                 if status.st_nlink <= 1 || seenInodes.insert(InodeKey(status)).inserted {
@@ -136,12 +153,28 @@ struct TreeScanner {
         }
     }
 
-    /// `-wal`, `-shm` and `-journal` files beside a database: the snapshot already holds their content.
-    private func isSQLiteSidecar(_ name: String, siblings: Set<String>) -> Bool {
-        for suffix in ["-wal", "-shm", "-journal"] where name.hasSuffix(suffix) {
-            if siblings.contains(String(name.dropLast(suffix.count))) { return true }
+    /// Whether the regular file `name` (as `status` saw it) starts with SQLite's header.
+    private func looksLikeDatabase(_ directoryFd: Int32, _ name: String, _ status: stat) -> Bool {
+        var fd = openat(directoryFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime)
+        if fd < 0 && errno == EPERM { fd = openat(directoryFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var now = stat()
+        guard fstat(fd, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else { return false }
+        return SQLiteSnapshot.header(of: fd, size: Int64(now.st_size)) != .notDatabase
+    }
+}
+
+/// SQLite's companion files of a database `X`: `X-wal`, `X-shm`, `X-journal`.
+enum SQLiteSidecar {
+    static let suffixes = ["-wal", "-shm", "-journal"]
+
+    /// `X` for a name `X-wal`, `X-shm` or `X-journal`, else nil.
+    static func base(of name: String) -> String? {
+        for suffix in suffixes where name.hasSuffix(suffix) && name.utf8.count > suffix.utf8.count {
+            return String(name.dropLast(suffix.count))
         }
-        return false
+        return nil
     }
 }
 

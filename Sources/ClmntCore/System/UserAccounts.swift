@@ -69,13 +69,18 @@ public enum UserAccounts {
 
     /// The names of the groups `user` belongs to beyond its primary group.
     public static func supplementaryGroups(of user: UserAccount) -> [String] {
+        groupIDs(of: user).filter { $0 != user.gid }.compactMap { groupName(gid: $0) }
+    }
+
+    /// Every group `user` belongs to, its primary group included (as `initgroups` would set them).
+    public static func groupIDs(of user: UserAccount) -> [UInt32] {
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
         if getgrouplist(user.name, user.gid, &groups, &count) < 0 {
             groups = [gid_t](repeating: 0, count: Int(count))
-            guard getgrouplist(user.name, user.gid, &groups, &count) >= 0 else { return [] }
+            guard getgrouplist(user.name, user.gid, &groups, &count) >= 0 else { return [user.gid] }
         }
-        return groups.prefix(Int(count)).filter { $0 != user.gid }.compactMap { groupName(gid: $0) }
+        return Array(groups.prefix(Int(count)))
     }
 
     /// The lowest uid of a regular (non-system) account: `UID_MIN` of
