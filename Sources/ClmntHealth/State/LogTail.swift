@@ -18,7 +18,7 @@ public enum LogTail {
             var lines = String(decoding: data, as: UTF8.self).components(separatedBy: "\n")
             if lines.last == "" { lines.removeLast() }
             // Enough lines, the whole file, or a window as big as we go (lines that long are not a log).
-            if lines.count >= count || skipped == 0 || window >= 64 << 20 { return Array(lines.suffix(count)) }
+            if lines.count >= count || skipped == 0 || window >= 16 << 20 { return Array(lines.suffix(count)) }
             window *= 4
         }
     }
