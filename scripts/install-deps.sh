@@ -14,6 +14,8 @@ packages=(
   passwd login cron msmtp python3-aiosmtpd procps
   # benchmarks
   hyperfine time pigz libarchive-tools
+  # the Debian package and its check in a clean root (scripts/package-deb.sh, scripts/deb-check.sh)
+  dpkg-dev debootstrap lintian man-db
 )
 missing=()
 for package in "${packages[@]}"; do
