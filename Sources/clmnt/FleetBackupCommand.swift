@@ -2,7 +2,10 @@ import ArgumentParser
 import ClmntCore
 import Foundation
 
-extension Compression: ExpressibleByArgument {}
+extension Compression: ExpressibleByArgument {
+    /// `gz` and `bz2` too, as the bash tool took them.
+    public init?(argument: String) { self.init(spelling: argument) }
+}
 
 extension Fleet {
     struct Backup: ParsableCommand {
@@ -19,7 +22,7 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: ./backups/fleet-YYYY-MM-DD.tar.gz, or in --backup-dir).", valueName: "file"))
+        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: fleet-YYYY-MM-DD.tar.gz in the backup dir).", valueName: "file"))
         var output: String?
 
         @Option(help: "The compression of the archive.")
@@ -31,13 +34,13 @@ extension Fleet {
         @Option(help: ArgumentHelp("Compression threads (default: all cores).", valueName: "n"))
         var threads: Int?
 
-        @Flag(help: "Leave out each molt's Maildir/.")
+        @Flag(inversion: .prefixedNo, help: "Leave out each molt's Maildir/.")
         var excludeMaildir = false
 
-        @Flag(help: "Leave out log files (*.log, *.log.N).")
+        @Flag(inversion: .prefixedNo, help: "Leave out log files (*.log, *.log.N).")
         var excludeLogs = false
 
-        @Flag(help: "Keep regenerable caches (.cache/, .npm/, .bun/install/cache/, node_modules/).")
+        @Flag(inversion: .prefixedNo, help: "Keep regenerable caches (.cache/, .npm/, .bun/install/cache/, node_modules/).")
         var includeCaches = false
 
         @Option(help: ArgumentHelp("Leave out paths matching this pattern (repeatable; with a '/', matched from the molt's home).", valueName: "pattern"))
@@ -46,29 +49,42 @@ extension Fleet {
         @Option(help: ArgumentHelp("Back up only these molts (comma-separated).", valueName: "molts"))
         var select: [String] = []
 
-        @Flag(help: "Replace an existing archive at --output.")
+        @Flag(inversion: .prefixedNo, help: "Replace an existing archive at --output.")
         var force = false
 
-        @Option(help: ArgumentHelp("Write the default-named archive into this directory instead of ./backups (created 0700 if missing).", valueName: "dir"))
+        @Option(help: ArgumentHelp("Write the default-named archive into this directory (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the base dir's scheduled backup dir, else ./backups).", valueName: "dir"))
         var backupDir: String?
 
         @Option(help: ArgumentHelp("After a successful backup, keep only the newest N clmnt archives of this base dir in the archive's directory (the new one included).", valueName: "n"))
         var keep: Int?
 
-        @Flag(help: "Read the new archive back and check every SHA-256 and count; fail (exit 2) if it is damaged.")
+        @Flag(inversion: .prefixedNo, help: "Read the new archive back and check every SHA-256 and count; fail (exit 2) if it is damaged.")
         var verify = false
 
         @Option(help: ArgumentHelp("Wait up to this long for another backup or a restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
         var wait: Double?
 
-        @Flag(help: "Print the summary as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the summary as JSON.")
         var json = false
+
+        @Flag(help: "Start every line of output with an ISO-8601 timestamp (the scheduled job's log).")
+        var timestamps = false
 
         @Flag(name: .shortAndLong, help: "Print nothing but errors and missed files.")
         var quiet = false
 
+        /// With --timestamps, every line (the log's) starts with an ISO-8601 timestamp.
+        func stamped(_ message: String) -> String {
+            guard timestamps else { return message }
+            let now = Timestamp.format(Date())
+            return message.split(separator: "\n", omittingEmptySubsequences: false).map { "\(now) \($0)" }.joined(separator: "\n")
+        }
+
+        func say(_ message: String) { print(stamped(message)) }
+        func warn(_ message: String) { printError(stamped(message)) }
+
         func run() throws {
-            try reportingErrors {
+            try reportingErrors(stamp: stamped) {
                 var options = BackupOptions(baseDir: global.resolvedBaseDir)
                 options.output = output
                 options.compression = compress
@@ -78,7 +94,10 @@ extension Fleet {
                                                includeCaches: includeCaches, patterns: exclude)
                 options.selection = splitList(select)
                 options.force = force
-                options.backupDir = backupDir
+                let baseDir = options.baseDir
+                // -o names the file itself; an empty --backup-dir is left for validate() to refuse.
+                options.backupDir = output != nil || backupDir == "" ? backupDir
+                    : resolveBackupDir(backupDir, baseDir: baseDir).directory
                 options.keep = keep
                 options.verify = verify
                 options.wait = wait ?? 0
@@ -89,31 +108,32 @@ extension Fleet {
                 let progress = ProgressBar(enabled: !quiet && !json && isatty(2) == 1)
                 backup.onProgress = { progress.update(done: $0.bytesDone, total: $0.bytesTotal, label: $0.currentMolt) }
                 let verbose = global.verbose
+                let command = self
                 backup.onWarning = { message in
                     progress.clear()
-                    if !quiet || verbose { printError("clmnt: warning: \(message)") }
+                    if !command.quiet || verbose { command.warn("clmnt: warning: \(message)") }
                 }
                 let summary: BackupSummary
                 do { summary = try backup.run() } catch BackupError.damaged(let path, let problems) {
                     progress.clear()
-                    for problem in problems where verbose { printError("clmnt: DAMAGED: \(problem)") }
-                    printError("clmnt: \(BackupError.damaged(path: path, problems: problems))")
+                    for problem in problems where verbose { warn("clmnt: DAMAGED: \(problem)") }
+                    warn("clmnt: \(BackupError.damaged(path: path, problems: problems))")
                     throw ExitCode(ExitStatus.checkFailed)
                 }
                 progress.clear()
                 for leftover in summary.leftoversRemoved where !quiet && !json {
-                    print("removed \(leftover.file) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
+                    say("removed \(leftover.file) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
                 }
                 for failure in summary.leftoversFailed {
-                    printError("clmnt: warning: cannot remove \(failure.file), left by a killed backup: \(failure.reason)")
+                    warn("clmnt: warning: cannot remove \(failure.file), left by a killed backup: \(failure.reason)")
                 }
                 // Worth a line when the archive is incomplete (list-backups cannot show it) or asked for.
                 if let reason = summary.markFailed, !summary.complete || verbose {
-                    printError("clmnt: warning: cannot mark \(summary.output) complete or not (\(reason)); list-backups will show its status as unknown")
+                    warn("clmnt: warning: cannot mark \(summary.output) complete or not (\(reason)); list-backups will show its status as unknown")
                 }
                 // A backup that could not remove an old archive still succeeded; say so even with -q.
                 for failure in summary.pruneFailed {
-                    printError("clmnt: warning: cannot remove old backup \(failure.file): \(failure.reason)")
+                    warn("clmnt: warning: cannot remove old backup \(failure.file): \(failure.reason)")
                 }
                 if json {
                     print(renderJSON(summary))
@@ -121,20 +141,20 @@ extension Fleet {
                     if verbose {
                         for name in summary.molts {
                             let stats = summary.perMolt[name] ?? Manifest.SectionStats()
-                            print("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))")
+                            say("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))")
                         }
                     }
-                    print(summary.oneLine)
-                    for path in summary.pruned { print("removed old backup \(path)") }
+                    say(summary.oneLine)
+                    for path in summary.pruned { say("removed old backup \(path)") }
                     if verbose {
-                        for skip in summary.pruneSkipped { print("  left alone: \(skip.file): \(skip.reason)") }
+                        for skip in summary.pruneSkipped { say("  left alone: \(skip.file): \(skip.reason)") }
                     }
                 }
                 if !summary.complete {
                     // -q hid the warnings: the missed files are named all the same.
-                    if quiet && !verbose { for file in summary.missed { printError("clmnt: warning: \(file.line)") } }
+                    if quiet && !verbose { for file in summary.missed { warn("clmnt: warning: \(file.line)") } }
                     let molts = Set(summary.missed.map { $0.molt ?? ArchiveLayout.globalDir }).sorted()
-                    printError("clmnt: incomplete: \(summary.missed.count) file\(summary.missed.count == 1 ? "" : "s") of "
+                    warn("clmnt: incomplete: \(summary.missed.count) file\(summary.missed.count == 1 ? "" : "s") of "
                                + "\(molts.joined(separator: ", ")) vanished, could not be read or changed while read "
                                + "(named above and in backup-report.json); \(summary.output) holds everything else")
                     throw ExitCode(ExitStatus.incomplete)

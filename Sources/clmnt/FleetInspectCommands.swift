@@ -9,15 +9,17 @@ extension Fleet {
             abstract: "List the fleet archives in a directory, from their manifests alone."
         )
 
-        @Option(help: "The directory holding the archives.")
-        var backupDir = "./backups"
+        @OptionGroup var global: GlobalOptions
 
-        @Flag(help: "Print the list as JSON.")
+        @OptionGroup var backups: BackupDirOptions
+
+        @Flag(inversion: .prefixedNo, help: "Print the list as JSON.")
         var json = false
 
         func run() throws {
             try reportingErrors {
-                let directory = absolutePath(backupDir)
+                let location = backups.resolved(baseDir: global.resolvedBaseDir)
+                let directory = location.directory
                 let listings = try BackupCatalog.list(directory: directory)
                 let leftovers = PartialFiles.stale(in: directory)
                 let leftoverLine = leftovers.isEmpty ? nil
@@ -28,6 +30,7 @@ extension Fleet {
                     print(renderJSON(listings))
                     return
                 }
+                if global.verbose { print("backup dir \(directory) (\(location.explanation))") }
                 if listings.isEmpty {
                     print("no backups in \(directory)")
                 } else {
@@ -63,7 +66,7 @@ extension Fleet {
         @Argument(help: "The archive to verify.")
         var file: String
 
-        @Flag(help: "Print the result as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
         var json = false
 
         func run() throws {

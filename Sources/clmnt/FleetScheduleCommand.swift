@@ -21,8 +21,8 @@ extension Fleet {
         @Option(help: "Run weekly on this day instead of daily: 0 (Sunday) to 6 (Saturday).")
         var weekday: Int?
 
-        @Option(help: "The absolute directory the archives go to (created 0700 if missing).")
-        var backupDir = BackupJob.defaultBackupDir
+        @Option(help: ArgumentHelp("The absolute directory the archives go to (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the one already scheduled, else /var/backups/clmnt).", valueName: "dir"))
+        var backupDir: String?
 
         @Option(help: "Compression: \(Compression.allCases.map(\.rawValue).joined(separator: ", ")).")
         var compress: Compression = .zstd
@@ -30,7 +30,7 @@ extension Fleet {
         @Option(help: "How many archives of this base dir to keep, the new one included.")
         var keep = BackupJob.defaultKeep
 
-        @Flag(help: "Have the job also verify each new archive (the run fails if it is damaged).")
+        @Flag(inversion: .prefixedNo, help: "Have the job also verify each new archive (the run fails if it is damaged).")
         var verify = false
 
         @Flag(help: "Remove this base dir's scheduled backup.")
@@ -47,6 +47,8 @@ extension Fleet {
             try reportingErrors {
                 let crontab = CronTab(user: currentUserName())
                 let baseDir = global.resolvedBaseDir
+                // A relative --backup-dir is refused by BackupJob (cron has no current directory).
+                let backupDir = backupDir ?? resolveBackupDir(nil, baseDir: baseDir, fallback: BackupJob.defaultBackupDir).directory
                 if status {
                     let report = try BackupSchedule.status(baseDir: baseDir, backupDir: backupDir, crontab: crontab)
                     print(report.isScheduled ? "scheduled in the crontab of \(crontab.user):" : "not scheduled: no backup of \(baseDir) in the crontab of \(crontab.user)")
@@ -75,10 +77,4 @@ extension Fleet {
             }
         }
     }
-}
-
-/// The crontab `fleet schedule` edits: the invoking user's (root's, from cron as root).
-private func currentUserName() -> String {
-    guard let entry = getpwuid(geteuid()) else { return String(geteuid()) }
-    return String(cString: entry.pointee.pw_name)
 }

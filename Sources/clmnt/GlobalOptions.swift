@@ -22,6 +22,15 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// `--backup-dir` of the commands that read a base dir's archives (`list-backups`, `doctor`).
+struct BackupDirOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The directory holding the archives (default: $CLMNT_BACKUP_DIR, else the base dir's scheduled backup dir, else ./backups).", valueName: "dir"))
+    var backupDir: String?
+
+    /// The directory by the one resolution order (`resolveBackupDir`).
+    func resolved(baseDir: String) -> BackupLocation { resolveBackupDir(backupDir, baseDir: baseDir) }
+}
+
 /// Documented exit codes (docs/exit-codes.md).
 enum ExitStatus {
     static let failure: Int32 = 1
@@ -38,7 +47,8 @@ enum ExitStatus {
 
 /// Runs a command body; any library error becomes one line on stderr and a
 /// non-zero exit: 64 for a value the user can correct on the command line, else 1.
-func reportingErrors(_ body: () throws -> Void) throws {
+/// `stamp` rewrites the line (`fleet backup --timestamps` puts the time in front).
+func reportingErrors(stamp: (String) -> String = { $0 }, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let exit as ExitCode {
@@ -46,7 +56,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ValidationError {
         throw error
     } catch {
-        printError("clmnt: \(error)")
+        printError(stamp("clmnt: \(error)"))
         throw ExitCode(isUsageMistake(error) ? ExitStatus.usage : isBusy(error) ? ExitStatus.busy : ExitStatus.failure)
     }
 }
@@ -67,6 +77,19 @@ private func isUsageMistake(_ error: any Error) -> Bool {
     case let error as BackupScheduleError: return error.isUsageError
     default: return false
     }
+}
+
+/// The backup dir of `baseDir`: `--backup-dir`, `$CLMNT_BACKUP_DIR`, the base dir's scheduled backup dir
+/// (in the invoking user's crontab), then `fallback` (README: "One place for backups").
+func resolveBackupDir(_ flag: String?, baseDir: String,
+                      fallback: String = BackupLocation.fallbackDirectory) -> BackupLocation {
+    BackupLocation.resolve(flag: flag, baseDir: baseDir, crontab: CronTab(user: currentUserName()), fallback: fallback)
+}
+
+/// The crontab `fleet schedule` edits and reads: the invoking user's (root's, from cron as root).
+func currentUserName() -> String {
+    guard let entry = getpwuid(geteuid()) else { return String(geteuid()) }
+    return String(cString: entry.pointee.pw_name)
 }
 
 func printError(_ message: String) {

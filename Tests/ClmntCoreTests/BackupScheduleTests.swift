@@ -61,7 +61,7 @@ struct BackupScheduleTests {
         #expect(text == others + job.cronLines.joined(separator: "\n") + "\n")
         #expect(job.cronLines == [
             "# CLMNT-FLEET-BACKUP \(fleet.baseDir)",
-            "15 3 * * * \(clmnt) fleet backup -d \(fleet.baseDir) --backup-dir \(backups) --compress zstd --keep 7 2>&1 >> \(backups)/clmnt-backup.log | /usr/bin/tee -a \(backups)/clmnt-backup.log",
+            "15 3 * * * \(clmnt) fleet backup -d \(fleet.baseDir) --backup-dir \(backups) --compress zstd --keep 7 --timestamps 2>&1 >> \(backups)/clmnt-backup.log | /usr/bin/tee -a \(backups)/clmnt-backup.log",
         ])
 
         // Another time, weekly, with --verify: the entry is replaced in place.
@@ -70,7 +70,7 @@ struct BackupScheduleTests {
         #expect(try BackupSchedule.install(weekly, crontab: user.crontab).replaced)
         let changed = try user.crontab.read()
         #expect(changed == others + "# CLMNT-FLEET-BACKUP \(fleet.baseDir)\n"
-                + "30 4 * * 0 \(clmnt) fleet backup -d \(fleet.baseDir) --backup-dir \(backups) --compress gzip --keep 2 --verify 2>&1 >> \(backups)/clmnt-backup.log | /usr/bin/tee -a \(backups)/clmnt-backup.log\n")
+                + "30 4 * * 0 \(clmnt) fleet backup -d \(fleet.baseDir) --backup-dir \(backups) --compress gzip --keep 2 --timestamps --verify 2>&1 >> \(backups)/clmnt-backup.log | /usr/bin/tee -a \(backups)/clmnt-backup.log\n")
         #expect(BackupSchedule.entryLines(in: changed, baseDir: fleet.baseDir).count == 2)
         #expect(BackupSchedule.entryLines(in: changed, baseDir: "/srv/other-fleet").count == 2)
 
@@ -111,7 +111,11 @@ struct BackupScheduleTests {
         defer { user.remove(); fleet.remove() }
         let backups = fleet.root.path + "/bk"
         let before = try BackupSchedule.status(baseDir: fleet.baseDir, backupDir: backups, crontab: user.crontab)
-        #expect(!before.isScheduled && before.newestArchive == nil && before.backupDirProblem != nil)
+        // A backup dir not made yet holds no backups: not a problem to report.
+        #expect(!before.isScheduled && before.newestArchive == nil && before.backupDirProblem == nil)
+        let unreadable = try BackupSchedule.status(baseDir: fleet.baseDir, backupDir: fleet.baseDir + "/alpha/.molt-info",
+                                                   crontab: user.crontab)
+        #expect(unreadable.backupDirProblem != nil, "a file is not a backup dir")
 
         let job = try BackupJob(baseDir: fleet.baseDir, executable: clmnt, backupDir: backups)
         _ = try BackupSchedule.install(job, crontab: user.crontab)
@@ -229,6 +233,10 @@ struct BackupScheduleTests {
         #expect(log.components(separatedBy: ": 2 molts, ").count == 3, "one summary per run: \(log)")
         #expect(log.contains("removed old backup"), "\(log)")
         #expect(log.contains("clmnt: warning:"), "warnings are logged too")
+        // Every line of the log starts with an ISO-8601 timestamp (--timestamps in the job line).
+        for line in log.split(separator: "\n") {
+            #expect(Timestamp.parse(String(line.prefix(20))) != nil && line.dropFirst(20).first == " ", "\(line)")
+        }
         var info = stat()
         #expect(stat(backups + "/" + BackupJob.logName, &info) == 0 && info.st_mode & 0o777 == 0o600)
         let report = try ArchiveVerifier.verify(path: backups + "/" + archives[0])

@@ -2,6 +2,16 @@
 public enum Compression: String, CaseIterable, Sendable, Codable {
     case gzip, zstd, xz, bzip2, none
 
+    /// The name, or the bash tool's and tar's short spellings: `gz`, `tgz`, `bz2`, `zst`.
+    public init?(spelling: String) {
+        switch spelling.lowercased() {
+        case "gz", "tgz": self = .gzip
+        case "bz2": self = .bzip2
+        case "zst": self = .zstd
+        default: self.init(rawValue: spelling.lowercased())
+        }
+    }
+
     public var fileExtension: String {
         switch self {
         case .gzip: return "tar.gz"

@@ -62,7 +62,10 @@ public enum BackupCatalog {
     }
 
     /// Every archive in `directory` (by file ending), oldest first; unreadable ones included.
+    /// A directory that does not exist holds no backups (no backup has been made there yet).
     public static func list(directory: String) throws(BackupError) -> [BackupListing] {
+        var info = stat()
+        if stat(directory, &info) != 0 && errno == ENOENT { return [] }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw .unreadable(path: directory, reason: describeFileError(error))

@@ -43,7 +43,7 @@ public enum BackupScheduleError: Error, Equatable, CustomStringConvertible {
 /// The nightly (or weekly) `fleet backup` of one base dir, as a crontab entry:
 ///
 ///     # CLMNT-FLEET-BACKUP /srv/molts
-///     15 3 * * * /usr/local/bin/clmnt fleet backup -d /srv/molts --backup-dir /var/backups/clmnt --compress zstd --keep 7 2>&1 >> /var/backups/clmnt/clmnt-backup.log | /usr/bin/tee -a /var/backups/clmnt/clmnt-backup.log
+///     15 3 * * * /usr/local/bin/clmnt fleet backup -d /srv/molts --backup-dir /var/backups/clmnt --compress zstd --keep 7 --timestamps 2>&1 >> /var/backups/clmnt/clmnt-backup.log | /usr/bin/tee -a /var/backups/clmnt/clmnt-backup.log
 ///
 /// Every path in it is absolute and made of `[A-Za-z0-9._/+,:@-]`, so the line
 /// needs no quoting: no `%` (cron turns it into a newline), no whitespace,
@@ -106,7 +106,7 @@ public struct BackupJob: Sendable, Equatable {
     /// The words after the binary.
     public var arguments: [String] {
         var words = ["fleet", "backup", "-d", baseDir, "--backup-dir", backupDir,
-                     "--compress", compression.rawValue, "--keep", String(keep)]
+                     "--compress", compression.rawValue, "--keep", String(keep), "--timestamps"]
         if verify { words.append("--verify") }
         return words
     }
@@ -235,6 +235,12 @@ public enum BackupSchedule {
             status.backupDirProblem = error.description
         }
         return status
+    }
+
+    /// The backup dir of `baseDir`'s installed entry; nil when none is installed or the crontab cannot be read.
+    public static func scheduledBackupDir(baseDir: String, crontab: CronTab) -> String? {
+        guard crontab.isInstalled, let text = try? crontab.read() else { return nil }
+        return entryLines(in: text, baseDir: BackupJob.normalized(baseDir)).compactMap(backupDirArgument).first
     }
 
     // MARK: - Editing (pure)
