@@ -2,7 +2,7 @@
 # CI check of the Debian package: builds clmnt_<version>_amd64.deb, installs it with apt-get
 # into a clean Debian 12 root (debootstrap, minbase, no Swift toolchain), and there runs
 # `clmnt --version`, restores an archive made on this machine, backs the restored fleet up,
-# restores that into a second base dir, and runs `fleet doctor`.
+# restores that into a second base dir (same files, owners and modes), and runs `fleet doctor`.
 #
 # As root. The pristine root is cached in $CLMNT_CHROOT_CACHE (default /var/cache/clmnt-ci):
 # the first run bootstraps it (a few minutes, from deb.debian.org), later runs put a
@@ -115,5 +115,12 @@ done
 owners() { (cd "$1" && find . -printf '%u:%g %m %p\n' | LC_ALL=C sort); }
 diff <(owners "$root/srv/molts") <(owners "$root/srv/molts-copy") >&2 \
   || { echo "deb-check: owners or modes differ after backup and restore in the clean root" >&2; exit 1; }
-in_root clmnt fleet list-backups --backup-dir /var/backups/clmnt
+in_root clmnt fleet list-backups -d /srv/molts --backup-dir /var/backups/clmnt
+
+# fleet doctor passes there once the homes belong to their molts (the demo fleet's files are
+# root's in git, so the archive from this machine carries root as their owner).
+for molt in assistant-1 mailbot-2 commander; do in_root chown -R "$molt:$molt" "/srv/molts/$molt"; done
+in_root clmnt fleet backup -q -d /srv/molts --backup-dir /var/backups/clmnt --compress zstd
+in_root clmnt fleet doctor -d /srv/molts --backup-dir /var/backups/clmnt \
+  || { echo "deb-check: fleet doctor failed in the clean root" >&2; exit 1; }
 step "passed"

@@ -1,0 +1,287 @@
+import ClmntCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One line of `fleet doctor`.
+public struct DoctorCheck: Sendable, Equatable, Encodable {
+    public enum Verdict: String, Sendable, Comparable, Encodable {
+        case ok = "OK", warn = "WARN", fail = "FAIL"
+
+        private var rank: Int { self == .ok ? 0 : self == .warn ? 1 : 2 }
+        public static func < (a: Verdict, b: Verdict) -> Bool { a.rank < b.rank }
+    }
+
+    public var verdict: Verdict
+    /// `user`, `home`, `health-schedule`, `health-recent`, `backup-recent`, `backup-complete`,
+    /// `backup-verified`, `backup-dir`, `free-space`, `leftovers`, `fleet`.
+    public var check: String
+    /// The molt the line is about; nil for host-wide lines.
+    public var molt: String?
+    public var message: String
+
+    public init(_ verdict: Verdict, _ check: String, molt: String? = nil, _ message: String) {
+        self.verdict = verdict; self.check = check; self.molt = molt; self.message = message
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case check, molt, message
+        case verdict = "status"
+    }
+}
+
+/// Everything `fleet doctor` found; `passed` when nothing failed (warnings allowed).
+public struct DoctorReport: Sendable, Encodable {
+    public var baseDir: String
+    public var backupDir: String
+    public var checks: [DoctorCheck]
+
+    public var passed: Bool { !checks.contains { $0.verdict == .fail } }
+
+    enum CodingKeys: String, CodingKey {
+        case checks, passed
+        case baseDir = "base_dir"
+        case backupDir = "backup_dir"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(baseDir, forKey: .baseDir)
+        try container.encode(backupDir, forKey: .backupDir)
+        try container.encode(checks, forKey: .checks)
+        try container.encode(passed, forKey: .passed)
+    }
+}
+
+/// What the doctor compares against; the defaults are what an admin expects of a daily schedule.
+public struct DoctorOptions: Sendable {
+    public var baseDir: String
+    public var backupDir: BackupLocation
+    /// A health check older than this is a warning (the watch runs every few minutes).
+    public var healthMaxAge: TimeInterval = 60 * 60
+    /// A newest backup older than this is a warning; twice as old fails.
+    public var backupMaxAge: TimeInterval = 26 * 60 * 60
+    /// `fleet schedule`'s crontab (root's when run as root): says whether the job verifies.
+    public var scheduleCrontab: CronTab?
+    public var unitDir: String = SystemdTimer.defaultUnitDir
+    public var crontabProgram = "crontab"
+    public var now = Date()
+
+    public init(baseDir: String, backupDir: BackupLocation) {
+        self.baseDir = baseDir
+        self.backupDir = backupDir
+    }
+}
+
+/// Checks a host the way an admin would before trusting it. Only reads: molt homes are
+/// looked at through `O_NOFOLLOW` descriptors of the base dir, state files through the
+/// health module's no-follow reader, crontabs with `crontab -l`.
+public enum FleetDoctor {
+    public static func examine(_ options: DoctorOptions) -> DoctorReport {
+        var report = DoctorReport(baseDir: options.baseDir, backupDir: options.backupDir.directory, checks: [])
+        let fleet: Fleet
+        do { fleet = try Fleet.discover(baseDir: options.baseDir) } catch {
+            report.checks.append(DoctorCheck(.fail, "fleet", "cannot read the fleet in \(options.baseDir): \(error)"))
+            return report
+        }
+        if fleet.molts.isEmpty {
+            report.checks.append(DoctorCheck(.warn, "fleet", "no molts in \(options.baseDir)"))
+        } else {
+            report.checks.append(DoctorCheck(.ok, "fleet", "\(fleet.molts.count) molts in \(options.baseDir)"))
+        }
+        for molt in fleet.molts {
+            report.checks += accountChecks(molt, baseDir: options.baseDir)
+            report.checks += healthChecks(molt, options: options)
+        }
+        report.checks += backupChecks(fleet, options: options)
+        report.checks += leftoverChecks(options)
+        return report
+    }
+
+    // MARK: - Accounts
+
+    /// The molt's user exists and owns the home (the directory itself, not what a symlink points at).
+    static func accountChecks(_ molt: Molt, baseDir: String) -> [DoctorCheck] {
+        guard let account = getpwnam(molt.name) else {
+            return [DoctorCheck(.fail, "user", molt: molt.name, "no user \(molt.name) on this host (a restore creates it)")]
+        }
+        let uid = account.pointee.pw_uid
+        var checks = [DoctorCheck(.ok, "user", molt: molt.name, "user \(molt.name) exists (uid \(uid))")]
+        let home = baseDir + "/" + molt.name
+        switch homeOwner(baseDir: baseDir, name: molt.name) {
+        case .success(let owner) where owner == uid:
+            checks.append(DoctorCheck(.ok, "home", molt: molt.name, "\(home) belongs to \(molt.name)"))
+        case .success(let owner):
+            checks.append(DoctorCheck(.fail, "home", molt: molt.name,
+                                      "\(home) belongs to uid \(owner), not \(molt.name) (uid \(uid)): its gateway and health-watch cannot write there"))
+        case .failure(let reason):
+            checks.append(DoctorCheck(.fail, "home", molt: molt.name, "cannot examine \(home): \(reason)"))
+        }
+        return checks
+    }
+
+    /// The owner of `<baseDir>/<name>`, opened with `O_NOFOLLOW` relative to the base dir.
+    static func homeOwner(baseDir: String, name: String) -> Result<uid_t, DoctorProblem> {
+        let base = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard base >= 0 else { return .failure(DoctorProblem(errno)) }
+        defer { close(base) }
+        let home = openat(base, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard home >= 0 else {
+            return .failure(errno == ELOOP || errno == ENOTDIR ? DoctorProblem("it is not a directory (a symlink?)") : DoctorProblem(errno))
+        }
+        defer { close(home) }
+        var info = stat()
+        guard fstat(home, &info) == 0 else { return .failure(DoctorProblem(errno)) }
+        return .success(info.st_uid)
+    }
+
+    // MARK: - Health monitoring
+
+    static func healthChecks(_ molt: Molt, options: DoctorOptions) -> [DoctorCheck] {
+        let status = HealthMonitor.status(of: molt, unitDir: options.unitDir, crontabProgram: options.crontabProgram)
+        var checks: [DoctorCheck] = []
+        if let error = status.schedule.cronError, !status.schedule.systemdInstalled {
+            checks.append(DoctorCheck(.warn, "health-schedule", molt: molt.name, "cannot read the crontab of \(molt.name): \(error)"))
+        } else if status.schedule.isScheduled {
+            let how = status.schedule.systemdInstalled ? "systemd timer \(status.schedule.timerPath)" : "crontab of \(molt.name)"
+            checks.append(DoctorCheck(.ok, "health-schedule", molt: molt.name, "health-watch scheduled (\(how))"))
+        } else {
+            checks.append(DoctorCheck(.warn, "health-schedule", molt: molt.name,
+                                      "health monitoring is not scheduled (clmnt molt health setup \(molt.name))"))
+        }
+        guard let last = status.last else {
+            let why = status.warnings.first.map { ": \($0)" } ?? ""
+            checks.append(DoctorCheck(.warn, "health-recent", molt: molt.name, "never checked\(why)"))
+            return checks
+        }
+        let age = options.now.timeIntervalSince(last.timestamp)
+        let when = "\(Timestamp.duration(max(0, age))) ago"
+        if age > options.healthMaxAge {
+            checks.append(DoctorCheck(.warn, "health-recent", molt: molt.name,
+                                      "last check \(when) (\(last.status.rawValue)): older than \(Timestamp.duration(options.healthMaxAge))"))
+        } else {
+            checks.append(DoctorCheck(.ok, "health-recent", molt: molt.name, "last check \(when): \(last.status.rawValue)"))
+        }
+        return checks
+    }
+
+    // MARK: - Backups
+
+    static func backupChecks(_ fleet: Fleet, options: DoctorOptions) -> [DoctorCheck] {
+        let directory = options.backupDir.directory
+        var checks: [DoctorCheck] = []
+        // A backup dir inside a molt's home is writable by that molt, and is archived into itself.
+        let resolvedBackups = realPath(directory) ?? directory
+        let resolvedBase = realPath(fleet.baseDir) ?? fleet.baseDir
+        if let molt = fleet.molts.first(where: { isInside(resolvedBackups, resolvedBase + "/" + $0.name) }) {
+            checks.append(DoctorCheck(.fail, "backup-dir", "backup dir \(directory) is inside the home of molt \(molt.name), which can read and replace the archives"))
+        } else {
+            checks.append(DoctorCheck(.ok, "backup-dir", "backup dir \(directory) (\(options.backupDir.explanation))"))
+        }
+
+        let listings: [BackupListing]
+        do { listings = try BackupCatalog.list(directory: directory) } catch {
+            checks.append(DoctorCheck(.fail, "backup-recent", "cannot list \(directory): \(error)"))
+            return checks
+        }
+        let ours = listings.filter { $0.unreadable == nil }
+        let newest = ours.max { (Timestamp.parse($0.date ?? "") ?? .distantPast) < (Timestamp.parse($1.date ?? "") ?? .distantPast) }
+        guard let newest, let date = newest.date.flatMap(Timestamp.parse) else {
+            checks.append(DoctorCheck(.fail, "backup-recent", "no backup in \(directory) (clmnt fleet backup, or clmnt fleet schedule)"))
+            return checks
+        }
+        let name = (newest.file as NSString).lastPathComponent
+        let age = options.now.timeIntervalSince(date)
+        let when = "\(Timestamp.duration(max(0, age))) ago"
+        if age > 2 * options.backupMaxAge {
+            checks.append(DoctorCheck(.fail, "backup-recent", "newest backup \(name) is from \(when)"))
+        } else if age > options.backupMaxAge {
+            checks.append(DoctorCheck(.warn, "backup-recent", "newest backup \(name) is from \(when)"))
+        } else {
+            checks.append(DoctorCheck(.ok, "backup-recent", "newest backup \(name), \(when)"))
+        }
+        let missing = fleet.names.filter { !(newest.molts ?? []).contains($0) }
+        switch newest.complete {
+        case false?:
+            checks.append(DoctorCheck(.fail, "backup-complete", "\(name) is incomplete: \(newest.missedFiles ?? 0) files missed (see its backup-report.json)"))
+        case _ where !missing.isEmpty:
+            checks.append(DoctorCheck(.warn, "backup-complete", "\(name) holds no copy of \(missing.joined(separator: ", "))"))
+        case true?:
+            checks.append(DoctorCheck(.ok, "backup-complete", "\(name) holds every molt, nothing missed"))
+        case nil:
+            checks.append(DoctorCheck(.warn, "backup-complete", "\(name): completeness unknown (no status mark; clmnt fleet verify \(newest.file))"))
+        }
+        checks.append(verifiedCheck(fleet: fleet, archive: name, options: options))
+
+        // The next backup needs about as much room as the last one, beside it.
+        var space = statvfs()
+        if statvfs(directory, &space) == 0 {
+            let free = Int64(space.f_bavail) * Int64(space.f_frsize)
+            let needed = newest.sizeBytes + newest.sizeBytes / 10
+            let line = "\(formatByteCount(free)) free in \(directory), the last backup took \(formatByteCount(newest.sizeBytes))"
+            checks.append(DoctorCheck(free >= needed ? .ok : .fail, "free-space", line))
+        } else {
+            checks.append(DoctorCheck(.warn, "free-space", "cannot read the free space of \(directory): \(String(cString: strerror(errno)))"))
+        }
+        return checks
+    }
+
+    /// Verified when the scheduled job runs with `--verify` (every nightly archive is read back).
+    static func verifiedCheck(fleet: Fleet, archive: String, options: DoctorOptions) -> DoctorCheck {
+        guard let crontab = options.scheduleCrontab, crontab.isInstalled, let text = try? crontab.read() else {
+            return DoctorCheck(.warn, "backup-verified", "cannot read the schedule; run clmnt fleet verify on \(archive)")
+        }
+        let entry = BackupSchedule.entryLines(in: text, baseDir: fleet.baseDir)
+        if entry.isEmpty {
+            return DoctorCheck(.warn, "backup-verified", "no scheduled backup of \(fleet.baseDir) (clmnt fleet schedule)")
+        }
+        if entry.contains(where: { $0.split(separator: " ").contains("--verify") }) {
+            return DoctorCheck(.ok, "backup-verified", "the scheduled backup verifies every archive (--verify)")
+        }
+        return DoctorCheck(.warn, "backup-verified", "the scheduled backup does not verify its archives (clmnt fleet schedule --verify)")
+    }
+
+    // MARK: - Leftovers
+
+    /// Partial archives of killed backups, staging directories of killed restores.
+    static func leftoverChecks(_ options: DoctorOptions) -> [DoctorCheck] {
+        var checks: [DoctorCheck] = []
+        let partial = PartialFiles.stale(in: options.backupDir.directory)
+        for leftover in partial {
+            checks.append(DoctorCheck(.warn, "leftovers", "\(leftover.file) (\(formatByteCount(leftover.sizeBytes))) was left by a killed backup; the next backup removes it"))
+        }
+        let staging = ((try? FileManager.default.contentsOfDirectory(atPath: options.baseDir)) ?? [])
+            .filter { $0.hasPrefix(FleetRestore.stagingPrefix) }.sorted()
+        for name in staging {
+            checks.append(DoctorCheck(.warn, "leftovers", "\(options.baseDir)/\(name) was left by a killed restore (clmnt fleet restore --resume, or the next restore, clears it)"))
+        }
+        if partial.isEmpty && staging.isEmpty {
+            checks.append(DoctorCheck(.ok, "leftovers", "no partial archives or restore staging left behind"))
+        }
+        return checks
+    }
+
+    // MARK: - Helpers
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func isInside(_ path: String, _ directory: String) -> Bool {
+        path == directory || path.hasPrefix(directory + "/")
+    }
+
+    static func formatByteCount(_ bytes: Int64) -> String {
+        ByteCountFormatter.string(fromByteCount: bytes, countStyle: .binary)
+    }
+}
+
+/// Why a doctor step could not look: errno's text, or a sentence.
+struct DoctorProblem: Error, CustomStringConvertible {
+    let description: String
+    init(_ code: Int32) { description = String(cString: strerror(code)) }
+    init(_ text: String) { description = text }
+}

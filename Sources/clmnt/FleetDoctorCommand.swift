@@ -1,0 +1,47 @@
+import ArgumentParser
+import ClmntCore
+import ClmntHealth
+import Foundation
+
+extension Fleet {
+    struct Doctor: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check this host the way an admin would before trusting it: users, homes, health monitoring, backups.",
+            discussion: """
+            Prints one OK, WARN or FAIL line per check: every molt's user exists and owns its home; health \
+            monitoring is scheduled and its last check is recent; the newest backup is recent, complete and \
+            verified by its schedule; the backup dir is outside every molt and has room for the next backup; \
+            no partial archive or restore staging is left behind. Changes nothing. Exits 1 when a check fails.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @OptionGroup var backups: BackupDirOptions
+
+        @Flag(inversion: .prefixedNo, help: "Print the checks as JSON.")
+        var json = false
+
+        func run() throws {
+            var passed = true
+            try reportingErrors {
+                let baseDir = global.resolvedBaseDir
+                var options = DoctorOptions(baseDir: baseDir, backupDir: backups.resolved(baseDir: baseDir))
+                options.scheduleCrontab = CronTab(user: currentUserName())
+                let report = FleetDoctor.examine(options)
+                passed = report.passed
+                if json {
+                    print(renderJSON(report))
+                    return
+                }
+                for check in report.checks {
+                    let subject = check.molt.map { "\($0): " } ?? ""
+                    print("\(check.verdict.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))  \(check.check.padding(toLength: 16, withPad: " ", startingAt: 0))  \(subject)\(check.message)")
+                }
+                let counts = Dictionary(grouping: report.checks, by: \.verdict).mapValues(\.count)
+                print("\(counts[.ok] ?? 0) OK, \(counts[.warn] ?? 0) WARN, \(counts[.fail] ?? 0) FAIL")
+            }
+            if !passed { throw ExitCode(ExitStatus.failure) }
+        }
+    }
+}
