@@ -319,3 +319,42 @@ final class BackgroundProcess {
         process.waitUntilExit()
     }
 }
+
+@Suite("fleet discovery reads a molt's files without following its links")
+struct FleetDiscoveryPrivilegeTests {
+    let clmnt = clmntExecutable()
+
+    @Test("a FIFO as openclaw.json cannot hang a backup; a .molt-info linked to a root-only file is not read")
+    func plantedFifoAndLink() throws {
+        let fixture = try FleetFixture(molts: ["alpha", "bravo-2"])
+        defer { fixture.remove() }
+        // alpha: no port in .molt-info, so discovery looks into openclaw.json, now a FIFO nobody writes.
+        let alpha = fixture.home("alpha")
+        try Data("MOLT_NAME=alpha\n".utf8).write(to: URL(fileURLWithPath: alpha + "/.molt-info"))
+        unlink(alpha + "/.openclaw/openclaw.json")
+        #expect(mkfifo(alpha + "/.openclaw/openclaw.json", 0o644) == 0)
+        // bravo-2: .molt-info is a link to a root-only file whose MOLT_PORT must not end up in the manifest.
+        let secret = fixture.root.path + "/root-only.env"
+        try Data("MOLT_PORT=4242\nCREATED=1999-01-01T00:00:00Z\n".utf8).write(to: URL(fileURLWithPath: secret))
+        chmod(secret, 0o600)
+        unlink(fixture.home("bravo-2") + "/.molt-info")
+        symlink(secret, fixture.home("bravo-2") + "/.molt-info")
+
+        let archive = fixture.root.path + "/fleet.tar"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: clmnt)
+        process.arguments = ["fleet", "backup", "-d", fixture.baseDir, "--compress", "none", "-o", archive, "-q"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        let hung = process.isRunning
+        if hung { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(!hung, "the backup blocked opening a FIFO in a molt's home")
+        let manifest = try BackupCatalog.readManifest(path: archive)
+        #expect(manifest.molts.map(\.name) == ["alpha", "bravo-2"], "both are still molts, and backed up")
+        let bravo = try #require(manifest.molts.first { $0.name == "bravo-2" })
+        #expect(bravo.port != 4242 && bravo.created != "1999-01-01T00:00:00Z", "read through the link: \(bravo)")
+    }
+}

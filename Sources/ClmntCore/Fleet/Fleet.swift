@@ -15,10 +15,33 @@ public struct Molt: Sendable, Equatable {
     public var openClawConfigPath: String { home + "/.openclaw/openclaw.json" }
     public var stateDir: String { home + "/.molt-state" }
 
-    /// Reads `.openclaw/openclaw.json` (JSON5); nil when missing or unparsable.
+    /// Reads `.openclaw/openclaw.json` (JSON5); nil when missing, not a regular file or unparsable.
     public func openClawConfig() -> JSONValue? {
-        guard let data = FileManager.default.contents(atPath: openClawConfigPath) else { return nil }
+        guard let data = try? Molt.readFile(home: home, ".openclaw/openclaw.json") else { return nil }
         return try? JSONValue.parse(json5: data)
+    }
+
+    /// The regular file at `relativePath` below `home`, read as root may read
+    /// inside a home: every component opened with O_NOFOLLOW from the home's
+    /// descriptor (a symlink anywhere is refused), non-blocking (a FIFO cannot
+    /// hang the caller), at most `limit` bytes. nil when it does not exist.
+    public static func readFile(home: String, _ relativePath: String, limit: Int = 1 << 20) throws(RestoreError) -> Data? {
+        var directory = try SafeFileSystem.openDirectory(home)
+        defer { close(directory) }
+        var components = relativePath.split(separator: "/").map(String.init)
+        let name = components.removeLast()
+        var displayPath = home
+        for component in components {
+            displayPath += "/" + component
+            let next = SafeFileSystem.openDirectory(at: directory, component)
+            guard next >= 0 else {
+                if errno == ENOENT { return nil }
+                throw SafeFileSystem.failure(displayPath)
+            }
+            close(directory)
+            directory = next
+        }
+        return try SafeFileSystem.readFile(at: directory, name, displayPath: displayPath + "/" + name, limit: limit)?.data
     }
 }
 
@@ -51,7 +74,13 @@ public struct Fleet: Sendable {
             var st = stat()
             // lstat: a symlinked "molt" pointing elsewhere is not part of this fleet.
             guard lstat(home, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
-            guard let data = FileManager.default.contents(atPath: home + "/.molt-info") else { continue }
+            // Read without following a symlink or opening a FIFO; a .molt-info that is present
+            // but not a readable regular file still makes a molt (with no info): its home is backed up.
+            let data: Data?
+            do { data = try Molt.readFile(home: home, ".molt-info") } catch {
+                data = SafeFileSystem.status(at: AT_FDCWD, home + "/.molt-info") == nil ? nil : Data()
+            }
+            guard let data else { continue }
             molts.append(loadMolt(name: child, home: home, infoText: String(decoding: data, as: UTF8.self)))
         }
         return Fleet(baseDir: base, molts: molts)
