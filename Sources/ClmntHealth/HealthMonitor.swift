@@ -5,9 +5,13 @@ import Foundation
 public struct StatusReport: Sendable {
     public let molt: String
     public let statusPath: String
+    public let watchStatePath: String
     /// Nil when never checked (or the file was corrupt: see `warnings`).
     public let last: HealthRecord?
     public let watch: WatchState?
+    /// `health-watch-state.json` exists but could not be read as a whole; `watch`
+    /// then holds what could be recovered from it (nil if nothing).
+    public let watchUnreadable: Bool
     public let schedule: ScheduleStatus
     public let warnings: [String]
 }
@@ -19,9 +23,12 @@ public enum HealthMonitor {
         let files = HealthStateFiles(directory: StateDirectory(molt: molt))
         var warnings: [String] = []
         let last = files.readStatus(warnings: &warnings)
-        let watch = files.readWatchState(warnings: &warnings)
+        let stored = files.readWatchStateFile(warnings: &warnings)
+        let watch = stored.unusable ? files.salvageWatchState() : stored.state
         let schedule = HealthSetup.status(molt: molt, unitDir: unitDir, crontabProgram: crontabProgram)
-        return StatusReport(molt: molt.name, statusPath: files.directory.statusPath, last: last, watch: watch,
+        return StatusReport(molt: molt.name, statusPath: files.directory.statusPath,
+                            watchStatePath: files.directory.watchStatePath, last: last, watch: watch,
+                            watchUnreadable: stored.unusable,
                             schedule: schedule, warnings: warnings)
     }
 

@@ -17,7 +17,7 @@ extension Molt.Health {
         @Flag(help: "Check every molt of the fleet at once and print a table.")
         var all = false
 
-        @Flag(help: "Print the result as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
         var json = false
 
         @Option(help: "Seconds to wait for the gateway's answer.")

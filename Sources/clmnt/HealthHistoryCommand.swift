@@ -17,7 +17,7 @@ extension Molt.Health {
         @Option(help: "How many of the last checks to list.")
         var limit = 20
 
-        @Flag(help: "Print the history as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the history as JSON.")
         var json = false
 
         func run() throws {

@@ -14,10 +14,11 @@ extension Molt.Health {
         @Argument(help: "The molt whose log to show.")
         var name: String
 
-        @Option(name: .short, help: "How many lines to show.")
+        // --lines and --follow: the bash tool's spellings.
+        @Option(name: [.short, .customLong("lines")], help: "How many lines to show.")
         var n = 20
 
-        @Flag(name: .short, help: "Keep printing lines as they are appended (Ctrl-C stops).")
+        @Flag(name: [.short, .customLong("follow")], inversion: .prefixedNo, help: "Keep printing lines as they are appended (Ctrl-C stops).")
         var f = false
 
         func run() throws {

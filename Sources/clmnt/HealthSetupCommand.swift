@@ -8,7 +8,10 @@ extension Molt.Health {
             abstract: "Schedule a molt's health-watch in its user's crontab (or as a systemd timer).",
             discussion: """
             The crontab entry is marked by a '# MOLT-HEALTH-WATCH <name>' comment; running setup again \
-            replaces it and keeps every other line. Checks are staggered by port unless --offset is given.
+            replaces it and keeps every other line. Checks are staggered by port unless --offset is given. \
+            Replacing the bash tool's entry carries over its --alert-email and --consecutive-failures unless \
+            given here. Setup refuses a crontab job the molt's user could not run (home it cannot enter, \
+            log it cannot write).
             """
         )
 
@@ -17,10 +20,10 @@ extension Molt.Health {
         @Argument(help: "The molt to monitor.")
         var name: String
 
-        @Option(help: "Minutes between checks, 1 to 59.")
+        @Option(help: "Minutes between checks: 1 to 59, or whole hours (60, 120, ... 1440).")
         var interval = 5
 
-        @Option(help: "Minute of the first check in each hour, below the interval (default: from the port).")
+        @Option(help: "Minute of the first check in each hour, below the interval and 60 (default: from the port).")
         var offset: Int?
 
         @Option(help: "Where health-watch mails alerts (several separated by commas).")
@@ -41,16 +44,16 @@ extension Molt.Health {
         @Option(help: "A sendmail-compatible command for health-watch to mail with (default: msmtp).")
         var mailer: String?
 
-        @Flag(help: "Have health-watch also ask /readyz.")
+        @Flag(inversion: .prefixedNo, help: "Have health-watch also ask /readyz.")
         var ready = false
 
-        @Flag(help: "Remove the scheduled health-watch (crontab entry and systemd units).")
+        @Flag(inversion: .prefixedNo, help: "Remove the scheduled health-watch (crontab entry and systemd units).")
         var remove = false
 
-        @Flag(help: "Show where the health-watch is scheduled.")
+        @Flag(inversion: .prefixedNo, help: "Show where the health-watch is scheduled.")
         var status = false
 
-        @Flag(help: "Write a systemd service and timer instead of a crontab entry.")
+        @Flag(inversion: .prefixedNo, help: "Write a systemd service and timer instead of a crontab entry.")
         var systemd = false
 
         @Option(help: "Where --systemd writes its units.")
@@ -73,18 +76,19 @@ extension Molt.Health {
                     return
                 }
                 try validateName(commander)
-                let settings = WatchSettings(
+                let given = WatchSettings(
                     emails: try alertEmail.map(AlertChannels.parseEmails) ?? [],
                     threshold: consecutiveFailures, commander: commander, remindEvery: remindEvery,
                     timeout: timeout, mailer: mailer.map(AlertChannels.mailerCommand), ready: ready)
                 let (fleet, molt) = try loadMolt(name, global)
+                let (settings, carried) = try HealthSetup.carryingOver(given, molt: molt)
                 let schedule = try WatchSchedule(molt: molt, baseDir: fleet.baseDir, executable: currentExecutablePath(),
                                                  interval: interval, offset: offset, settings: settings)
                 let report = try HealthSetup.install(SetupRequest(fleet: fleet, molt: molt, schedule: schedule,
                                                                   systemd: systemd, unitDir: unitDir))
                 print(systemd ? "health-watch of \(name) as systemd units:" : "health-watch of \(name) in the crontab of user \(name):")
                 for line in report.installed { print("  \(line)") }
-                for note in report.notes { print(note) }
+                for note in carried + report.notes { print(note) }
                 printWarnings(report.warnings)
             }
         }

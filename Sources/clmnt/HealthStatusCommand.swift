@@ -15,7 +15,7 @@ extension Molt.Health {
         @Argument(help: "The molt to show.")
         var name: String
 
-        @Flag(help: "Print the status as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the status as JSON.")
         var json = false
 
         func run() throws {
@@ -46,6 +46,9 @@ extension Molt.Health {
             } else {
                 rows.append(("status", "never checked (no \(report.statusPath))"))
             }
+            if report.watchUnreadable {
+                rows.append(("watch", "\(report.watchStatePath) is unreadable" + (report.watch == nil ? "; nothing could be recovered" : "; recovered below what it still holds")))
+            }
             if let watch = report.watch {
                 rows.append(("failures", "\(watch.consecutiveFailures) in a row (alert after \(watch.threshold))"))
                 rows.append(("last success", watch.lastSuccess.map { "\(Timestamp.format($0)) (\(HealthRendering.ago($0)))" } ?? "never recorded"))
@@ -53,9 +56,9 @@ extension Molt.Health {
                     rows.append(("alert", "OPEN since \(watch.incidentStart.map(Timestamp.format) ?? "?"), "
                                  + "\(watch.alertsSent) message\(watch.alertsSent == 1 ? "" : "s") sent, last \(watch.lastAlertAt.map(Timestamp.format) ?? "?")"))
                 } else {
-                    rows.append(("alert", "none open"))
+                    rows.append(("alert", report.watchUnreadable ? "none known (the file no longer says)" : "none open"))
                 }
-            } else {
+            } else if !report.watchUnreadable {
                 rows.append(("watch", "health-watch has not run yet"))
             }
             rows.append(("schedule", scheduleText(report.schedule)))
@@ -81,6 +84,7 @@ extension Molt.Health {
                 ("molt", .string(report.molt)),
                 ("last", report.last.map { HealthRendering.json($0) } ?? .null),
                 ("watch", report.watch.map(\.json) ?? .null),
+                ("watch_unreadable", .bool(report.watchUnreadable)),
                 ("schedule", .object([
                     ("cron", schedule.cronEntry.map { .array($0.map { .string($0) }) } ?? .null),
                     ("cron_error", .optional(schedule.cronError)),

@@ -239,7 +239,10 @@ import Glibc
         try fleet.addMolt("alpha", port: 19001)
         let alpha = try fleet.molt("alpha")
         #expect(throws: HealthError.invalidInterval(0)) { try WatchSchedule(molt: alpha, baseDir: fleet.base, executable: executable, interval: 0) }
-        #expect(throws: HealthError.invalidInterval(60)) { try WatchSchedule(molt: alpha, baseDir: fleet.base, executable: executable, interval: 60) }
+        // Whole hours are fine (the bash tool's --interval 60); other values past 59 are not.
+        for bad in [61, 90, 1500] {
+            #expect(throws: HealthError.invalidInterval(bad)) { try WatchSchedule(molt: alpha, baseDir: fleet.base, executable: executable, interval: bad) }
+        }
         #expect(throws: HealthError.invalidOffset(offset: 5, interval: 5)) {
             try WatchSchedule(molt: alpha, baseDir: fleet.base, executable: executable, interval: 5, offset: 5)
         }

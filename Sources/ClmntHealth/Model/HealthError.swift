@@ -23,6 +23,8 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
     case commanderIsSelf(String)
     case program(action: String, error: ProgramError)
     case logMissing(path: String)
+    case jobCannotRun(user: String, reason: String)
+    case invalidCarriedOver(option: String, value: String)
 
     public var description: String {
         switch self {
@@ -30,7 +32,7 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
         case .cannotRead(let path, let reason): return "cannot read \(path): \(reason)"
         case .cannotWrite(let path, let reason): return "cannot write \(path): \(reason)"
         case .unsafeStateFile(let path, let reason): return "refusing \(path): it \(reason)"
-        case .invalidInterval(let value): return "invalid interval \(value): give minutes from 1 to 59"
+        case .invalidInterval(let value): return "invalid interval \(value): give minutes from 1 to 59, or whole hours in minutes (60, 120, ... 1440)"
         case .invalidOffset(let offset, let interval):
             return "invalid offset \(offset): give minutes from 0 to \(interval - 1) (less than the interval \(interval))"
         case .invalidThreshold(let value): return "invalid --consecutive-failures \(value): give 1 or more"
@@ -48,6 +50,10 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
             return "no Linux user '\(name)': the health check runs as the molt's user, so the molt must have one"
         case .commanderIsSelf(let name): return "molt '\(name)' cannot be its own commander: name another molt with --commander"
         case .program(let action, let error): return "cannot \(action): \(error)"
+        case .jobCannotRun(let user, let reason):
+            return "refusing to schedule a job that cannot run: user \(user) cannot \(reason); give the home to the molt's user (chown) or use --systemd"
+        case .invalidCarriedOver(let option, let value):
+            return "the bash tool's crontab entry has \(option) '\(value)', which clmnt cannot use: give \(option) explicitly"
         case .logMissing(let path): return "no health log yet: \(path) does not exist (health setup creates it)"
         }
     }

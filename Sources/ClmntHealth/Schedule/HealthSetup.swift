@@ -74,8 +74,16 @@ public enum HealthSetup {
             guard ProgramRunner.locate(request.crontabProgram) != nil else { throw .noCrontab }
         }
 
+        // The cron job runs as the molt's user: refuse a job that could never run.
+        let groups = user.map { groupList(molt.name, $0.gid) } ?? []
+        if !request.systemd, let user, !canAccess(molt.home, uid: user.uid, groups: groups, mode: X_OK) {
+            throw .jobCannotRun(user: molt.name, reason: "enter its home \(molt.home)\(describe(molt.home))")
+        }
         let state = StateDirectory(molt: molt)
         try prepareStateDirectory(state)
+        if !request.systemd, let user, let reason = try stateAccessProblem(state, uid: user.uid, groups: groups) {
+            throw .jobCannotRun(user: molt.name, reason: reason)
+        }
 
         var report = SetupReport(installed: [], notes: [], warnings: warnings)
         if request.systemd {
@@ -101,6 +109,28 @@ public enum HealthSetup {
             if let user { report.warnings += accessWarnings(request, uid: user.uid, gid: user.gid) }
         }
         return report
+    }
+
+    /// `settings` completed with the alert options of the bash tool's crontab entry
+    /// for `molt` (its `--alert-email` and `--consecutive-failures`), so replacing that
+    /// entry does not silently stop its alerts. Options given here win. Returns the
+    /// settings and a line per option carried over.
+    public static func carryingOver(_ settings: WatchSettings, molt: Molt,
+                                    crontabProgram: String = "crontab") throws(HealthError) -> (WatchSettings, [String]) {
+        guard UserAccounts.user(named: molt.name) != nil, ProgramRunner.locate(crontabProgram) != nil else { return (settings, []) }
+        let text = try CronTab(user: molt.name, program: crontabProgram).healthRead()
+        guard let old = CronTab.bashToolOptions(in: text, molt: molt.name) else { return (settings, []) }
+        var settings = settings, notes: [String] = []
+        if settings.emails.isEmpty, let emails = old.emails {
+            settings.emails = try AlertChannels.parseEmails(emails)
+            notes.append("carried over from the bash tool's crontab entry: --alert-email \(emails)")
+        }
+        if settings.threshold == nil, let failures = old.failures {
+            guard let threshold = Int(failures) else { throw .invalidCarriedOver(option: "--consecutive-failures", value: failures) }
+            settings.threshold = threshold
+            notes.append("carried over from the bash tool's crontab entry: --consecutive-failures \(failures)")
+        }
+        return (settings, notes)
     }
 
     /// Removes the crontab entry and the systemd units, whichever exist; other crontab lines stay.
@@ -167,16 +197,46 @@ public enum HealthSetup {
         return warnings
     }
 
+    /// What the molt's user cannot do in `.molt-state` that its cron job needs: create
+    /// temp files there and append to `cron.log`. Judged through the state directory's
+    /// O_NOFOLLOW descriptor (fstat/fstatat, never a path the molt controls).
+    static func stateAccessProblem(_ state: StateDirectory, uid: uid_t, groups: [gid_t]) throws(HealthError) -> String? {
+        guard let directory = try state.open(create: false) else { return "find \(state.path)" }
+        var info = stat()
+        guard fstat(directory.fd, &info) == 0 else { throw .cannotRead(path: state.path, reason: errnoText()) }
+        if !permits(info, uid: uid, groups: groups, mode: W_OK | X_OK) {
+            return "write in \(state.path)\(ownerText(info))"
+        }
+        guard fstatat(directory.fd, StateDirectory.cronLogName, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            return "find \(state.cronLogPath)"
+        }
+        return permits(info, uid: uid, groups: groups, mode: W_OK) ? nil : "write \(state.cronLogPath)\(ownerText(info))"
+    }
+
+    /// " (owner uid 1234, mode 0700)" of `path`, for a refusal.
+    static func describe(_ path: String) -> String {
+        var info = stat()
+        return stat(path, &info) == 0 ? ownerText(info) : ""
+    }
+
+    static func ownerText(_ info: stat) -> String {
+        " (owner uid \(info.st_uid), mode 0\(String(info.st_mode & 0o7777, radix: 8)))"
+    }
+
+    /// Whether permission bits (no ACLs) grant `mode` to a user.
+    static func permits(_ info: stat, uid: uid_t, groups: [gid_t], mode wanted: Int32) -> Bool {
+        if uid == 0 { return true }
+        let bits = UInt32(info.st_mode)
+        let shift: UInt32 = info.st_uid == uid ? 6 : groups.contains(info.st_gid) ? 3 : 0
+        let granted = Int32((bits >> shift) & 7)
+        return granted & wanted == wanted
+    }
+
     /// Whether a user could reach `path` with `mode`, judged from permission bits
     /// (no ACLs): every directory on the way must be searchable.
     static func canAccess(_ path: String, uid: uid_t, groups: [gid_t], mode: Int32) -> Bool {
         if uid == 0 { return true }
-        func allows(_ info: stat, _ wanted: Int32) -> Bool {
-            let bits = UInt32(info.st_mode)
-            let shift: UInt32 = info.st_uid == uid ? 6 : groups.contains(info.st_gid) ? 3 : 0
-            let granted = Int32((bits >> shift) & 7)
-            return granted & wanted == wanted
-        }
+        func allows(_ info: stat, _ wanted: Int32) -> Bool { permits(info, uid: uid, groups: groups, mode: wanted) }
         var prefix = ""
         let parts = path.split(separator: "/")
         for (index, part) in parts.enumerated() {

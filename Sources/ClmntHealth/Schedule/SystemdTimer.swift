@@ -53,7 +53,7 @@ public struct SystemdTimer: Sendable {
         """
         # Managed by 'clmnt molt health setup \(schedule.molt) --systemd'; rerun it rather than editing.
         [Unit]
-        Description=Run the Claw Mountain health check of molt \(schedule.molt) every \(schedule.interval) min
+        Description=Run the Claw Mountain health check of molt \(schedule.molt) every \(schedule.intervalText)
 
         [Timer]
         OnCalendar=\(schedule.onCalendar)

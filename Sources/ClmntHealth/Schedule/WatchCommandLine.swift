@@ -42,9 +42,11 @@ public struct WatchSchedule: Sendable, Equatable {
     public init(molt: Molt, baseDir: String, executable: String, interval: Int = 5, offset: Int? = nil,
                 settings: WatchSettings = WatchSettings()) throws(HealthError) {
         try validateMoltName(molt.name)
-        guard (1...59).contains(interval) else { throw .invalidInterval(interval) }
-        let offset = offset ?? WatchSchedule.defaultOffset(port: molt.port, name: molt.name, interval: interval)
-        guard offset >= 0, offset < interval else { throw .invalidOffset(offset: offset, interval: interval) }
+        guard WatchSchedule.isValidInterval(interval) else { throw .invalidInterval(interval) }
+        // Hourly and longer intervals run at one minute of the hour: the offset picks it.
+        let minuteSpan = min(interval, 60)
+        let offset = offset ?? WatchSchedule.defaultOffset(port: molt.port, name: molt.name, interval: minuteSpan)
+        guard offset >= 0, offset < minuteSpan else { throw .invalidOffset(offset: offset, interval: minuteSpan) }
         try WatchSchedule.checkPath("clmnt binary", executable)
         try WatchSchedule.checkPath("base dir", baseDir)
         try WatchSchedule.checkPath("molt home", molt.home)
@@ -73,15 +75,38 @@ public struct WatchSchedule: Sendable, Equatable {
         return name.utf8.reduce(0) { ($0 * 31 + Int($1)) % 10_007 } % interval
     }
 
-    /// The cron minute field: `*/5`, `3-59/5`, `*`.
+    /// Minutes from 1 to 59, or whole hours (60, 120, … 1440) as the bash tool's
+    /// `--interval 60` (which meant hourly) allowed.
+    public static func isValidInterval(_ minutes: Int) -> Bool {
+        (1...59).contains(minutes) || (minutes % 60 == 0 && (60...1440).contains(minutes))
+    }
+
+    /// Hours between checks for an interval of whole hours, nil below an hour.
+    var hours: Int? { interval >= 60 ? interval / 60 : nil }
+
+    /// "5 min", "1 h", "3 h".
+    public var intervalText: String { hours.map { "\($0) h" } ?? "\(interval) min" }
+
+    /// The cron minute field: `*/5`, `3-59/5`, `*`; for whole hours the one minute, `7`.
     public var minuteField: String {
+        if hours != nil { return String(offset) }
         if interval == 1 { return "*" }
         return offset == 0 ? "*/\(interval)" : "\(offset)-59/\(interval)"
     }
 
-    /// The systemd `OnCalendar=` value: `*-*-* *:03/5:00`.
+    /// The cron hour field: `*`, or `*/3` every 3 hours (counted from midnight, like
+    /// cron and systemd count them: 5 h runs at 0, 5, 10, 15, 20).
+    public var hourField: String {
+        guard let hours, hours > 1 else { return "*" }
+        return "*/\(hours)"
+    }
+
+    /// The systemd `OnCalendar=` value: `*-*-* *:03/5:00`, `*-*-* 00/3:07:00`.
     public var onCalendar: String {
-        interval == 1 ? "*-*-* *:*:00" : String(format: "*-*-* *:%02d/%d:00", offset, interval)
+        if let hours {
+            return hours == 1 ? String(format: "*-*-* *:%02d:00", offset) : String(format: "*-*-* 00/%d:%02d:00", hours, offset)
+        }
+        return interval == 1 ? "*-*-* *:*:00" : String(format: "*-*-* *:%02d/%d:00", offset, interval)
     }
 
     /// `health-watch` and its options, each word safe unquoted (the mailer, which
@@ -106,8 +131,8 @@ public struct WatchSchedule: Sendable, Equatable {
     /// The two crontab lines: the marker comment and the job.
     public var cronLines: [String] {
         [
-            "# \(Self.marker) \(molt): health check every \(interval) min, managed by 'clmnt molt health setup'",
-            "\(minuteField) * * * * \(commandLine(quote: "'")) >> \(logPath) 2>&1",
+            "# \(Self.marker) \(molt): health check every \(intervalText), managed by 'clmnt molt health setup'",
+            "\(minuteField) \(hourField) * * * \(commandLine(quote: "'")) >> \(logPath) 2>&1",
         ]
     }
 

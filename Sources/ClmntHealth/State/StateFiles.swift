@@ -186,6 +186,15 @@ public struct HealthStateFiles: Sendable {
         return (state, state == nil && warnings.count > before)
     }
 
+    /// What can still be read from a `health-watch-state.json` that is not valid JSON:
+    /// failures in a row, status, last success, whether an alert was sent.
+    func salvageWatchState() -> WatchState? {
+        guard let data = try? directory.contents(of: StateDirectory.watchStateName),
+              let object = LenientObject(salvaging: data),
+              object.has("consecutive_failures") || object.has("status") else { return nil }
+        return WatchState(lenient: object)
+    }
+
     public func writeWatchState(_ state: WatchState) throws(HealthError) {
         try directory.writeAtomically(state.json.pretty, name: StateDirectory.watchStateName)
     }

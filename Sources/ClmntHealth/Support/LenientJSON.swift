@@ -15,6 +15,25 @@ struct LenientObject {
         members = object
     }
 
+    /// The members that can still be read from text that is not valid JSON (the bash
+    /// tool wrote `"alert_sent": ,` when a variable was empty): every `"key": value`
+    /// whose value is a string, number, boolean or null. Nil when none is.
+    init?(salvaging data: Data) {
+        let text = String(decoding: data, as: UTF8.self)
+        let pattern = #"\"([A-Za-z_][A-Za-z0-9_]*)\"\s*:\s*(\"(?:[^\"\\\n]|\\.)*\"|-?[0-9][0-9.eE+-]*|true|false|null)\s*(?=[,}\n])"#
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return nil }
+        var members: [String: Any] = [:]
+        for match in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+            guard let key = Range(match.range(at: 1), in: text), let value = Range(match.range(at: 2), in: text),
+                  let parsed = try? JSONSerialization.jsonObject(with: Data(text[value].utf8), options: [.fragmentsAllowed])
+            else { continue }
+            // The first occurrence wins: nested objects come after the top-level scalars in every writer.
+            if members[String(text[key])] == nil, !(parsed is NSNull) { members[String(text[key])] = parsed }
+        }
+        guard !members.isEmpty else { return nil }
+        self.members = members
+    }
+
     init(members: [String: Any]) {
         self.members = members
     }
