@@ -51,9 +51,9 @@ func clmntBinary() -> String? {
         #expect(invalid.stderrLines.count == 1)
         #expect(invalid.stderr.hasPrefix("clmnt: invalid molt name 'Alpha;rm'"))
 
-        let interval = try clmnt(["molt", "health", "setup", "alpha", "-d", fleet.base, "--interval", "60"])
+        let interval = try clmnt(["molt", "health", "setup", "alpha", "-d", fleet.base, "--interval", "61"])
         #expect(interval.status == 64)
-        #expect(interval.stderrLines == ["clmnt: invalid interval 60: give minutes from 1 to 59"])
+        #expect(interval.stderrLines == ["clmnt: invalid interval 61: give minutes from 1 to 59, or whole hours in minutes (60, 120, ... 1440)"])
 
         let offset = try clmnt(["molt", "health", "setup", "alpha", "-d", fleet.base, "--interval", "10", "--offset", "10"])
         #expect(offset.status == 64)
