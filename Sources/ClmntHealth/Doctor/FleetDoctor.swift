@@ -219,7 +219,7 @@ public enum FleetDoctor {
         if statvfs(directory, &space) == 0 {
             let free = Int64(space.f_bavail) * Int64(space.f_frsize)
             let needed = newest.sizeBytes + newest.sizeBytes / 10
-            let line = "\(formatByteCount(free)) free in \(directory), the last backup took \(formatByteCount(newest.sizeBytes))"
+            let line = "\(formatBytes(free)) free in \(directory), the last backup took \(formatBytes(newest.sizeBytes))"
             checks.append(DoctorCheck(free >= needed ? .ok : .fail, "free-space", line))
         } else {
             checks.append(DoctorCheck(.warn, "free-space", "cannot read the free space of \(directory): \(String(cString: strerror(errno)))"))
@@ -249,7 +249,7 @@ public enum FleetDoctor {
         var checks: [DoctorCheck] = []
         let partial = PartialFiles.stale(in: options.backupDir.directory)
         for leftover in partial {
-            checks.append(DoctorCheck(.warn, "leftovers", "\(leftover.file) (\(formatByteCount(leftover.sizeBytes))) was left by a killed backup; the next backup removes it"))
+            checks.append(DoctorCheck(.warn, "leftovers", "\(leftover.file) (\(formatBytes(leftover.sizeBytes))) was left by a killed backup; the next backup removes it"))
         }
         let staging = ((try? FileManager.default.contentsOfDirectory(atPath: options.baseDir)) ?? [])
             .filter { $0.hasPrefix(FleetRestore.stagingPrefix) }.sorted()
@@ -272,10 +272,6 @@ public enum FleetDoctor {
 
     static func isInside(_ path: String, _ directory: String) -> Bool {
         path == directory || path.hasPrefix(directory + "/")
-    }
-
-    static func formatByteCount(_ bytes: Int64) -> String {
-        ByteCountFormatter.string(fromByteCount: bytes, countStyle: .binary)
     }
 }
 

@@ -1,0 +1,13 @@
+import Foundation
+
+/// Bytes as an admin reads them: `512 B`, `28.1 KiB`, `9.3 MiB`, `4.2 GiB` (the commands and `fleet doctor`).
+public func formatBytes(_ bytes: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}
