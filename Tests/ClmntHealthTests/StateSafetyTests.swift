@@ -168,7 +168,8 @@ func snapshot(_ dir: String) -> [String: String] {
             let started = monotonicNow()
             let run = try runClmnt(["molt", "health"] + command + ["-d", scene.fleet.base], timeout: 30)
             let seconds = monotonicNow() - started
-            #expect(seconds < 5, "\(command[0]) took \(seconds) s")
+            // Generous for a debug build on a loaded machine (about 2 s quiet); reading the whole 50 MB took 53 s.
+            #expect(seconds < 20, "\(command[0]) took \(seconds) s")
             #expect(run.status != 1 || command[0] == "status", "\(command[0]): \(run.stderr)")
             if command[0] == "status" { #expect(run.stderr.contains("more than a state file holds"), "\(run.stderr)") }
             if command[0] == "history" { #expect(run.stderr.contains("beyond the history cap"), "\(run.stderr)") }

@@ -177,6 +177,26 @@ import Glibc
         #expect(scene.hooks.requests.count == 1)
     }
 
+    /// Before: root read the commander's `openclaw.json` by path; its user linked it to
+    /// another molt's config and root posted that molt's hooks token to the commander's port.
+    @Test func commanderConfigThatIsALinkIsRefused() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        try scene.fleet.addMolt("victim", port: 19999, config: """
+        { gateway: { port: 19999 }, hooks: { enabled: true, token: "victim-secret-token" } }
+        """)
+        let bossConfig = scene.fleet.base + "/boss/.openclaw/openclaw.json"
+        unlink(bossConfig)
+        symlink(scene.fleet.base + "/victim/.openclaw/openclaw.json", bossConfig)
+        let options = scene.options()
+        _ = try scene.watch(options, at: at(0))
+        let report = try scene.watch(options, at: at(1))
+        #expect(report.message?.kind == .alert)
+        let webhook = try #require(report.deliveries.first { $0.channel.contains("webhook") })
+        #expect(webhook.error?.contains("is a symlink where a file is expected") == true, "\(webhook)")
+        #expect(scene.hooks.requests.isEmpty)
+    }
+
     @Test func remindersWhileStillFailing() throws {
         let scene = try Scene()
         defer { scene.tearDown() }

@@ -16,7 +16,8 @@ public struct CommanderHook: Sendable, Equatable {
     public static func resolve(_ commander: Molt) -> Result<CommanderHook, CommanderHookProblem> {
         let path = commander.openClawConfigPath
         let data: Data?
-        do { data = try readWholeFile(path) } catch {
+        // Through descriptors: the commander's user must not make root read (and send) another molt's token.
+        do { data = try readInHome(commander.home, ".openclaw/openclaw.json") } catch {
             if case .cannotRead(_, let reason) = error { return .failure(.unreadable(path: path, reason: reason)) }
             return .failure(.unreadable(path: path, reason: error.description))
         }

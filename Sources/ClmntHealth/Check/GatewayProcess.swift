@@ -52,7 +52,11 @@ public struct GatewayProcessFinder: Sendable {
         var stale: GatewayProcessState = .none
 
         let pidFile = molt.home + "/.openclaw/gateway.pid"
-        if let text = readSmallFile(pidFile) {
+        var pidText: String?
+        do { pidText = try readInHome(molt.home, ".openclaw/gateway.pid", limit: 64 * 1024).map { String(decoding: $0, as: UTF8.self) } } catch {
+            notes.append(error.description)
+        }
+        if let text = pidText {
             if let pid = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
                 if isAlive(pid) { return .running(pid: pid, source: .pidFile) }
                 stale = .gone(pid: pid, source: .pidFile, path: pidFile)

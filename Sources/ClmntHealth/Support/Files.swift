@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +17,11 @@ func readWholeFile(_ path: String, limit: Int = 64 * 1024 * 1024) throws(HealthE
     guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
         throw .cannotRead(path: path, reason: "not a regular file")
     }
+    return try readAll(fd, limit: limit, path: path)
+}
+
+/// Reads `fd` to its end, at most about `limit` bytes.
+private func readAll(_ fd: Int32, limit: Int, path: String) throws(HealthError) -> Data {
     var data = Data()
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     while data.count < limit {
@@ -35,3 +41,17 @@ func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }
+
+/// The bytes of `relative` (such as `.openclaw/openclaw.json`) below `home`, read as root
+/// must read in a molt's home: `Molt.readFile` (every component `O_NOFOLLOW` from the home's
+/// descriptor, regular files only, non-blocking, bounded). Nil when it does not exist.
+func readInHome(_ home: String, _ relative: String, limit: Int = 1 << 20) throws(HealthError) -> Data? {
+    do { return try Molt.readFile(home: home, relative, limit: limit) } catch {
+        // RestoreError speaks of archives; say it as the health commands do.
+        switch error {
+        case .hostileEntry(let path, let reason): throw .unsafeStateFile(path: path, reason: reason)
+        case .fileSystem(let path, let reason): throw .cannotRead(path: path, reason: reason)
+        default: throw .cannotRead(path: home + "/" + relative, reason: error.description)
+        }
+    }
+}
