@@ -33,3 +33,7 @@ int clmnt_thread_setresgid(gid_t rgid, gid_t egid, gid_t sgid) {
 int clmnt_thread_setgroups(size_t count, const gid_t *groups) {
     return (int)syscall(SYS_setgroups, count, groups);
 }
+
+int clmnt_syncfs(int fd) {
+    return syncfs(fd);
+}

@@ -47,7 +47,7 @@ extension Fleet {
         var exclude: [String] = []
 
         @Option(help: ArgumentHelp("Back up only these molts (comma-separated).", valueName: "molts"))
-        var select: [String] = []
+        var select: [MoltNameList] = []
 
         @Flag(inversion: .prefixedNo, help: "Replace an existing archive at --output.")
         var force = false
@@ -92,7 +92,7 @@ extension Fleet {
                 if let threads { options.threads = threads }
                 options.rules = ExclusionRules(excludeMaildir: excludeMaildir, excludeLogs: excludeLogs,
                                                includeCaches: includeCaches, patterns: exclude)
-                options.selection = splitList(select)
+                options.selection = MoltNameList.names(select)
                 options.force = force
                 let baseDir = options.baseDir
                 // -o names the file itself; an empty --backup-dir is left for validate() to refuse.

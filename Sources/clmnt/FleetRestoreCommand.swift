@@ -30,7 +30,7 @@ extension Fleet {
         var resume = false
 
         @Option(help: ArgumentHelp("Restore only these molts (comma-separated).", valueName: "molts"))
-        var select: [String] = []
+        var select: [MoltNameList] = []
 
         @Flag(help: "Show the plan and exit without changing anything.")
         var dryRun = false
@@ -49,6 +49,8 @@ extension Fleet {
 
         @Option(help: ArgumentHelp("Wait up to this long for a backup or another restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
         var wait: Double?
+        @Flag(help: "Reuse an existing regular account of a molt's name even when its home is elsewhere (the plan shows it).")
+        var adoptExistingUsers = false
 
         @Flag(name: .shortAndLong, help: "Do not ask for confirmation (needed without a terminal).")
         var yes = false
@@ -80,12 +82,13 @@ extension Fleet {
                     for note in try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0) { printError("clmnt: \(note)") }
                 }
                 var options = RestoreOptions(archive: from, baseDir: baseDir)
-                options.selection = splitList(select)
+                options.selection = MoltNameList.names(select)
                 options.force = force
                 options.skipUsers = skipUsers
                 options.reassignPorts = reassignPorts
                 options.allowOutsideSymlinks = allowOutsideSymlinks
                 options.wait = wait ?? 0
+                options.adoptExistingUsers = adoptExistingUsers
 
                 var restore = FleetRestore(options: options)
                 let plan = try restore.plan()
@@ -193,13 +196,16 @@ extension RestorePlan {
             case .overwrite: target = "overwrite"
             case .refuse: target = "exists (refused)"
             }
-            let user: String
+            var user: String
             switch molt.user {
             case .exists: user = "exists (uid \(molt.uid.map(String.init) ?? "?"))"
             case .create: user = "will be created"
             case .missing: user = "missing (skipped)"
             case .systemAccount: user = "system account (refused)"
+            case .foreign: user = "not this molt's (refused)"
+            case .adopted: user = "adopted (uid \(molt.uid.map(String.init) ?? "?"), --adopt-existing-users)"
             }
+            if !molt.groups.isEmpty { user += ", groups " + molt.groups.joined(separator: ",") }
             var port = molt.port.map(String.init) ?? "-"
             if let conflict = molt.portConflict {
                 port += molt.newPort.map { " → \($0) (used by \(conflict))" } ?? " (used by \(conflict): refused)"

@@ -96,9 +96,29 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-/// Splits `a,b` lists given once or repeated.
-func splitList(_ values: [String]) -> [String]? {
-    let names = values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        .filter { !$0.isEmpty }
-    return names.isEmpty ? nil : names
+extension MoltName: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+/// `a,b` on the command line: every name must be a valid molt name, else the
+/// parser stops with the usage and exit 64.
+struct MoltNameList: ExpressibleByArgument {
+    var names: [MoltName]
+
+    init?(argument: String) {
+        var names: [MoltName] = []
+        for part in argument.split(separator: ",") {
+            let trimmed = part.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let name = MoltName(trimmed) else { return nil }
+            names.append(name)
+        }
+        self.names = names
+    }
+
+    /// The names given once or repeated; nil when none.
+    static func names(_ lists: [MoltNameList]) -> [String]? {
+        let names = lists.flatMap { $0.names.map(\.rawValue) }
+        return names.isEmpty ? nil : names
+    }
 }

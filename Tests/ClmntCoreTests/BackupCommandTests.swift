@@ -32,13 +32,13 @@ struct BackupCommandTests {
             (["-d", fixture.baseDir, "-o", fixture.baseDir + "/alpha/a.tar.gz"], "inside the home of molt alpha", 1),
             (["-d", fixture.baseDir, "--compress", "lz4", "-o", out + "/a.tar"], "lz4", 64),
             (["-d", fixture.baseDir, "--compress", "zstd", "--level", "40", "-o", out + "/a.tar.zst"], "out of range", 64),
-            (["-d", fixture.baseDir, "--select", "../etc", "-o", out + "/a.tar.gz"], "invalid molt name", 64),
+            (["-d", fixture.baseDir, "--select", "../etc", "-o", out + "/a.tar.gz"], "'../etc' is invalid for '--select", 64),
         ]
         for (arguments, message, status) in cases {
             let result = try runCapturing(clmnt, ["fleet", "backup"] + arguments)
             #expect(result.status == status, "\(arguments): \(result.stderr)")
             #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
-            if !arguments.contains("lz4") {  // the parser's own errors come with the usage
+            if !arguments.contains("lz4") && !arguments.contains("../etc") {  // the parser's own errors come with the usage
                 #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
             }
         }

@@ -250,6 +250,15 @@ import Testing
                                                                     .file(".openclaw/openclaw.json", "{\"gateway\":{\"port\":19001}}")]),
             F.CraftedMolt(name: scene.victim, port: 19021, entries: [.file(".molt-info", "MOLT_NAME=y\n"), .file("pwned", "x")]),
         ])
+        // --force replaces a molt, never a symlink standing where a molt would land.
+        #expect {
+            _ = try scene.restore()
+        } throws: { error in
+            guard case RestoreError.refused(let reasons)? = error as? RestoreError else { return false }
+            return reasons.contains { $0.contains(scene.victim) && $0.contains("not a directory") }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scene.outside) == ["existing.txt"])
+        unlink("\(scene.base)/\(scene.victim)")
         let summary = try scene.restore()
         #expect(summary.molts.count == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: scene.outside) == ["existing.txt"])

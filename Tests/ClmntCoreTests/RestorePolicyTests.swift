@@ -90,7 +90,7 @@ import Testing
     @Test func parsesSha256sumLines() {
         let digest = String(repeating: "ab", count: 32)
         let text = "\(digest)  alpha/a file.txt\n\\\(digest)  alpha/new\\nline\n\(digest) *alpha/binary\n"
-        let parsed = StagedExtraction.parseChecksums(text)
+        let parsed = ChecksumList.parse(text)
         #expect(parsed["alpha/a file.txt"] == digest)
         #expect(parsed["alpha/new\nline"] == digest)
         #expect(parsed["alpha/binary"] == digest)

@@ -51,6 +51,8 @@ enum RestoreFixture {
         var uid = 0
         var gid = 0
         var mtime = 1_764_000_000
+        /// A sparse file (pax GNU.sparse 1.0): this apparent size, one 512-byte data block at 0.
+        var realSize: Int64?
 
         static func file(_ name: String, _ data: String = "", mode: Int = 0o644, owner: String = "root") -> Entry {
             Entry(name: name, data: data, mode: mode, uname: owner, gname: owner)
@@ -64,11 +66,15 @@ enum RestoreFixture {
         static func hardlink(_ name: String, to target: String) -> Entry {
             Entry(name: name, type: "hardlink", link: target)
         }
+        static func sparse(_ name: String, size: Int64, owner: String = "root") -> Entry {
+            Entry(name: name, type: "sparse", uname: owner, gname: owner, realSize: size)
+        }
 
         var json: [String: Any] {
             var object: [String: Any] = ["name": name, "type": type, "data": data, "mode": mode, "uname": uname,
                                          "gname": gname, "uid": uid, "gid": gid, "mtime": mtime]
             if let link { object["link"] = link }
+            if let realSize { object["realsize"] = realSize }
             return object
         }
     }
@@ -90,6 +96,14 @@ enum RestoreFixture {
             elif t == "hardlink": ti.type = tarfile.LNKTYPE; ti.linkname = e["link"]
             elif t == "fifo": ti.type = tarfile.FIFOTYPE
             elif t == "chardev": ti.type = tarfile.CHRTYPE; ti.devmajor = 1; ti.devminor = 3
+            elif t == "sparse":
+                # GNU sparse 1.0 as pax: a map (one 512-byte region at 0), then that region's data.
+                dirname, _, base = e["name"].rpartition("/")
+                ti.name = (dirname + "/" if dirname else "") + "GNUSparseFile.0/" + base
+                ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                  "GNU.sparse.name": e["name"], "GNU.sparse.realsize": str(e["realsize"])}
+                data = b"1\\n0\\n512\\n".ljust(512, b"\\0") + b"x" * 512
+                ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data) if data is not None else None)
     """
 
@@ -132,9 +146,10 @@ enum RestoreFixture {
                 if entry.type != "dir" { section.fileCount += 1 }
                 if entry.type == "file" {
                     section.backupSizeBytes += Int64(entry.data.utf8.count)
-                    let hasher = SHA256Hasher()
-                    hasher.update(Array(entry.data.utf8))
-                    sums += "\(hasher.finalizeHex())  \(entry.name)\n"
+                    sums += "\(sha256(entry.data))  \(entry.name)\n"
+                }
+                if entry.type == "sparse", let size = entry.realSize {
+                    section.backupSizeBytes += size
                 }
             }
             body += moltEntries
@@ -157,11 +172,23 @@ enum RestoreFixture {
         let report = BackupReport(entryCount: entryCount, molts: stats,
                                   global: Manifest.SectionStats(backupSizeBytes: Int64(registry.data.utf8.count), fileCount: 1, entryCount: 2),
                                   warnings: [])
-        var entries = [Entry.file("manifest.json", String(decoding: manifest.encoded(), as: UTF8.self))] + body
-        entries.append(Entry.file("backup-report.json", String(decoding: report.encoded(), as: UTF8.self)))
+        let manifestText = String(decoding: manifest.encoded(), as: UTF8.self)
+        let reportText = String(decoding: report.encoded(), as: UTF8.self)
+        // As the backup does: every file with data has a line, the manifest and the report included.
+        for (path, text) in [("manifest.json", manifestText), (registry.name, registry.data), ("backup-report.json", reportText)] {
+            sums += "\(sha256(text))  \(path)\n"
+        }
+        var entries = [Entry.file("manifest.json", manifestText)] + body
+        entries.append(Entry.file("backup-report.json", reportText))
         entries.append(Entry.file("SHA256SUMS", sums))
         tamper?(&entries)
         try tar(path, entries, gzip: gzip)
+    }
+
+    static func sha256(_ text: String) -> String {
+        let hasher = SHA256Hasher()
+        hasher.update(Array(text.utf8))
+        return hasher.finalizeHex()
     }
 
     /// The bash tool's layout: `./`-prefixed names, manifest in the middle, no checksums, root's files.

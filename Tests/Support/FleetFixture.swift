@@ -141,6 +141,8 @@ public func runCapturing(_ program: String, _ arguments: [String], currentDirect
 
 /// The `clmnt` executable built beside the test binary.
 public func clmntExecutable() -> String {
+    // Lets a test run against another build (to show it fails on an older main).
+    if let override = ProcessInfo.processInfo.environment["CLMNT_TEST_BINARY"], !override.isEmpty { return override }
     let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var directory = testBinary.deletingLastPathComponent()
     for _ in 0..<5 {

@@ -17,6 +17,9 @@ extern const unsigned int clmnt_RENAME_EXCHANGE;
 // unshare(CLONE_FS): gives the calling thread its own working directory and umask.
 int clmnt_unshare_filesystem(void);
 
+// syncfs(2): a restore flushes the file system of its staged trees before any swap.
+int clmnt_syncfs(int fd);
+
 // O_NOATIME: reading a backup should not touch every file's access time.
 extern const int clmnt_O_NOATIME;
 

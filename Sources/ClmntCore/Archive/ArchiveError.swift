@@ -77,12 +77,14 @@ private let utf8LocaleOnce: Bool = {
 
 /// Opens an archive file for reading; only a regular file will do.
 func openArchiveFile(_ path: String) throws(ArchiveError) -> Int32 {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else { throw ArchiveError.fromErrno(.open, path: path) }
     var status = stat()
     guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
         close(fd)
         throw ArchiveError(.open, path: path, message: "not a regular file")
     }
+    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
     return fd
 }

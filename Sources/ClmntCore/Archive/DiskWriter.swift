@@ -92,9 +92,13 @@ final class DiskWriter {
     private func copyData(from reader: some TarEntrySource, size: Int64, hash: SHA256Hasher?, displayPath: String,
                           shouldStop: () -> Bool) throws(ArchiveError) -> WrittenFile {
         var hashedUpTo: Int64 = 0
-        func hashZeros(upTo offset: Int64) {
+        var chunks = 0
+        func hashZeros(upTo offset: Int64) throws(ArchiveError) {
             guard let hash else { return }
             while hashedUpTo < offset {
+                // A huge hole (a sparse bomb) must not outlast a signal: look every 4 MiB.
+                chunks += 1
+                if chunks % 64 == 0, shouldStop() { throw ArchiveError(.extract, path: displayPath, code: EINTR, message: "interrupted") }
                 let count = Int(min(Int64(zeros.count), offset - hashedUpTo))
                 zeros.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 hashedUpTo += Int64(count)
@@ -115,27 +119,42 @@ final class DiskWriter {
             }
             guard let buffer, length > 0 else { continue }
             if let hash {
-                hashZeros(upTo: offset)
+                try hashZeros(upTo: offset)
                 hash.update(UnsafeRawBufferPointer(start: buffer, count: length))
                 hashedUpTo = offset + Int64(length)
             }
+            // libarchive reports a failed or short write(2) (ENOSPC, EIO, EDQUOT)
+            // as a mere ARCHIVE_WARN: for a restore every one is fatal.
             let result = archive_write_data_block(handle, buffer, length, offset)
-            if result < ARCHIVE_OK {
-                if Int32(result) == ARCHIVE_WARN { warnings.append("\(displayPath): \(message())"); continue }
-                throw ArchiveError.fromArchive(handle, .extract, path: displayPath)
-            }
+            if result != ARCHIVE_OK { throw writeFailure(displayPath) }
         }
-        hashZeros(upTo: size)
+        try hashZeros(upTo: size)
         return WrittenFile(size: size, digest: hash?.finalizeHex())
     }
 
     private func check(_ status: Int32, _ displayPath: String) throws(ArchiveError) {
         if status == ARCHIVE_OK { return }
-        if status == ARCHIVE_WARN {
+        // Metadata libarchive could not set is a warning; storage running out or failing never is.
+        if status == ARCHIVE_WARN && !DiskWriter.storageErrors.contains(archive_errno(handle)) {
             warnings.append("\(displayPath): \(message())")
             return
         }
         throw ArchiveError.fromArchive(handle, .extract, path: displayPath)
+    }
+
+    static let storageErrors: Set<Int32> = [ENOSPC, EDQUOT, EIO, EFBIG, EROFS]
+
+    /// A failed write of data, with the path and errno's text.
+    private func writeFailure(_ displayPath: String) -> ArchiveError {
+        let code = archive_errno(handle)
+        let text = archive_error_string(handle).map { String(cString: $0) } ?? "write failed"
+        return ArchiveError(.write, path: displayPath, code: code,
+                            message: code != 0 ? "\(text): \(String(cString: strerror(code)))" : text)
+    }
+
+    /// Flushes the whole file system holding `directory` (`syncfs(2)`).
+    static func syncFileSystem(of directory: Int32, displayPath: String) throws(ArchiveError) {
+        guard LinuxCalls.syncFileSystem(directory) else { throw ArchiveError.fromErrno(.write, path: displayPath) }
     }
 
     private func message() -> String {

@@ -29,36 +29,18 @@ public struct BackupListing: Sendable, Codable {
 
 /// Reads manifests of archives: from the first entry alone for clmnt's archives.
 public enum BackupCatalog {
-    /// The manifest of the archive at `path`. clmnt archives have it first, so
-    /// only the start of the stream is decompressed; the bash tool's may hold it
-    /// anywhere, and are read until it appears.
+    /// The manifest of the archive at `path`, found by the rules restore and
+    /// verify use (`ArchiveIntegrity.locateManifest`): only the first entry of
+    /// a clmnt archive is read.
     public static func readManifest(path: String) throws(BackupError) -> Manifest {
-        let reader: ArchiveReader
-        do { reader = try ArchiveReader(path: path) } catch { throw .archive(error) }
-        do {
-            while let entry = try reader.next() {
-                if isManifestPath(entry.path) {
-                    let data = try reader.readAll(limit: 16 << 20)
-                    do { return try Manifest.decode(data) } catch {
-                        throw BackupError.unreadable(path: path, reason: "manifest.json is not a valid manifest")
-                    }
-                }
-            }
-        } catch let error as BackupError {
-            throw error
-        } catch let error as ArchiveError {
-            throw .archive(error)
-        } catch {
-            throw .unreadable(path: path, reason: "\(error)")
-        }
-        throw .unreadable(path: path, reason: "no manifest.json (not a fleet backup)")
+        try locate(path: path).manifest
     }
 
-    /// `manifest.json`, or where the bash tool put it: `./manifest.json` or `<dir>/manifest.json`.
-    static func isManifestPath(_ path: String) -> Bool {
-        let name = path.hasPrefix("./") ? String(path.dropFirst(2)) : path
-        let components = name.split(separator: "/")
-        return components.last == Substring(ArchiveLayout.manifestPath) && components.count <= 2
+    static func locate(path: String) throws(BackupError) -> LocatedManifest {
+        do { return try ArchiveIntegrity.locateManifest(archive: path) } catch {
+            if case .unreadable(let archiveError) = error { throw .archive(archiveError) }
+            throw .unreadable(path: path, reason: error.description)
+        }
     }
 
     /// Every archive in `directory` (by file ending), oldest first; unreadable ones included.
@@ -77,14 +59,15 @@ public enum BackupCatalog {
             guard stat(path, &status) == 0, (UInt32(status.st_mode) & 0o170000) == 0o100000 else { continue }
             var listing = BackupListing(file: path, sizeBytes: Int64(status.st_size))
             do {
-                let manifest = try readManifest(path: path)
+                let located = try locate(path: path)
+                let manifest = located.manifest
                 listing.date = manifest.timestamp
                 listing.moltCount = manifest.molts.count
                 listing.molts = manifest.molts.map(\.name)
                 listing.hostname = manifest.hostname
                 listing.compression = manifest.compression ?? compressionFromName(name)
-                listing.writtenBy = manifest.isClmntArchive ? "clmnt" : "bash"
-                if manifest.isClmntArchive, let mark = BackupStatusMark.read(path: path) {
+                listing.writtenBy = located.format.rawValue
+                if located.format == .clmnt, let mark = BackupStatusMark.read(path: path) {
                     listing.complete = mark.complete
                     listing.missedFiles = mark.missed
                 }

@@ -184,10 +184,13 @@ public struct FleetBackup {
             lstat(molt.home, &homeStatus)
             let owner = Manifest.Owner(user: lookup.userName(homeStatus.st_uid), uid: homeStatus.st_uid,
                                        group: lookup.groupName(homeStatus.st_gid), gid: homeStatus.st_gid)
-            records.append(Manifest.MoltRecord(
+            var record = Manifest.MoltRecord(
                 name: molt.name, port: molt.port, created: molt.created, backupSizeBytes: tree.regularBytes,
                 home: molt.home, owner: owner,
-                fileCount: tree.plannedFileCount, entryCount: tree.plannedEntryCount))
+                fileCount: tree.plannedFileCount, entryCount: tree.plannedEntryCount)
+            // The molt user's supplementary groups, so a restore recreates the user as it was.
+            record.groups = UserAccounts.user(uid: homeStatus.st_uid).map { UserAccounts.supplementaryGroups(of: $0) }
+            records.append(record)
         }
         var globalStats = Manifest.SectionStats(entryCount: 1)
         for path in globalFiles {

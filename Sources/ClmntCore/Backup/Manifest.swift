@@ -45,9 +45,11 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var fileCount: Int?
         /// All entries under `<name>/`, directories included.
         public var entryCount: Int?
+        /// The supplementary groups of the molt's user on the source host (by name).
+        public var groups: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case name, port, created, home, owner
+            case name, port, created, home, owner, groups
             case backupSizeBytes = "backup_size_bytes"
             case fileCount = "file_count"
             case entryCount = "entry_count"
@@ -72,6 +74,7 @@ public struct Manifest: Codable, Sendable, Equatable {
             owner = try? c.decodeIfPresent(Owner.self, forKey: .owner)
             fileCount = try? c.decodeIfPresent(Int.self, forKey: .fileCount)
             entryCount = try? c.decodeIfPresent(Int.self, forKey: .entryCount)
+            groups = try? c.decodeIfPresent([String].self, forKey: .groups)
         }
     }
 

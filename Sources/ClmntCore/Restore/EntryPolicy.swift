@@ -112,3 +112,72 @@ enum EntryPolicy {
         }
     }
 }
+
+/// The symlinks of one molt seen so far, and where a link really leads: its
+/// target resolved as the kernel would, from the link's directory in the
+/// molt's tree, following the molt's links already known, with `.`, `..` and
+/// `//` normalised. Absolute targets are judged against the molt's home on
+/// this host (`targetHome`), never against a path the archive claims.
+final class MoltLinks {
+    private let home: [Substring]
+    private(set) var all: [String: String] = [:]
+    /// Linux's MAXSYMLINKS: a deeper chain fails with ELOOP, so it is refused as leaving.
+    private static let maximumDepth = 40
+
+    init(targetHome: String) { home = targetHome.split(separator: "/") }
+
+    func add(path: String, target: String) { all[path] = target }
+
+    /// `target` with a leading `old` home (by components, so `//old/./home` counts)
+    /// replaced by this host's home; nil when it does not start with `old`.
+    func moving(_ target: String, from old: String) -> String? {
+        guard target.hasPrefix("/") else { return nil }
+        let parts = target.split(separator: "/").filter { $0 != "." }
+        let oldParts = old.split(separator: "/").filter { $0 != "." }
+        guard !oldParts.isEmpty, parts.count >= oldParts.count, !oldParts.contains(".."),
+              Array(parts.prefix(oldParts.count)) == oldParts else { return nil }
+        return "/" + (home + parts.dropFirst(oldParts.count)).joined(separator: "/")
+    }
+
+    /// Whether the link at `linkPath` (relative to the home) pointing at `target` stays in the molt.
+    func staysInside(linkPath: String, target: String) -> Bool {
+        guard !target.isEmpty else { return false }
+        var depth = 0
+        let directory = linkPath.split(separator: "/").dropLast().map(String.init)
+        return resolve(from: directory, target, depth: &depth) != nil
+    }
+
+    /// The components (below the home) `target` leads to from `directory`; nil when it leaves.
+    private func resolve(from directory: [String], _ target: String, depth: inout Int) -> [String]? {
+        var stack: [String]
+        var parts = target.split(separator: "/")[...]
+        if target.hasPrefix("/") {
+            // An absolute target must name the home itself on its way in: nothing
+            // outside it can be judged (any `..` or link there is the host's own).
+            for component in home {
+                while parts.first == "." { parts = parts.dropFirst() }
+                guard let next = parts.first, next == component else { return nil }
+                parts = parts.dropFirst()
+            }
+            stack = []
+        } else {
+            stack = directory
+        }
+        for part in parts {
+            if part == "." { continue }
+            if part == ".." {
+                guard !stack.isEmpty else { return nil }
+                stack.removeLast()
+                continue
+            }
+            stack.append(String(part))
+            if let next = all[stack.joined(separator: "/")] {
+                depth += 1
+                guard depth <= Self.maximumDepth,
+                      let resolved = resolve(from: Array(stack.dropLast()), next, depth: &depth) else { return nil }
+                stack = resolved
+            }
+        }
+        return stack
+    }
+}

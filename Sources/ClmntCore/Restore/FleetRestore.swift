@@ -21,6 +21,7 @@ public struct FleetRestore {
     /// Completes what a restore killed during its swaps left in `baseDir` (see
     /// `RestoreRecovery`), under the exclusive base-dir lock; says what it did.
     public static func resume(baseDir: String, wait: Double = 0) throws(RestoreError) -> [String] {
+        if let reason = SystemDirectories.refusal(baseDir) { throw .baseDir(path: baseDir, reason: reason) }
         let baseDirectory = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard baseDirectory >= 0 else {
             if errno == ENOENT { return [] }  // nothing was ever restored there
@@ -70,7 +71,25 @@ public struct FleetRestore {
         defer { withExtendedLifetime(lock) {} }
         var warnings = RestoreRecovery.recover(baseDirectory: baseDirectory, baseDir: plan.baseDir)
 
-        // Users first: their uids decide the owners of the extracted files.
+        // A root-only container holds the staged homes, so no molt user can
+        // reach into them before they are swapped in.
+        var template = Array((plan.baseDir + "/" + FleetRestore.stagingPrefix + "XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw SafeFileSystem.failure(plan.baseDir) }
+        let containerName = (String(cString: made) as NSString).lastPathComponent
+        let containerDirectory = SafeFileSystem.openDirectory(at: baseDirectory, containerName)
+        func discardStaging() {
+            try? SafeFileSystem.removeTree(at: baseDirectory, containerName, displayPath: plan.baseDir + "/" + containerName)
+        }
+        guard containerDirectory >= 0 else {
+            let error = SafeFileSystem.failure(plan.baseDir + "/" + containerName)
+            discardStaging()
+            throw error
+        }
+        defer { close(containerDirectory) }
+
+        // Users next: their uids decide the owners of the extracted files. Each
+        // one created is noted in the container first, so the next run can
+        // delete it if this one is killed before it finishes.
         var createdUsers: [String] = []
         var accounts: [String: UserAccount] = [:]
         do throws(RestoreError) {
@@ -81,37 +100,20 @@ public struct FleetRestore {
                         warnings.append("user \(molt.name) exists with home \(account.home); its molt is restored to \(molt.target)")
                     }
                 } else if !options.skipUsers {
+                    try CreatedUsers.note(createdUsers + [molt.name], container: containerDirectory,
+                                          displayPath: plan.baseDir + "/" + containerName)
                     do {
-                        accounts[molt.name] = try UserAccounts.create(name: molt.name, home: molt.target)
+                        accounts[molt.name] = try UserAccounts.create(name: molt.name, home: molt.target,
+                                                                      supplementaryGroups: molt.groups)
                         createdUsers.append(molt.name)
                     } catch { throw .user(name: molt.name, reason: "\(error)") }
                 }
             }
         } catch {
-            rollBack(users: createdUsers)
-            throw error
-        }
-
-        // A root-only container holds the staged homes, so no molt user can
-        // reach into them before they are swapped in.
-        var template = Array((plan.baseDir + "/" + FleetRestore.stagingPrefix + "XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else {
-            let error = SafeFileSystem.failure(plan.baseDir)
-            rollBack(users: createdUsers)
-            throw error
-        }
-        let containerName = (String(cString: made) as NSString).lastPathComponent
-        let containerDirectory = SafeFileSystem.openDirectory(at: baseDirectory, containerName)
-        func discardStaging() {
-            try? SafeFileSystem.removeTree(at: baseDirectory, containerName, displayPath: plan.baseDir + "/" + containerName)
-        }
-        guard containerDirectory >= 0 else {
-            let error = SafeFileSystem.failure(plan.baseDir + "/" + containerName)
             discardStaging()
             rollBack(users: createdUsers)
             throw error
         }
-        defer { close(containerDirectory) }
 
         let extraction: ExtractionResult
         do throws(RestoreError) {
@@ -128,20 +130,20 @@ public struct FleetRestore {
                     everythingToMolt: plan.format == .bash)
                 stages[molt.name] = StageTarget(plan: molt, owner: owner)
             }
-            var sourceHomes: [String: [String]] = [:]
+            var sourceHomes: [String: String] = [:]
             var sourceOwners: [String: (user: String, group: String)] = [:]
             for record in located.manifest.molts {
-                let home = record.home ?? plan.sourceBaseDir.map { $0 + "/" + record.name }
-                sourceHomes[record.name] = home.map { [$0] } ?? []
+                sourceHomes[record.name] = record.home ?? plan.sourceBaseDir.map { $0 + "/" + record.name }
                 let user = record.owner?.user ?? record.name
                 sourceOwners[record.name] = (user: user, group: record.owner?.group ?? user)
             }
             let job = ExtractionJob(
-                archive: plan.archive, format: plan.format, manifestNames: located.manifest.molts.map(\.name),
-                manifestDigest: plan.manifestDigest, baseDirectory: baseDirectory, containerName: containerName,
-                containerDirectory: containerDirectory, stages: stages, sourceHomes: sourceHomes,
-                sourceOwners: sourceOwners, restoredAt: restoredAt, allowOutsideSymlinks: options.allowOutsideSymlinks,
-                cancellation: cancellation, onProgress: onProgress)
+                archive: plan.archive, located: located, baseDirectory: baseDirectory, baseDir: plan.baseDir,
+                containerName: containerName, containerDirectory: containerDirectory, stages: stages,
+                sourceHomes: sourceHomes, sourceOwners: sourceOwners, restoredAt: restoredAt,
+                allowOutsideSymlinks: options.allowOutsideSymlinks,
+                fallbackByteLimit: FreeSpace.of(baseDirectory).map { $0.bytes }, cancellation: cancellation,
+                onProgress: onProgress)
             extraction = try StagedExtraction.isolated(job)
             if cancellation?.isCancelled == true { throw .interrupted }
         } catch {
@@ -244,5 +246,34 @@ public struct FleetRestore {
         }
         if old.refusals != new.refusals { return new.refusals.first ?? "refusals changed" }
         return "the fleet changed"
+    }
+}
+
+/// `.users` in a staging container: the accounts a restore created, so the
+/// next run can delete them when this one is killed (SIGKILL gives no chance
+/// to) before any molt arrived.
+enum CreatedUsers {
+    static let fileName = ".users"
+
+    static func note(_ names: [String], container: Int32, displayPath: String) throws(RestoreError) {
+        try SafeFileSystem.writeFile(at: container, fileName, data: Data((names.joined(separator: "\n") + "\n").utf8),
+                                     uid: 0, gid: 0, mode: 0o600, displayPath: displayPath + "/" + fileName)
+    }
+
+    /// Deletes the users noted in the open `container` whose molt is not at its
+    /// home (`<baseDir>/<name>`, as the killed run created them); returns what it did.
+    static func removeStale(container: Int32, baseDirectory: Int32, baseDir: String) -> [String] {
+        guard let file = try? SafeFileSystem.readFile(at: container, fileName, displayPath: fileName) else { return [] }
+        var notes: [String] = []
+        for user in String(decoding: file.data, as: UTF8.self).split(separator: "\n").map(String.init).filter(MoltName.isValid)
+        where UserAccounts.user(named: user)?.home == baseDir + "/" + user && SafeFileSystem.status(at: baseDirectory, user) == nil {
+            do {
+                try UserAccounts.delete(name: user)
+                notes.append("deleted user \(user), created by an interrupted restore whose molt never arrived")
+            } catch {
+                notes.append("could not delete user \(user), created by an interrupted restore: \(error)")
+            }
+        }
+        return notes
     }
 }

@@ -20,8 +20,14 @@ enum HomeRewriter {
         let info = MoltInfo(parsing: text)
         let oldHome = info.home ?? sourceHome
         let oldPort = info.port ?? port
+        // The port the plan checked for conflicts is the one the molt gets,
+        // whatever its own .molt-info claims.
+        let plannedPort = newPort ?? port
+        if plannedPort == nil, let claimed = info.port {
+            throw .hostileEntry(path: infoPath, reason: "declares port \(claimed), which the manifest does not list, so the plan could not check it")
+        }
         outcome.created = info.created
-        outcome.port = newPort ?? oldPort
+        outcome.port = plannedPort
 
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if lines.last == "" { lines.removeLast() }
@@ -47,9 +53,12 @@ enum HomeRewriter {
             set("MOLT_HOME", target)
             if existing != nil { outcome.rewrites.append("MOLT_HOME \(oldHome ?? "(unset)") → \(target)") }
         }
-        if let newPort, newPort != oldPort {
-            set("MOLT_PORT", String(newPort))
-            outcome.rewrites.append("port \(oldPort.map(String.init) ?? "(unset)") → \(newPort)")
+        if let plannedPort, plannedPort != oldPort || info.port == nil && existing != nil {
+            set("MOLT_PORT", String(plannedPort))
+            if plannedPort != oldPort {
+                outcome.rewrites.append("port \(oldPort.map(String.init) ?? "(unset)") → \(plannedPort)"
+                    + (newPort == nil ? " (.molt-info disagreed with the manifest)" : ""))
+            }
         }
         lines.removeAll { key(of: $0) == "RESTORED" }
         lines.append("RESTORED=\(restoredAt)")
@@ -78,9 +87,9 @@ enum HomeRewriter {
             let count = replacePathPrefix(in: &configText, old: oldHome, new: target)
             if count > 0 { changes.append("\(count) path\(count == 1 ? "" : "s") under \(oldHome) → \(target)") }
         }
-        if let newPort, let oldPort, newPort != oldPort {
-            let count = replacePort(in: &configText, old: oldPort, new: newPort)
-            if count > 0 { changes.append("gateway port \(oldPort) → \(newPort)") }
+        if let plannedPort, let oldPort, plannedPort != oldPort {
+            let count = replacePort(in: &configText, old: oldPort, new: plannedPort)
+            if count > 0 { changes.append("gateway port \(oldPort) → \(plannedPort)") }
         }
         if !changes.isEmpty {
             try SafeFileSystem.writeFile(at: stateDir, "openclaw.json", data: Data(configText.utf8),

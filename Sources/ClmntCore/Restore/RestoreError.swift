@@ -65,3 +65,16 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension RestoreError {
+    /// A problem the integrity rules found, as a restore reports it.
+    init(_ problem: IntegrityProblem, archive: String) {
+        switch problem {
+        case .unreadable(let error): self = .archive(error)
+        case .noManifest: self = .noManifest(archive: archive)
+        case .badManifest(let reason): self = .badManifest(archive: archive, reason: reason)
+        case .hostile(let path, let reason): self = .hostileEntry(path: path, reason: reason)
+        case .damaged(let reason): self = .contentMismatch(archive: archive, reason: reason)
+        }
+    }
+}

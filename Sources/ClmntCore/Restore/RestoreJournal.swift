@@ -87,6 +87,7 @@ enum RestoreRecovery {
                 // Kept (journal and all) when molts.json could not be written: the next run tries again.
                 guard finished else { continue }
             } else {
+                notes += CreatedUsers.removeStale(container: container, baseDirectory: baseDirectory, baseDir: baseDir)
                 notes.append("removed \(baseDir)/\(name), left by a restore interrupted before any molt was swapped")
                 close(container)
             }

@@ -21,6 +21,9 @@ public struct RestoreOptions: Sendable {
     public var reassignPorts = false
     /// How long to wait for a backup or another restore of the base dir to finish; 0: refuse at once (exit 75).
     public var wait: Double = 0
+    /// Reuse an existing regular account of a molt's name even when its home is
+    /// neither the molt's target nor its recorded home (shown in the plan).
+    public var adoptExistingUsers = false
 
     public init(archive: String, baseDir: String) {
         self.archive = archive
@@ -81,6 +84,10 @@ public struct MoltPlan: Sendable, Equatable, Codable {
         case missing
         /// A system account of that name exists: refused.
         case systemAccount = "system-account"
+        /// A regular account of that name exists whose home is not this molt's: refused.
+        case foreign = "not-the-molts"
+        /// Such an account, reused because of `--adopt-existing-users`.
+        case adopted
     }
 
     public var name: String
@@ -101,6 +108,8 @@ public struct MoltPlan: Sendable, Equatable, Codable {
     /// Files of this molt the backup missed (vanished, unreadable, changed while read),
     /// from the archive's `BackupStatusMark`: 0 complete, nil unknown (no mark).
     public var missedFiles: Int? = nil
+    /// The supplementary groups a created user gets (the source host's that exist here).
+    public var groups: [String] = []
 
     /// Whether paths inside `.molt-info` and `openclaw.json` will be rewritten (known source home only).
     public var movesHome: Bool { sourceHome.map { $0 != target } ?? false }
@@ -114,6 +123,7 @@ public struct MoltPlan: Sendable, Equatable, Codable {
         case portConflict = "port_conflict"
         case sourceHome = "source_home"
         case missedFiles = "missed_files"
+        case groups
     }
 }
 

@@ -1,71 +1,5 @@
 import Foundation
 
-/// The manifest of an archive and how it was found.
-struct LocatedManifest {
-    var manifest: Manifest
-    var format: ArchiveFormat
-    var digest: String
-    var compression: String
-}
-
-/// Reads an archive's manifest: entry 0 for clmnt archives (so planning costs
-/// the archive's first blocks only); anywhere in the stream for the bash tool's.
-enum ManifestLocator {
-    static let sizeLimit = 16 << 20
-
-    static func locate(archive: String) throws(RestoreError) -> LocatedManifest {
-        let reader: ArchiveReader
-        do { reader = try ArchiveReader(path: archive, blockSize: 64 << 10) } catch { throw .archive(error) }
-        var index = 0
-        do {
-            while let entry = try reader.next() {
-                defer { index += 1 }
-                let isManifest = entry.path == ArchiveLayout.manifestPath || entry.path == "./" + ArchiveLayout.manifestPath
-                guard isManifest else {
-                    if index == 0, entry.path.hasPrefix("/") {
-                        throw RestoreError.hostileEntry(path: entry.path, reason: "is an absolute path")
-                    }
-                    continue
-                }
-                guard entry.kind == .regular else {
-                    throw RestoreError.badManifest(archive: archive, reason: "manifest.json is not a regular file")
-                }
-                let data = try reader.readAll(limit: sizeLimit)
-                let manifest: Manifest
-                do { manifest = try Manifest.decode(data) } catch {
-                    throw RestoreError.badManifest(archive: archive, reason: describeDecodingError(error))
-                }
-                let format: ArchiveFormat = manifest.isClmntArchive ? .clmnt : .bash
-                if format == .clmnt && (index != 0 || entry.path != ArchiveLayout.manifestPath) {
-                    throw RestoreError.contentMismatch(archive: archive, reason: "a clmnt manifest.json must be the first entry")
-                }
-                let hasher = SHA256Hasher()
-                data.withUnsafeBytes { hasher.update($0) }
-                return LocatedManifest(manifest: manifest, format: format, digest: hasher.finalizeHex(),
-                                       compression: reader.compressionName)
-            }
-        } catch let error as RestoreError {
-            throw error
-        } catch let error as ArchiveError {
-            if index == 0 { throw .archive(error) }
-            throw .contentMismatch(archive: archive, reason: error.message)
-        } catch {
-            throw .badManifest(archive: archive, reason: "\(error)")
-        }
-        throw .noManifest(archive: archive)
-    }
-
-    private static func describeDecodingError(_ error: any Error) -> String {
-        switch error as? DecodingError {
-        case .keyNotFound(let key, _)?: return "missing \"\(key.stringValue)\""
-        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
-            return "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
-        case .dataCorrupted?: return "not valid JSON"
-        default: return "\(error)"
-        }
-    }
-}
-
 /// Works out what a restore would do, from the manifest and the state of
 /// this host, without changing anything.
 public struct RestorePlanner {
@@ -81,7 +15,11 @@ public struct RestorePlanner {
     }
 
     func planAndManifest() throws(RestoreError) -> (plan: RestorePlan, manifest: LocatedManifest) {
-        let located = try ManifestLocator.locate(archive: absolutePath(options.archive))
+        let archive = absolutePath(options.archive)
+        let located: LocatedManifest
+        do { located = try ArchiveIntegrity.locateManifest(archive: archive) } catch {
+            throw RestoreError(error, archive: archive)
+        }
         return (try plan(located: located), located)
     }
 
@@ -103,6 +41,7 @@ public struct RestorePlanner {
         let selected = manifest.molts.filter { options.selection?.contains($0.name) ?? true }
 
         let baseDir = absolutePath(options.baseDir)
+        if let reason = SystemDirectories.refusal(baseDir) { throw .baseDir(path: baseDir, reason: reason) }
         var baseStatus = stat()
         let baseDirExists = stat(baseDir, &baseStatus) == 0
         if baseDirExists && (baseStatus.st_mode & S_IFMT) != S_IFDIR {
@@ -110,6 +49,7 @@ public struct RestorePlanner {
         }
         var existingMolts: [Molt] = []
         var refusals: [String] = []
+        var notes: [String] = []
         if baseDirExists {
             do { existingMolts = try Fleet.discover(baseDir: baseDir).molts } catch {
                 throw .baseDir(path: baseDir, reason: "\(error)")
@@ -118,7 +58,7 @@ public struct RestorePlanner {
         }
 
         let sourceBaseDir = manifest.baseDir ?? commonParent(of: manifest.molts.compactMap(\.home))
-        let minimumUID = UserAccounts.minimumRegularUID()
+        let regularUIDs = UserAccounts.regularUIDs()
         let selectedNames = Set(selected.map(\.name))
         // Ports held by the molts here that stay (a molt restored over itself
         // does not conflict with its own old tree).
@@ -139,22 +79,50 @@ public struct RestorePlanner {
             let target = baseDir + "/" + record.name
             var targetStatus = stat()
             let exists = lstat(target, &targetStatus) == 0
-            let action: MoltPlan.Action = !exists ? .create : (options.force ? .overwrite : .refuse)
+            var action: MoltPlan.Action = !exists ? .create : (options.force ? .overwrite : .refuse)
             if action == .refuse {
                 refusals.append("\(record.name) already exists at \(target) (use --force to replace it)")
+            } else if action == .overwrite, let reason = SystemDirectories.notThisMolt(baseDir: baseDir, name: record.name) {
+                // --force replaces a molt, never whatever else happens to carry its name.
+                action = .refuse
+                refusals.append("\(target) \(reason): --force replaces only a molt of that name")
             }
 
             var userAction: MoltPlan.UserAction
             var uid: UInt32?
+            let sourceHome = record.home ?? sourceBaseDir.map { $0 + "/" + record.name }
             if let account = UserAccounts.user(named: record.name) {
                 uid = account.uid
                 userAction = .exists
-                if account.uid < minimumUID {
+                if account.uid < regularUIDs.lowerBound {
                     userAction = .systemAccount
                     refusals.append("\(record.name) is a system account here (uid \(account.uid)); a molt cannot use it")
+                } else if !regularUIDs.contains(account.uid) {
+                    userAction = .systemAccount
+                    refusals.append("\(record.name) is an account outside the regular uids here (uid \(account.uid), regular \(regularUIDs.lowerBound)-\(regularUIDs.upperBound)); a molt cannot use it")
+                } else if account.home != target && account.home != sourceHome {
+                    // Its home says it is somebody else's: the archive's files (setuid ones too) must not become theirs.
+                    if options.adoptExistingUsers {
+                        userAction = .adopted
+                    } else {
+                        userAction = .foreign
+                        refusals.append("user \(record.name) exists here with home \(account.home), not \(target): it is not this molt's user (--adopt-existing-users reuses it)")
+                    }
                 }
             } else {
                 userAction = options.skipUsers ? .missing : .create
+            }
+            var groups: [String] = []
+            if userAction == .create {
+                for group in record.groups ?? [] where group != record.name {
+                    if UserAccounts.privilegedGroups.contains(group) {
+                        notes.append("\(record.name): group \(group) of the source host is privileged and is not given")
+                    } else if UserAccounts.groupID(named: group) == nil {
+                        notes.append("\(record.name): group \(group) of the source host does not exist here")
+                    } else {
+                        groups.append(group)
+                    }
+                }
             }
 
             var newPort: Int?
@@ -169,13 +137,23 @@ public struct RestorePlanner {
                 }
             }
 
-            let sourceHome = record.home ?? sourceBaseDir.map { $0 + "/" + record.name }
             molts.append(MoltPlan(name: record.name, target: target, sizeBytes: record.backupSizeBytes,
                                   fileCount: record.fileCount, action: action, user: userAction, uid: uid,
-                                  port: record.port, newPort: newPort, portConflict: conflict, sourceHome: sourceHome))
+                                  port: record.port, newPort: newPort, portConflict: conflict, sourceHome: sourceHome,
+                                  groups: groups))
         }
 
-        var notes: [String] = []
+        // Everything is staged beside the old trees before a swap: it must fit next to them.
+        let need = FreeSpace.needed(bytes: selected.reduce(0) { $0 + $1.backupSizeBytes },
+                                    entries: selected.reduce(0) { $0 + ($1.entryCount ?? $1.fileCount ?? 1) })
+        if let free = FreeSpace.of(path: baseDir) {
+            if free.bytes < need.bytes {
+                refusals.append("not enough space for \(baseDir): the selected molts need about \(need.bytes) bytes, \(free.bytes) are free")
+            } else if let inodes = free.inodes, inodes < need.inodes {
+                refusals.append("not enough inodes for \(baseDir): the selected molts need \(need.inodes), \(inodes) are free")
+            }
+        }
+
         // The backup's completeness, from the mark on the archive file (its report is at the far end).
         if located.format == .clmnt, let mark = BackupStatusMark.read(path: archive) {
             for index in molts.indices { molts[index].missedFiles = mark.molts[molts[index].name] ?? 0 }

@@ -23,22 +23,28 @@ struct StageTarget: Sendable {
 /// Everything the extracting thread needs; plain values only.
 struct ExtractionJob: Sendable {
     var archive: String
-    var format: ArchiveFormat
-    var manifestNames: [String]
-    var manifestDigest: String
+    /// The manifest the plan was made from; the pass checks the archive against it.
+    var located: LocatedManifest
+    var format: ArchiveFormat { located.format }
     /// The open base dir; extraction runs with it as the working directory.
     var baseDirectory: Int32
+    /// Its path: `<baseDir>/<name>` is where each molt of the archive would land.
+    var baseDir: String
     /// The root-only directory (in the base dir) that holds one staged home per molt.
     var containerName: String
     var containerDirectory: Int32
     var stages: [String: StageTarget]
-    /// Per molt of the archive (selected or not): absolute homes its symlinks may point into.
-    var sourceHomes: [String: [String]]
+    /// Per molt of the archive: its home on the source host, as the manifest claims
+    /// (used only to move absolute links along with the home, never to judge them).
+    var sourceHomes: [String: String]
     /// Per molt of the archive: the user and group that owned it on the source host.
     var sourceOwners: [String: (user: String, group: String)]
     var restoredAt: String
     /// `RestoreOptions.allowOutsideSymlinks`; the links found are reported as warnings.
     var allowOutsideSymlinks = false
+    /// The most data one molt may bring where the manifest's sizes mean nothing
+    /// (bash-tool archives): the free space of the base dir's file system.
+    var fallbackByteLimit: Int64?
     var cancellation: RestoreCancellation?
     var onProgress: (@Sendable (RestoreProgress) -> Void)?
 }
@@ -56,22 +62,20 @@ struct ExtractionResult: Sendable {
     var warnings: [String] = []
 }
 
-/// Counts and bookkeeping for one molt of the archive (selected or not: a
-/// hostile entry anywhere refuses the whole archive). A class: updated in place per entry.
+/// Bookkeeping for one molt of the archive (selected or not: a hostile entry
+/// anywhere refuses the whole archive). A class: updated in place per entry.
 private final class MoltTally {
-    var entries = 0
-    var files = 0
-    var bytes: Int64 = 0
-    var sawHome = false
     var seen = Set<String>()
     /// Symlinks and files: nothing may lie below them.
     var nonDirectories = Set<String>()
     var regularFiles = Set<String>()
-    /// archive path → SHA-256 (selected molts only).
-    var digests: [String: String] = [:]
-    var sizes: [String: Int64] = [:]
+    let links: MoltLinks
+    /// Links already reported as leaving the molt (with --allow-outside-symlinks).
+    var outsideLinks = Set<String>()
     var unknownOwners = 0
     var movedSymlinks = 0
+
+    init(targetHome: String) { links = MoltLinks(targetHome: targetHome) }
 }
 
 /// The one pass over the archive: validates every entry, writes the selected
@@ -133,61 +137,38 @@ final class StagedExtraction {
         var st = stat()
         if stat(job.archive, &st) == 0 { archiveBytes = Int64(st.st_size) }
 
-        let names = Set(job.manifestNames)
-        for name in job.manifestNames { tallies[name] = MoltTally() }
-        var entryIndex = 0
-        var sawManifest = false
-        var report: BackupReport?
-        var checksums: [String: String]?
+        let check = IntegrityCheck(located: job.located, fallbackByteLimit: job.fallbackByteLimit)
+        func refuseOnProblem() throws(RestoreError) {
+            if let problem = check.firstProblem { throw RestoreError(problem, archive: job.archive) }
+        }
         var filesWritten = 0
         var lastProgress = Date.distantPast
 
         do {
             while let entry = try reader.next() {
-                entryIndex += 1
                 if job.cancellation?.isCancelled == true { throw RestoreError.interrupted }
-                if checksums != nil {
-                    throw RestoreError.contentMismatch(archive: job.archive, reason: "entry '\(entry.path)' follows SHA256SUMS, which must be last")
-                }
-                let place = try EntryPolicy.place(of: entry.path, format: job.format, molts: names)
+                guard let place = check.admit(entry) else { try refuseOnProblem(); continue }
                 switch place {
                 case .manifest:
-                    guard !sawManifest else { throw RestoreError.hostileEntry(path: entry.path, reason: "is a second manifest") }
-                    if job.format == .clmnt && entryIndex != 1 {
-                        throw RestoreError.contentMismatch(archive: job.archive, reason: "manifest.json is not the first entry")
-                    }
-                    guard entry.kind == .regular else { throw RestoreError.hostileEntry(path: entry.path, reason: "is not a regular file") }
-                    let data = try reader.readAll(limit: ManifestLocator.sizeLimit)
-                    data.withUnsafeBytes { hasher.update($0) }
-                    guard hasher.finalizeHex() == job.manifestDigest else {
-                        throw RestoreError.planChanged("the archive's manifest differs from the one planned with")
-                    }
-                    sawManifest = true
+                    check.manifestData(try reader.readAll(limit: ArchiveIntegrity.manifestSizeLimit))
                 case .report:
-                    guard entry.kind == .regular else { throw RestoreError.hostileEntry(path: entry.path, reason: "is not a regular file") }
-                    let data = try reader.readAll(limit: 64 << 20)
-                    do { report = try JSONDecoder().decode(BackupReport.self, from: data) } catch {
-                        throw RestoreError.contentMismatch(archive: job.archive, reason: "backup-report.json cannot be read")
-                    }
+                    check.reportData(try reader.readAll(limit: ArchiveIntegrity.reportSizeLimit))
                 case .checksums:
-                    guard entry.kind == .regular else { throw RestoreError.hostileEntry(path: entry.path, reason: "is not a regular file") }
-                    checksums = Self.parseChecksums(String(decoding: try reader.readAll(limit: 512 << 20), as: UTF8.self))
+                    check.checksumsData(try reader.readAll(limit: ArchiveIntegrity.checksumsSizeLimit))
                 case .archiveRoot:
-                    guard entry.kind == .directory else { throw RestoreError.hostileEntry(path: entry.path, reason: "is not a directory") }
+                    break
                 case .global:
                     // The source host's registry: read by nobody, written nowhere; checked like the rest.
                     if let problem = EntryPolicy.typeProblem(kind: entry.kind, mode: entry.mode) {
                         throw RestoreError.hostileEntry(path: entry.path, reason: problem)
                     }
                 case .molt(let name, let relative):
-                    if !sawManifest && job.format == .clmnt {
-                        throw RestoreError.contentMismatch(archive: job.archive, reason: "no manifest before the molts")
-                    }
-                    if try handleMoltEntry(entry, name: name, relative: relative, reader: reader, disk: disk) {
+                    if try handleMoltEntry(entry, name: name, relative: relative, reader: reader, disk: disk, check: check) {
                         filesWritten += 1
                     }
                 }
-                if let onProgress = job.onProgress, entryIndex % 64 == 0, Date().timeIntervalSince(lastProgress) >= 0.1 {
+                try refuseOnProblem()
+                if let onProgress = job.onProgress, check.entries % 64 == 0, Date().timeIntervalSince(lastProgress) >= 0.1 {
                     lastProgress = Date()
                     onProgress(RestoreProgress(bytesRead: reader.compressedBytesRead, archiveBytes: archiveBytes,
                                                filesWritten: filesWritten, currentMolt: currentMolt(entry.path)))
@@ -204,8 +185,18 @@ final class StagedExtraction {
         }
 
         if job.cancellation?.isCancelled == true { throw .interrupted }
-        guard sawManifest else { throw .noManifest(archive: job.archive) }
-        try verify(entryCount: entryIndex, report: report, checksums: checksums)
+        guard check.entries > 0 else { throw .noManifest(archive: job.archive) }
+        check.finish(selection: Set(job.stages.keys))
+        try refuseOnProblem()
+        warnings += check.notes
+        // A link judged when it was read may lead elsewhere once later links exist: judge them all again.
+        for name in tallies.keys.sorted() {
+            guard let tally = tallies[name] else { continue }
+            for (path, target) in tally.links.all.sorted(by: { $0.key < $1.key })
+            where !tally.outsideLinks.contains(path) && !tally.links.staysInside(linkPath: path, target: target) {
+                try judgeOutsideLink(path: name + "/" + path, target: target)
+            }
+        }
         job.onProgress?(RestoreProgress(bytesRead: reader.compressedBytesRead, archiveBytes: archiveBytes,
                                         filesWritten: filesWritten, currentMolt: nil))
 
@@ -220,34 +211,47 @@ final class StagedExtraction {
                 home: home, moltName: name, target: stage.plan.target, sourceHome: stage.plan.sourceHome,
                 port: stage.plan.port, newPort: stage.plan.newPort, ownerUID: stage.owner.moltUID,
                 ownerGID: stage.owner.moltGID, restoredAt: job.restoredAt)
-            let tally = tallies[name] ?? MoltTally()
+            let tally = tallies[name] ?? MoltTally(targetHome: stage.plan.target)
             var rewrites = outcome.rewrites
             if tally.movedSymlinks > 0 {
                 rewrites.append("\(tally.movedSymlinks) absolute symlink\(tally.movedSymlinks == 1 ? "" : "s") into the old home now point\(tally.movedSymlinks == 1 ? "s" : "") into \(stage.plan.target)")
             }
-            result.molts[name] = ExtractionResult.Molt(files: tally.files, bytes: tally.bytes, rewrites: rewrites,
+            let stats = check.sections[name] ?? Manifest.SectionStats()
+            result.molts[name] = ExtractionResult.Molt(files: stats.fileCount, bytes: stats.backupSizeBytes, rewrites: rewrites,
                                                        created: outcome.created, port: outcome.port)
             if tally.unknownOwners > 0 {
                 warnings.append("\(name): \(tally.unknownOwners) entr\(tally.unknownOwners == 1 ? "y" : "ies") owned by users or groups unknown here were given to \(name)")
             }
         }
-        do { try disk.close() } catch { throw .archive(error) }
+        do {
+            try disk.close()
+            // The staged trees reach the disk before any of them is swapped in:
+            // a power cut after the rename must not leave empty files behind.
+            try DiskWriter.syncFileSystem(of: job.containerDirectory, displayPath: job.baseDir + "/" + job.containerName)
+        } catch { throw .archive(error) }
         result.warnings = warnings + disk.warnings + reader.warnings.filter { !$0.contains("can't be converted") }
         return result
     }
 
+    /// A symlink that leaves its molt: refused, or with --allow-outside-symlinks restored and named.
+    private func judgeOutsideLink(path: String, target: String) throws(RestoreError) {
+        guard job.allowOutsideSymlinks else {
+            throw .hostileEntry(path: path, reason: "is a symlink pointing outside its molt ('\(target)'); --allow-outside-symlinks restores such links")
+        }
+        warnings.append("\(path): symlink pointing outside its molt ('\(target)') restored as a link")
+    }
+
     /// Validates and (for a selected molt) writes one entry; true when a file was written.
     private func handleMoltEntry(_ entry: EntryMetadata, name: String, relative: String,
-                                 reader: PipelinedArchiveReader, disk: DiskWriter) throws -> Bool {
+                                 reader: PipelinedArchiveReader, disk: DiskWriter, check: IntegrityCheck) throws -> Bool {
         let tally: MoltTally
-        if let existing = tallies[name] { tally = existing } else { tally = MoltTally(); tallies[name] = tally }
+        if let existing = tallies[name] { tally = existing } else {
+            tally = MoltTally(targetHome: job.stages[name]?.plan.target ?? job.baseDir + "/" + name)
+            tallies[name] = tally
+        }
         let shown = entry.path
         guard tally.seen.insert(relative).inserted else {
             throw RestoreError.hostileEntry(path: shown, reason: "appears twice")
-        }
-        if relative.isEmpty {
-            guard entry.kind == .directory else { throw RestoreError.hostileEntry(path: shown, reason: "is the molt's home but not a directory") }
-            tally.sawHome = true
         }
         // Nothing may be written below a symlink or a file of the archive.
         var prefix = ""
@@ -269,22 +273,20 @@ final class StagedExtraction {
         var newSymlinkTarget: String?
         switch entry.kind {
         case .symlink:
-            let target = entry.symlinkTarget ?? ""
-            let homes = job.sourceHomes[name] ?? []
-            if !EntryPolicy.symlinkStaysInside(linkPath: relative, target: target, homes: homes) {
-                guard job.allowOutsideSymlinks else {
-                    throw RestoreError.hostileEntry(
-                        path: shown, reason: "is a symlink pointing outside its molt ('\(target)'); --allow-outside-symlinks restores such links")
-                }
-                warnings.append("\(shown): symlink pointing outside its molt ('\(target)') restored as a link")
-            }
-            // An absolute link into the old home follows the home to its new place.
-            if target.hasPrefix("/"), let stage = job.stages[name], let old = stage.plan.sourceHome, old != stage.plan.target {
-                var moved = target
-                if HomeRewriter.replacePathPrefix(in: &moved, old: old, new: stage.plan.target) > 0, moved.hasPrefix(stage.plan.target) {
+            var target = entry.symlinkTarget ?? ""
+            // An absolute link into the old home follows the home to its new place
+            // (`//old/home/x` and `/old/./home/x` too); it is then judged where it lands.
+            if let old = job.sourceHomes[name], let moved = tally.links.moving(target, from: old) {
+                if moved != target, job.stages[name] != nil {
                     newSymlinkTarget = moved
                     tally.movedSymlinks += 1
                 }
+                target = moved
+            }
+            tally.links.add(path: relative, target: target)
+            if !tally.links.staysInside(linkPath: relative, target: target) {
+                try judgeOutsideLink(path: shown, target: target)
+                tally.outsideLinks.insert(relative)
             }
         case .hardlink:
             let target = entry.hardlinkTarget ?? ""
@@ -299,13 +301,8 @@ final class StagedExtraction {
         default:
             break
         }
-        tally.entries += 1
-        if entry.kind != .directory {
-            tally.files += 1
-            tally.nonDirectories.insert(relative)
-        }
+        if entry.kind != .directory { tally.nonDirectories.insert(relative) }
         if entry.kind == .regular || entry.kind == .hardlink { tally.regularFiles.insert(relative) }
-        if entry.kind == .regular { tally.bytes += entry.size }
 
         guard let stage = job.stages[name] else { return false }
         let base = job.containerName + "/" + name
@@ -319,11 +316,7 @@ final class StagedExtraction {
                                      uid: owner.uid, gid: owner.gid,
                                      hash: entry.kind == .regular && job.format == .clmnt ? hasher : nil, displayPath: shown,
                                      shouldStop: { [job] in job.cancellation?.isCancelled == true })
-        if let written, let digest = written.digest {
-            let archivePath = name + "/" + relative
-            tally.digests[archivePath] = digest
-            tally.sizes[archivePath] = written.size
-        }
+        if let digest = written?.digest { check.fileDigest(digest, path: entry.path) }
         return entry.kind != .directory
     }
 
@@ -375,87 +368,11 @@ final class StagedExtraction {
         return found
     }
 
-    /// Checks the pass against the manifest, the report and the checksums.
-    private func verify(entryCount: Int, report: BackupReport?, checksums: [String: String]?) throws(RestoreError) {
-        for name in job.manifestNames where tallies[name]?.sawHome != true {
-            throw .contentMismatch(archive: job.archive, reason: "the manifest lists molt '\(name)' but the archive holds no home directory for it")
-        }
-        guard job.format == .clmnt else { return }
-        guard let checksums else {
-            throw .contentMismatch(archive: job.archive, reason: "SHA256SUMS, the last entry, is missing: the archive ends early")
-        }
-        guard let report else {
-            throw .contentMismatch(archive: job.archive, reason: "backup-report.json is missing")
-        }
-        guard report.entryCount == entryCount else {
-            throw .contentMismatch(archive: job.archive, reason: "it holds \(entryCount) entries where the backup wrote \(report.entryCount)")
-        }
-        for name in job.manifestNames {
-            guard let expected = report.molts[name], let tally = tallies[name] else {
-                throw .contentMismatch(archive: job.archive, reason: "backup-report.json has no counts for molt '\(name)'")
-            }
-            if expected.entryCount != tally.entries {
-                throw .contentMismatch(archive: job.archive, reason: "\(name) has \(tally.entries) entries where the backup wrote \(expected.entryCount)")
-            }
-            if expected.fileCount != tally.files {
-                throw .contentMismatch(archive: job.archive, reason: "\(name) has \(tally.files) files where the backup wrote \(expected.fileCount)")
-            }
-            if expected.backupSizeBytes != tally.bytes {
-                throw .contentMismatch(archive: job.archive, reason: "\(name) holds \(tally.bytes) bytes where the backup wrote \(expected.backupSizeBytes)")
-            }
-        }
-        for name in job.stages.keys {
-            guard let tally = tallies[name] else { continue }
-            for (path, digest) in tally.digests {
-                guard let expected = checksums[path] else {
-                    if tally.sizes[path] == 0 { continue }
-                    throw .contentMismatch(archive: job.archive, reason: "\(path) has no line in SHA256SUMS")
-                }
-                guard expected == digest else {
-                    throw .contentMismatch(archive: job.archive, reason: "\(path) does not match its SHA-256 in SHA256SUMS")
-                }
-            }
-            let prefix = name + "/"
-            for path in checksums.keys where path.hasPrefix(prefix) && tally.digests[path] == nil {
-                throw .contentMismatch(archive: job.archive, reason: "\(path) is listed in SHA256SUMS but missing from the archive")
-            }
-        }
-    }
-
     private func currentMolt(_ path: String) -> String? {
         var trimmed = Substring(path)
         if trimmed.hasPrefix("./") { trimmed = trimmed.dropFirst(2) }
         guard let first = trimmed.split(separator: "/").first else { return nil }
         let name = String(first)
         return job.stages[name] != nil ? name : nil
-    }
-
-    /// Parses `sha256sum` lines (with GNU's `\` escaping) into path → digest.
-    static func parseChecksums(_ text: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for rawLine in text.split(separator: "\n") {
-            var line = Substring(rawLine)
-            let escaped = line.hasPrefix("\\")
-            if escaped { line = line.dropFirst() }
-            guard line.utf8.count > 66 else { continue }
-            let digest = String(line.prefix(64)).lowercased()
-            // "<digest>  path" (text mode) or "<digest> *path" (binary mode)
-            var path = String(line.dropFirst(66))
-            if escaped {
-                var unescaped = ""
-                var iterator = path.makeIterator()
-                while let character = iterator.next() {
-                    guard character == "\\", let next = iterator.next() else { unescaped.append(character); continue }
-                    switch next {
-                    case "n": unescaped.append("\n")
-                    case "r": unescaped.append("\r")
-                    default: unescaped.append(next)
-                    }
-                }
-                path = unescaped
-            }
-            result[path] = digest
-        }
-        return result
     }
 }

@@ -19,4 +19,9 @@ enum LinuxCalls {
     static func unshareFileSystem() -> Bool {
         clmnt_unshare_filesystem() == 0
     }
+
+    /// Flushes the whole file system holding `fd` (`syncfs(2)`).
+    static func syncFileSystem(_ fd: Int32) -> Bool {
+        clmnt_syncfs(fd) == 0
+    }
 }

@@ -86,13 +86,30 @@ public enum UserAccounts {
     /// The lowest uid of a regular (non-system) account: `UID_MIN` of
     /// /etc/login.defs, 1000 when it is not set.
     public static func minimumRegularUID(loginDefs: String = "/etc/login.defs") -> UInt32 {
-        guard let text = try? String(contentsOfFile: loginDefs, encoding: .utf8) else { return 1000 }
-        for line in text.split(whereSeparator: \.isNewline) {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            if fields.count >= 2, fields[0] == "UID_MIN", let value = UInt32(fields[1]) { return value }
-        }
-        return 1000
+        regularUIDs(loginDefs: loginDefs).lowerBound
     }
+
+    /// The uids of regular accounts: `UID_MIN...UID_MAX` of /etc/login.defs
+    /// (1000...60000 when unset). `nobody` (65534) lies above it.
+    public static func regularUIDs(loginDefs: String = "/etc/login.defs") -> ClosedRange<UInt32> {
+        var minimum: UInt32 = 1000
+        var maximum: UInt32 = 60000
+        if let text = try? String(contentsOfFile: loginDefs, encoding: .utf8) {
+            for line in text.split(whereSeparator: \.isNewline) {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard fields.count >= 2, let value = UInt32(fields[1]) else { continue }
+                if fields[0] == "UID_MIN" { minimum = value }
+                if fields[0] == "UID_MAX" { maximum = value }
+            }
+        }
+        return minimum...max(minimum, maximum)
+    }
+
+    /// Groups a restore never adds a molt user to, whatever the archive says:
+    /// each is a way to root or to other users' secrets.
+    public static let privilegedGroups: Set<String> = [
+        "root", "sudo", "wheel", "admin", "adm", "shadow", "disk", "kmem", "sys", "staff", "lxd", "libvirt", "systemd-journal",
+    ]
 
     /// Whether `loginctl` (systemd-logind) is installed.
     public static var hasLoginctl: Bool { ProgramRunner.locate("loginctl") != nil }
@@ -100,14 +117,14 @@ public enum UserAccounts {
     /// Creates the molt user `name` with home `home` (not created: the
     /// restore puts it in place), shell `/bin/bash`, a primary group of the
     /// same name (the existing one if there is one), and membership of
-    /// `supplementaryGroups` that exist. Never adds sudo rights.
+    /// `supplementaryGroups` that exist (never a privileged one). Never adds sudo rights.
     @discardableResult
     public static func create(name: String, home: String, shell: String = "/bin/bash",
-                              supplementaryGroups: [String] = ["docker"]) throws(UserAccountError) -> UserAccount {
+                              supplementaryGroups: [String] = []) throws(UserAccountError) -> UserAccount {
         guard MoltName.isValid(name) else { throw .invalidName(name) }
         var arguments = ["-M", "-d", home, "-s", shell]
         arguments += groupID(named: name) != nil ? ["-g", name] : ["-U"]
-        let existing = supplementaryGroups.filter { groupID(named: $0) != nil }
+        let existing = supplementaryGroups.filter { groupID(named: $0) != nil && !privilegedGroups.contains($0) && $0 != name }
         if !existing.isEmpty { arguments += ["-G", existing.joined(separator: ",")] }
         arguments += ["--", name]
         try runRetryingOnLock("useradd", arguments)

@@ -1,0 +1,331 @@
+import Foundation
+
+/// Why a file is not a sound fleet archive. `hostile` entries are ones no
+/// restore may write; `damaged` means the content disagrees with the manifest,
+/// the report or `SHA256SUMS` (corrupt, truncated or tampered with).
+public enum IntegrityProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    case unreadable(ArchiveError)
+    case noManifest
+    case badManifest(String)
+    case hostile(path: String, reason: String)
+    case damaged(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let error): return "\(error)"
+        case .noManifest: return "no manifest.json (not a fleet backup)"
+        case .badManifest(let reason): return "manifest.json is not a valid manifest: \(reason)"
+        case .hostile(let path, let reason): return "entry '\(path)' \(reason)"
+        case .damaged(let reason): return reason
+        }
+    }
+}
+
+/// The manifest of an archive, and what the archive therefore is.
+public struct LocatedManifest: Sendable {
+    public var manifest: Manifest
+    /// Decided from the archive's layout, not from the manifest's `tool` field.
+    public var format: ArchiveFormat
+    /// SHA-256 of the manifest's bytes.
+    public var digest: String
+    public var compression: String
+}
+
+/// The one set of rules deciding what a fleet archive is and whether it is
+/// intact, shared by `fleet verify`, `fleet restore` and `list-backups`:
+/// where the manifest may be, clmnt or bash-tool layout, entry placement,
+/// per-molt counts and sizes (manifest, report and content must agree), and
+/// every file's SHA-256.
+public enum ArchiveIntegrity {
+    static let manifestSizeLimit = 16 << 20
+    static let reportSizeLimit = 64 << 20
+    static let checksumsSizeLimit = 512 << 20
+    /// Files may grow between the scan (the manifest) and their reading (the
+    /// report): a molt may hold this much more than its manifest says before
+    /// its data is refused as a bomb (10 % plus 64 MiB).
+    static func byteAllowance(declared: Int64) -> Int64 { declared + declared / 10 + (64 << 20) }
+
+    /// The manifest: entry 0 named exactly `manifest.json` makes a clmnt archive
+    /// (whatever its `tool` field says, so a stripped field cannot switch the
+    /// checks off); `./manifest.json` anywhere makes a bash-tool archive. Only
+    /// the first entry is read for clmnt archives.
+    public static func locateManifest(archive: String) throws(IntegrityProblem) -> LocatedManifest {
+        let reader: ArchiveReader
+        do { reader = try ArchiveReader(path: archive, blockSize: 64 << 10) } catch { throw .unreadable(error) }
+        var index = 0
+        do {
+            while let entry = try reader.next() {
+                defer { index += 1 }
+                let clmntLayout = index == 0 && entry.path == ArchiveLayout.manifestPath
+                guard clmntLayout || entry.path == "./" + ArchiveLayout.manifestPath else {
+                    if index == 0, entry.path.hasPrefix("/") {
+                        throw IntegrityProblem.hostile(path: entry.path, reason: "is an absolute path")
+                    }
+                    // A clmnt archive always starts with its manifest; a bash-tool one with `./`.
+                    if index == 0, !entry.path.hasPrefix("./") {
+                        throw IntegrityProblem.noManifest
+                    }
+                    continue
+                }
+                guard entry.kind == .regular else { throw IntegrityProblem.badManifest("manifest.json is not a regular file") }
+                let data = try reader.readAll(limit: manifestSizeLimit)
+                let manifest: Manifest
+                do { manifest = try Manifest.decode(data) } catch { throw IntegrityProblem.badManifest(describeDecodingError(error)) }
+                if !clmntLayout && manifest.isClmntArchive {
+                    throw IntegrityProblem.damaged("a clmnt manifest.json must be the first entry")
+                }
+                let hasher = SHA256Hasher()
+                data.withUnsafeBytes { hasher.update($0) }
+                return LocatedManifest(manifest: manifest, format: clmntLayout ? .clmnt : .bash,
+                                       digest: hasher.finalizeHex(), compression: reader.compressionName)
+            }
+        } catch let problem as IntegrityProblem {
+            throw problem
+        } catch let error as ArchiveError {
+            if index == 0 { throw .unreadable(error) }
+            throw .damaged(error.message)
+        } catch {
+            throw .badManifest("\(error)")
+        }
+        throw .noManifest
+    }
+
+    static func describeDecodingError(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _)?: return "missing \"\(key.stringValue)\""
+        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
+            return "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+        case .dataCorrupted?: return "not valid JSON"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// Follows one pass over an archive (entry by entry) and decides whether it is
+/// intact. The caller reads the data; this class only judges. A restore stops
+/// at the first problem, `verify` collects them all.
+final class IntegrityCheck {
+    let located: LocatedManifest
+    var format: ArchiveFormat { located.format }
+    private let moltNames: Set<String>
+    private(set) var problems: [IntegrityProblem] = []
+    private(set) var notes: [String] = []
+    private(set) var entries = 0
+    /// Counts per molt, and for `global`.
+    private(set) var sections: [String: Manifest.SectionStats] = [:]
+    /// Every data entry (regular file): its SHA-256, or nil when the caller did not hash it.
+    private var digests: [String: String?] = [:]
+    /// `backup-report.json`, once read.
+    private(set) var report: BackupReport?
+    private var checksums: [String: String]?
+    private var sawManifest = false
+    private var homes = Set<String>()
+    private var byteLimits: [String: Int64] = [:]
+
+    /// `fallbackByteLimit` bounds each molt's data where the manifest gives no
+    /// trustworthy size (bash-tool archives); nil: unbounded.
+    init(located: LocatedManifest, fallbackByteLimit: Int64? = nil) {
+        self.located = located
+        moltNames = Set(located.manifest.molts.map(\.name))
+        for molt in located.manifest.molts {
+            if located.format == .clmnt {
+                byteLimits[molt.name] = ArchiveIntegrity.byteAllowance(declared: molt.backupSizeBytes)
+            } else if let fallbackByteLimit {
+                byteLimits[molt.name] = fallbackByteLimit
+            }
+        }
+    }
+
+    var firstProblem: IntegrityProblem? { problems.first }
+
+    /// Admits the next entry: where it belongs, or nil when it breaks the rules
+    /// (the reason is appended to `problems`).
+    func admit(_ entry: EntryMetadata) -> EntryPlace? {
+        entries += 1
+        if checksums != nil {
+            problems.append(.damaged("entry '\(entry.path)' follows \(ArchiveLayout.checksumsPath), which must be last"))
+            return nil
+        }
+        let place: EntryPlace
+        do { place = try EntryPolicy.place(of: entry.path, format: format, molts: moltNames) } catch {
+            if format == .bash, [ArchiveLayout.reportPath, ArchiveLayout.checksumsPath].contains(entry.path) {
+                problems.append(.damaged("it holds \(entry.path), which only clmnt archives have, but its manifest is not the first entry (tampered)"))
+            } else if case .hostileEntry(let path, let reason) = error {
+                problems.append(.hostile(path: path, reason: reason))
+            } else {
+                problems.append(.hostile(path: entry.path, reason: "\(error)"))
+            }
+            return nil
+        }
+        func require(_ condition: Bool, _ reason: String) -> EntryPlace? {
+            if condition { return place }
+            problems.append(.hostile(path: entry.path, reason: reason))
+            return nil
+        }
+        switch place {
+        case .manifest:
+            if sawManifest { return require(false, "is a second manifest") }
+            if format == .clmnt && entries != 1 {
+                problems.append(.damaged("manifest.json is entry \(entries), not the first"))
+                return nil
+            }
+            return require(entry.kind == .regular, "is not a regular file")
+        case .report, .checksums:
+            return require(entry.kind == .regular, "is not a regular file")
+        case .archiveRoot:
+            return require(entry.kind == .directory, "is not a directory")
+        case .global:
+            count(entry, in: ArchiveLayout.globalDir)
+            return place
+        case .molt(let name, let relative):
+            if format == .clmnt && !sawManifest {
+                problems.append(.damaged("no manifest before the molts"))
+                return nil
+            }
+            if relative.isEmpty {
+                guard entry.kind == .directory else { return require(false, "is the molt's home but not a directory") }
+                homes.insert(name)
+            }
+            count(entry, in: name)
+            if let limit = byteLimits[name], let bytes = sections[name]?.backupSizeBytes, bytes > limit {
+                let declared = located.manifest.molts.first { $0.name == name }?.backupSizeBytes
+                let what = declared.map { "the \($0) bytes its manifest declares" } ?? "the \(limit) bytes free here"
+                return require(false, "brings \(name) to \(bytes) bytes, far beyond \(what) (a compression bomb?)")
+            }
+            return place
+        }
+    }
+
+    private func count(_ entry: EntryMetadata, in section: String) {
+        var stats = sections[section] ?? Manifest.SectionStats()
+        stats.entryCount += 1
+        if entry.kind != .directory { stats.fileCount += 1 }
+        if entry.kind == .regular {
+            stats.backupSizeBytes += entry.size
+            digests[entry.path] = .some(nil)
+        }
+        sections[section] = stats
+    }
+
+    /// The manifest's bytes, as read in this pass.
+    func manifestData(_ data: Data) {
+        sawManifest = true
+        let digest = Self.digest(data)
+        digests[ArchiveLayout.manifestPath] = digest
+        if digest != located.digest {
+            problems.append(.damaged("its manifest changed since it was first read"))
+        }
+    }
+
+    func reportData(_ data: Data) {
+        digests[ArchiveLayout.reportPath] = Self.digest(data)
+        do { report = try JSONDecoder().decode(BackupReport.self, from: data) } catch {
+            problems.append(.damaged("\(ArchiveLayout.reportPath) cannot be read"))
+        }
+    }
+
+    func checksumsData(_ data: Data) {
+        checksums = ChecksumList.parse(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The SHA-256 of the regular file just admitted at `path`.
+    func fileDigest(_ digest: String, path: String) { digests[path] = digest }
+
+    /// The files the backup reported missed (`backup-report.json`): an intact
+    /// archive of an incomplete backup. Empty until the report is read.
+    var missed: [MissedFile] { report?.missed ?? [] }
+
+    /// Whether the backup missed files of molt `name` (an incomplete molt).
+    func isIncomplete(molt name: String) -> Bool { missed.contains { $0.molt == name } }
+
+    /// Molts the manifest lists without a home in the archive.
+    var absentMolts: [String] { located.manifest.molts.map(\.name).filter { !homes.contains($0) } }
+
+    /// After the last entry: checks the counts, the report and the checksums.
+    /// An absent molt is damage, except in a bash-tool archive for a molt not
+    /// in `selection` (nil: every molt matters), where it is a note.
+    func finish(selection: Set<String>? = nil) {
+        if !sawManifest { problems.append(.damaged("manifest.json is missing from the pass over the archive")) }
+        for name in absentMolts {
+            if format == .bash, let selection, !selection.contains(name) {
+                notes.append("molt \(name) is listed by the manifest but absent from the archive")
+            } else {
+                problems.append(.damaged("the manifest lists molt '\(name)' but the archive holds no home directory for it"))
+            }
+        }
+        guard format == .clmnt else { return }
+        guard let checksums else {
+            problems.append(.damaged("\(ArchiveLayout.checksumsPath) is missing: the archive ends early (truncated)"))
+            return
+        }
+        guard let report else {
+            if digests[ArchiveLayout.reportPath] == nil { problems.append(.damaged("\(ArchiveLayout.reportPath) is missing")) }
+            return
+        }
+        let manifest = located.manifest
+        if report.entryCount != entries {
+            problems.append(.damaged("it holds \(entries) entries where the backup wrote \(report.entryCount)"))
+        }
+        let changedDuringBackup = !report.warnings.isEmpty
+        func disagreement(_ line: String) {
+            if changedDuringBackup { notes.append(line + " (files changed while the backup ran)") }
+            else { problems.append(.damaged(line)) }
+        }
+        if let expected = manifest.entryCount, expected != entries {
+            disagreement("it holds \(entries) entries, the manifest planned \(expected)")
+        }
+        for molt in manifest.molts {
+            let actual = sections[molt.name] ?? Manifest.SectionStats()
+            guard let written = report.molts[molt.name] else {
+                problems.append(.damaged("\(ArchiveLayout.reportPath) has no counts for molt '\(molt.name)'"))
+                continue
+            }
+            if written != actual {
+                problems.append(.damaged("molt \(molt.name): the archive holds \(Self.describe(actual)), the backup wrote \(Self.describe(written))"))
+            }
+            let planned = Manifest.SectionStats(backupSizeBytes: molt.backupSizeBytes, fileCount: molt.fileCount ?? -1,
+                                                entryCount: molt.entryCount ?? -1)
+            if planned != actual {
+                let line = "molt \(molt.name): the archive holds \(Self.describe(actual)), the manifest says \(Self.describe(planned))"
+                // A database is archived as its snapshot, whose size is known only once taken (a WAL
+                // database's snapshot holds its -wal too): bytes alone differing is no damage; the
+                // report's exact counts, the checksums and the size bound catch the rest.
+                if !changedDuringBackup && planned.entryCount == actual.entryCount && planned.fileCount == actual.fileCount {
+                    notes.append(line + " (SQLite snapshots differ in size from their files)")
+                } else {
+                    disagreement(line)
+                }
+            }
+        }
+        let global = sections[ArchiveLayout.globalDir] ?? Manifest.SectionStats()
+        if report.global != global {
+            problems.append(.damaged("global/: the archive holds \(Self.describe(global)), the backup wrote \(Self.describe(report.global))"))
+        }
+        if changedDuringBackup {
+            notes.append("the backup reported \(report.warnings.count) warnings: " + report.warnings.prefix(3).joined(separator: "; "))
+        }
+        for (path, digest) in digests.sorted(by: { $0.key < $1.key }) {
+            guard let expected = checksums[path] else {
+                problems.append(.damaged("\(path): not listed in \(ArchiveLayout.checksumsPath)"))
+                continue
+            }
+            if let digest, expected.lowercased() != digest {
+                problems.append(.damaged("\(path): SHA-256 mismatch with \(ArchiveLayout.checksumsPath) (content is corrupt)"))
+            }
+        }
+        for path in checksums.keys.sorted() where digests[path] == nil {
+            problems.append(.damaged("\(path): listed in \(ArchiveLayout.checksumsPath) but missing from the archive"))
+        }
+    }
+
+    private static func digest(_ data: Data) -> String {
+        let hasher = SHA256Hasher()
+        data.withUnsafeBytes { hasher.update($0) }
+        return hasher.finalizeHex()
+    }
+
+    private static func describe(_ stats: Manifest.SectionStats) -> String {
+        func count(_ value: Int) -> String { value < 0 ? "?" : String(value) }
+        return "\(count(stats.entryCount)) entries, \(count(stats.fileCount)) files, \(stats.backupSizeBytes) bytes"
+    }
+}
