@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -7,9 +7,13 @@ let package = Package(
         .executable(name: "clmnt", targets: ["clmnt"]),
         .library(name: "ClmntCore", targets: ["ClmntCore"]),
         .library(name: "ClmntHealth", targets: ["ClmntHealth"]),
+        .library(name: "ClmntDashboard", targets: ["ClmntDashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The dashboard's HTTP server. swift-configuration support is left out: clmnt takes its settings from flags.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C system libraries: only ClmntCore imports them.
@@ -21,13 +25,22 @@ let package = Package(
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "ClmntCore", dependencies: ["CArchive", "CSQLite", "CCrypto", "CLinux"]),
         .target(name: "ClmntHealth", dependencies: ["ClmntCore"]),
-        .executableTarget(name: "clmnt", dependencies: [
+        .target(name: "ClmntDashboard", dependencies: [
             "ClmntCore", "ClmntHealth",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "clmnt", dependencies: [
+            "ClmntCore", "ClmntHealth", "ClmntDashboard",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ClmntCoreTests", dependencies: ["ClmntCore", "CArchiveTestSupport"]),
         .target(name: "CArchiveTestSupport", dependencies: ["ClmntCore"], path: "Tests/Support"),
         .testTarget(name: "ClmntHealthTests", dependencies: ["ClmntHealth", "CArchiveTestSupport"]),
+        .testTarget(name: "ClmntDashboardTests", dependencies: [
+            "ClmntDashboard", "CArchiveTestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

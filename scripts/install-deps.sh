@@ -12,8 +12,10 @@ packages=(
   tar gzip zstd xz-utils bzip2 attr acl sqlite3 python3
   # users, crontabs, mail and processes (restore and health monitoring)
   passwd login cron msmtp python3-aiosmtpd procps
+  # the dashboard's real-browser check (scripts/browser-check.sh)
+  chromium chromium-driver python3-selenium curl
   # benchmarks
-  hyperfine time pigz libarchive-tools
+  hyperfine time pigz libarchive-tools wrk
   # the Debian package and its check in a clean root (scripts/package-deb.sh, scripts/deb-check.sh)
   dpkg-dev debootstrap lintian man-db
 )
@@ -26,5 +28,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The dashboard tests validate /metrics with the Prometheus client's own text parser (PyPI).
+python3 -c 'import prometheus_client' 2>/dev/null \
+  || python3 -m pip install -q prometheus_client 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages prometheus_client
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 command -v swift >/dev/null || { echo "install-deps: Swift 6 toolchain not found (expected /opt/swift)" >&2; exit 1; }

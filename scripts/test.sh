@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build 2>&1 | tee /tmp/clmnt-test.log
+bash scripts/browser-check.sh

@@ -16,8 +16,27 @@ public struct StatusReport: Sendable {
     public let warnings: [String]
 }
 
+/// A molt's last check and alerting state, from its state files alone.
+public struct MoltHealthState: Sendable {
+    /// Nil when never checked (or the file was refused or corrupt: see `warnings`).
+    public let last: HealthRecord?
+    /// Nil when health-watch never ran for it.
+    public let watch: WatchState?
+    public let warnings: [String]
+}
+
 /// The read side of the health module, one call per command.
 public enum HealthMonitor {
+    /// `health-status.json` and `health-watch-state.json`, read without following symlinks and
+    /// size-bounded; runs no program (unlike `status`, which asks crontab and systemd): what a dashboard polls.
+    public static func state(of molt: Molt) -> MoltHealthState {
+        let files = HealthStateFiles(directory: StateDirectory(molt: molt))
+        var warnings: [String] = []
+        let last = files.readStatus(warnings: &warnings)
+        let watch = files.readWatchState(warnings: &warnings)
+        return MoltHealthState(last: last, watch: watch, warnings: warnings)
+    }
+
     public static func status(of molt: Molt, unitDir: String = SystemdTimer.defaultUnitDir,
                               crontabProgram: String = "crontab") -> StatusReport {
         let files = HealthStateFiles(directory: StateDirectory(molt: molt))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClmntCore
+import ClmntDashboard
 import ClmntHealth
 import Foundation
 
@@ -75,6 +76,7 @@ private func isUsageMistake(_ error: any Error) -> Bool {
     case FleetError.invalidName, BackupError.invalidOption, BackupError.fleet(.invalidName): return true
     case let error as HealthError: return error.isUsageError
     case let error as BackupScheduleError: return error.isUsageError
+    case let error as DashboardError: return error.isUsageError
     default: return false
     }
 }

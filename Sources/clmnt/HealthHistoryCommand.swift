@@ -26,7 +26,7 @@ extension Molt.Health {
                 let (_, molt) = try loadMolt(name, global)
                 let report = HealthMonitor.history(of: molt, limit: limit)
                 printWarnings(report.warnings)
-                print(json ? Self.json(report, molt: name).pretty : Self.text(report, molt: name), terminator: json ? "" : "\n")
+                print(json ? report.json(molt: name).pretty : Self.text(report, molt: name), terminator: json ? "" : "\n")
             }
         }
 
@@ -55,26 +55,6 @@ extension Molt.Health {
                 })
             }
             return out
-        }
-
-        static func json(_ report: HistoryReport, molt: String) -> JSONOutput {
-            .object([
-                ("molt", .string(molt)),
-                ("first_check", .optional(report.firstCheck)),
-                ("last_check", .optional(report.lastCheck)),
-                ("windows", .array(report.windows.map { window in
-                    .object([("window", .string(window.label)), ("checks", .int(window.checks)), ("healthy", .int(window.healthy)),
-                             ("uptime_percent", .optional(window.uptimePercent)), ("avg_ms", .optional(window.averageMs)),
-                             ("p95_ms", .optional(window.p95Ms))])
-                })),
-                ("incidents", .array(report.incidents.map { incident in
-                    .object([("start", .string(Timestamp.format(incident.start))), ("end", .optional(incident.end)),
-                             ("duration_s", .int(Int(incident.duration.rounded()))), ("status", .string(incident.status.rawValue)),
-                             ("checks", .int(incident.checks))])
-                })),
-                ("recent", .array(report.recent.map { HealthRendering.json($0) })),
-                ("warnings", .array(report.warnings.map { .string($0) })),
-            ])
         }
     }
 }

@@ -11,6 +11,7 @@ struct HelpSnapshotTests {
         [], ["fleet"], ["fleet", "backup"], ["fleet", "restore"], ["fleet", "list-backups"], ["fleet", "verify"],
         ["fleet", "schedule"], ["fleet", "doctor"], ["molt"], ["molt", "health"], ["molt", "health", "check"], ["molt", "health", "setup"],
         ["molt", "health", "status"], ["molt", "health", "history"], ["molt", "health", "logs"], ["molt", "health-watch"],
+        ["dashboard"], ["dashboard", "serve"], ["dashboard", "setup"],
     ]
 
     @Test("help text matches the snapshot", arguments: commands)

@@ -27,20 +27,7 @@ gw_pid=""
 cleanup() { [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-python3 "$make_fleet" --out "$work/fleet" --scale tiny --molts 40 --sparse-mib 1 >/dev/null
-mapfile -t molts < <(cd "$work/fleet" && ls -d */ | tr -d / | sort)
-[ "${#molts[@]}" -eq 40 ]
-
-# Gateways on each molt's port; every eighth (5 of 40) never answers.
-healthy=() hung=()
-for i in "${!molts[@]}"; do
-    port=$(sed -n 's/^MOLT_PORT=//p' "$work/fleet/${molts[$i]}/.molt-info")
-    if [ $((i % 8)) -eq 3 ]; then hung+=("$port"); else healthy+=("$port"); fi
-done
-python3 "$here/gateways.py" --healthy "$(IFS=,; echo "${healthy[*]}")" --hung "$(IFS=,; echo "${hung[*]}")" > "$work/gw.out" &
-gw_pid=$!
-for _ in $(seq 100); do grep -q ready "$work/gw.out" 2>/dev/null && break; sleep 0.05; done
-for m in "${molts[@]}"; do echo "$gw_pid" > "$work/fleet/$m/.openclaw/gateway.pid"; done
+source "$repo/bench/health/gateway-fleet.sh"
 
 mkdir -p "$here/results"
 molt=${molts[0]}

@@ -310,7 +310,7 @@ public enum BackupSchedule {
     }
 
     /// The `--backup-dir` of a job line we wrote.
-    static func backupDirArgument(_ line: String) -> String? {
+    public static func backupDirArgument(_ line: String) -> String? {
         let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard let index = words.firstIndex(of: "--backup-dir"), index + 1 < words.count else { return nil }
         return String(words[index + 1])

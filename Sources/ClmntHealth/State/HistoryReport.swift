@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 
 /// Uptime over one window: the share of checks that found the molt healthy.
@@ -95,5 +96,28 @@ public struct HistoryReport: Sendable {
         guard !sorted.isEmpty else { return nil }
         let rank = Int((percent * Double(sorted.count) / 100).rounded(.up))
         return sorted[min(sorted.count, max(1, rank)) - 1]
+    }
+}
+
+extension HistoryReport {
+    /// What `health history --json` prints (and the dashboard's history endpoint extends).
+    public func json(molt: String) -> JSONOutput {
+        .object([
+            ("molt", .string(molt)),
+            ("first_check", .optional(firstCheck)),
+            ("last_check", .optional(lastCheck)),
+            ("windows", .array(windows.map { window in
+                .object([("window", .string(window.label)), ("checks", .int(window.checks)), ("healthy", .int(window.healthy)),
+                         ("uptime_percent", .optional(window.uptimePercent)), ("avg_ms", .optional(window.averageMs)),
+                         ("p95_ms", .optional(window.p95Ms))])
+            })),
+            ("incidents", .array(incidents.map { incident in
+                .object([("start", .string(Timestamp.format(incident.start))), ("end", .optional(incident.end)),
+                         ("duration_s", .int(Int(incident.duration.rounded()))), ("status", .string(incident.status.rawValue)),
+                         ("checks", .int(incident.checks))])
+            })),
+            ("recent", .array(recent.map { $0.json() })),
+            ("warnings", .array(warnings.map { .string($0) })),
+        ])
     }
 }

@@ -1,0 +1,56 @@
+import ClmntCore
+import ClmntHealth
+import Foundation
+import Hummingbird
+
+/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+struct MetricsController<Store: DashboardStore> {
+    let store: Store
+
+    var endpoints: RouteCollection<DashboardContext> {
+        let routes = RouteCollection(context: DashboardContext.self)
+        routes.get { _, _ in
+            let text = Self.render(fleet: await store.fleet(), backups: await store.backups())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        return routes
+    }
+
+    static func render(fleet: FleetSnapshot, backups: BackupsSnapshot) -> String {
+        var out = ""
+        func family(_ name: String, _ help: String, _ samples: [(String, Double)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for (labels, value) in samples { out += "\(name)\(labels) \(number(value))\n" }
+        }
+        let molts = fleet.molts
+        family("clmnt_molt_up", "1 when the molt's last health check found it healthy, else 0 (also before any check).",
+               molts.map { (labels($0), $0.last?.status == .healthy ? 1 : 0) })
+        family("clmnt_molt_response_seconds", "Response time of the gateway's /health at the last check that got an answer.",
+               molts.compactMap { snapshot in snapshot.last?.responseTimeMs.map { (labels(snapshot), $0 / 1000) } })
+        family("clmnt_molt_consecutive_failures", "Checks in a row that were not healthy, as health-watch counts them.",
+               molts.map { (labels($0), Double($0.watch?.consecutiveFailures ?? 0)) })
+        family("clmnt_molt_last_check_timestamp_seconds", "Unix time of the molt's last health check.",
+               molts.compactMap { snapshot in snapshot.last.map { (labels(snapshot), $0.timestamp.timeIntervalSince1970) } })
+        let newest = backups.newest
+        let newestDate = newest?.date.flatMap(Timestamp.parse)
+        family("clmnt_backup_last_success_timestamp_seconds", "Unix time of the newest readable fleet archive in the backup dir.",
+               newestDate.map { [("", $0.timeIntervalSince1970)] } ?? [])
+        family("clmnt_backup_last_size_bytes", "Size of the newest readable fleet archive in the backup dir.",
+               newest.map { [("", Double($0.sizeBytes))] } ?? [])
+        return out
+    }
+
+    private static func labels(_ snapshot: MoltSnapshot) -> String { "{molt=\"\(escape(snapshot.molt.name))\"}" }
+
+    /// Label values escape `\`, `"` and newlines (molt names never hold them; this is belt and braces).
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    static func number(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
+        return String(value)
+    }
+}

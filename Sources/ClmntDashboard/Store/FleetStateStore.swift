@@ -1,0 +1,150 @@
+import ClmntCore
+import ClmntHealth
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fleet's state files, read through ClmntHealth's readers (no symlink followed,
+/// size-bounded) and kept in memory. Requests are answered from memory: at most once per
+/// `refreshInterval` the store `lstat`s each molt's state files and re-reads only those that
+/// changed (and the history at least once a minute, for the 24 h window), so a request costs
+/// no file I/O and a huge or slow file delays the refresh, never the answers in between.
+public actor FleetStateStore: DashboardStore {
+    /// Checks kept per molt for the history endpoint and the sparkline.
+    public static let historyDepth = 1000
+    /// The backup dir's archives are listed at most this often (each needs its manifest decompressed).
+    static let backupsInterval: TimeInterval = 10
+    static let historyMaxAge: TimeInterval = 60
+    /// Root's crontab is a few lines; anything larger is not read.
+    static let crontabLimit = 1024 * 1024
+
+    let configuration: DashboardConfiguration
+    private let refreshInterval: TimeInterval
+    private var current: FleetSnapshot?
+    private var cache: [String: CachedMolt] = [:]
+    private var currentBackups: BackupsSnapshot?
+    private var backupStamp: [String: FileStamp] = [:]
+
+    private struct CachedMolt {
+        let stamps: [FileStamp?]
+        let loadedAt: Date
+        let snapshot: MoltSnapshot
+    }
+
+    public init(configuration: DashboardConfiguration) {
+        self.configuration = configuration
+        let interval = configuration.refreshInterval.components
+        refreshInterval = Double(interval.seconds) + Double(interval.attoseconds) / 1e18
+    }
+
+    public func fleet() -> FleetSnapshot {
+        let now = Date()
+        if let current, now.timeIntervalSince(current.takenAt) < refreshInterval { return current }
+        let snapshot = refresh(now: now)
+        current = snapshot
+        return snapshot
+    }
+
+    public func backups() -> BackupsSnapshot {
+        let now = Date()
+        if let currentBackups, now.timeIntervalSince(currentBackups.takenAt) < Self.backupsInterval { return currentBackups }
+        let snapshot = listBackups(now: now)
+        currentBackups = snapshot
+        return snapshot
+    }
+
+    private func refresh(now: Date) -> FleetSnapshot {
+        let fleet: Fleet
+        do { fleet = try Fleet.discover(baseDir: configuration.baseDir) } catch {
+            cache = [:]
+            return FleetSnapshot(baseDir: absolutePath(configuration.baseDir), molts: [], takenAt: now, problem: error.description)
+        }
+        var molts: [MoltSnapshot] = []
+        var kept: [String: CachedMolt] = [:]
+        for molt in fleet.molts {
+            let stamps = Self.stamps(of: molt)
+            if let cached = cache[molt.name], cached.stamps == stamps, cached.snapshot.molt == molt,
+               now.timeIntervalSince(cached.loadedAt) < Self.historyMaxAge {
+                kept[molt.name] = cached
+                molts.append(cached.snapshot)
+                continue
+            }
+            let state = HealthMonitor.state(of: molt)
+            let history = HealthMonitor.history(of: molt, limit: Self.historyDepth, now: now)
+            let snapshot = MoltSnapshot(molt: molt, last: state.last, watch: state.watch, history: history,
+                                        warnings: state.warnings + history.warnings)
+            kept[molt.name] = CachedMolt(stamps: stamps, loadedAt: now, snapshot: snapshot)
+            molts.append(snapshot)
+        }
+        cache = kept
+        return FleetSnapshot(baseDir: fleet.baseDir, molts: molts, takenAt: now)
+    }
+
+    /// Identity, size and mtime of each state file, without following a symlink.
+    private static func stamps(of molt: Molt) -> [FileStamp?] {
+        ["health-status.json", "health-watch-state.json", "health-history.jsonl", "health-history.jsonl.1",
+         "health-history-totals.json"].map { FileStamp(path: molt.stateDir + "/" + $0) }
+    }
+
+    private func listBackups(now: Date) -> BackupsSnapshot {
+        let schedule = readSchedule()
+        let directory = absolutePath(configuration.backupDir
+            ?? schedule.entry.last.flatMap(BackupSchedule.backupDirArgument) ?? BackupJob.defaultBackupDir)
+        // Listing decompresses every manifest: only when a file came, went or changed.
+        var stamps: [String: FileStamp] = [:]
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: directory) {
+            for name in names { stamps[name] = FileStamp(path: directory + "/" + name) }
+        }
+        if let currentBackups, currentBackups.backupDir == directory, stamps == backupStamp, currentBackups.problem == nil {
+            return BackupsSnapshot(backupDir: directory, listings: currentBackups.listings, problem: nil,
+                                   schedule: schedule, takenAt: now)
+        }
+        backupStamp = stamps
+        do {
+            return BackupsSnapshot(backupDir: directory, listings: try BackupCatalog.list(directory: directory),
+                                   problem: nil, schedule: schedule, takenAt: now)
+        } catch {
+            return BackupsSnapshot(backupDir: directory, listings: [], problem: error.description, schedule: schedule, takenAt: now)
+        }
+    }
+
+    /// This base dir's entry in root's crontab file, read as a file (no `crontab -l`: the dashboard runs no program).
+    private func readSchedule() -> ScheduleSnapshot {
+        let path = configuration.crontabFile
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        if fd < 0 {
+            if errno == ENOENT { return ScheduleSnapshot(entry: [], problem: nil) }
+            return ScheduleSnapshot(entry: [], problem: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= Self.crontabLimit else {
+            return ScheduleSnapshot(entry: [], problem: "cannot read \(path): not a regular file of at most 1 MiB")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { return ScheduleSnapshot(entry: [], problem: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        let text = String(decoding: bytes.prefix(count), as: UTF8.self)
+        return ScheduleSnapshot(entry: BackupSchedule.entryLines(in: text, baseDir: absolutePath(configuration.baseDir)), problem: nil)
+    }
+}
+
+/// What `lstat` says of a file, enough to tell that it changed.
+struct FileStamp: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modified: Int64
+    let modifiedNanoseconds: Int64
+
+    init?(path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec)
+        modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
+    }
+}

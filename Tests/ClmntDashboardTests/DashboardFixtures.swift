@@ -1,0 +1,105 @@
+import CArchiveTestSupport
+import ClmntCore
+import ClmntHealth
+import Foundation
+import HummingbirdTesting
+import Testing
+@testable import ClmntDashboard
+
+/// A fleet whose state files were written by the health module itself:
+/// alpha healthy (60 checks), bravo failing (alert open), charlie stopped, delta never checked.
+struct DashboardFleet: @unchecked Sendable {  // immutable after init; FleetFixture is not marked Sendable
+    let fixture: FleetFixture
+    let backupDir: TemporaryDirectory
+    let fleet: ClmntCore.Fleet
+    let now = Date()
+
+    init() throws {
+        fixture = try FleetFixture(molts: ["alpha", "bravo", "charlie", "delta"])
+        backupDir = try TemporaryDirectory(prefix: "clmnt-dash-backups")
+        fleet = try ClmntCore.Fleet.discover(baseDir: fixture.baseDir)
+        let alpha = files("alpha")
+        for index in 0..<60 {
+            try alpha.record(HealthRecord(timestamp: now.addingTimeInterval(Double(index - 60) * 300 + 120), status: .healthy,
+                                          pid: 4242, port: 19001, httpStatus: 200, responseTimeMs: 10 + Double(index % 7)))
+        }
+        let bravo = files("bravo")
+        try bravo.record(HealthRecord(timestamp: now.addingTimeInterval(-900), status: .healthy, pid: 77, port: 19021,
+                                      httpStatus: 200, responseTimeMs: 8.5))
+        for minutes in [10.0, 5.0, 3.0] {
+            try bravo.record(HealthRecord(timestamp: now.addingTimeInterval(-60 * minutes), status: .unhealthy, pid: 77, port: 19021,
+                                          httpStatus: 503, responseTimeMs: 120.25, detail: "GET /health answered 503"))
+        }
+        var watch = WatchState()
+        watch.timestamp = now.addingTimeInterval(-180)
+        watch.status = .unhealthy
+        watch.consecutiveFailures = 3
+        watch.lastSuccess = now.addingTimeInterval(-900)
+        watch.alertSent = true
+        watch.threshold = 2
+        try bravo.writeWatchState(watch)
+        try files("charlie").record(HealthRecord(timestamp: now.addingTimeInterval(-240), status: .stopped, port: 19041,
+                                                 detail: "no gateway process"))
+    }
+
+    func molt(_ name: String) -> ClmntCore.Molt { fleet.molts.first { $0.name == name }! }
+    func files(_ name: String) -> HealthStateFiles { HealthStateFiles(directory: StateDirectory(molt: molt(name))) }
+    func stateFile(_ name: String, _ file: String) -> String { molt(name).stateDir + "/" + file }
+
+    /// A real archive of the fleet in the backup dir.
+    func backUp(name: String = "fleet-2026-11-29.tar.gz") throws -> BackupSummary {
+        var options = BackupOptions(baseDir: fixture.baseDir)
+        options.output = backupDir.path + "/" + name
+        return try FleetBackup(options: options).run(now: now.addingTimeInterval(-7200))
+    }
+
+    func configuration(host: String = "127.0.0.1", token: String? = nil) -> DashboardConfiguration {
+        DashboardConfiguration(baseDir: fixture.baseDir, backupDir: backupDir.path, host: host, port: 0, token: token,
+                               refreshInterval: .milliseconds(50), crontabFile: backupDir.path + "/no-crontab")
+    }
+
+    func remove() {
+        fixture.remove()
+        backupDir.remove()
+    }
+}
+
+/// The old client's types (`.dashboard/client/src/types/index.ts`), decoded strictly:
+/// a string where a number is expected (or the reverse) fails the test.
+struct MoltStatus: Decodable { let name, port, home, status, pid, created, docker: String }
+struct MoltSummary: Decodable { let total, running, stopped: Int }
+struct MoltsResponse: Decodable { let molts: [MoltStatus]; let summary: MoltSummary; let error: String? }
+struct HealthStatusBody: Decodable {
+    let status: String
+    let timestamp: String
+    let pid, port, http_status: Int
+    let response_time_ms: Double
+}
+struct HealthHistoryEntry: Decodable { let timestamp, status: String; let response_time_ms: Double; let http_status: Int }
+struct HealthHistoryBody: Decodable { let entries: [HealthHistoryEntry]; let count: Int; let uptime_percent: Double }
+struct HealthWatchStateBody: Decodable {
+    let consecutive_failures: Int
+    let last_success: String?
+    let alert_sent: Bool
+    let threshold: Int
+}
+
+func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+    try JSONDecoder().decode(type, from: Data(buffer: response.body))
+}
+
+/// The body as a dictionary, to check that keys the old client reads are present (also when null).
+func object(_ response: TestResponse) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
+}
+
+func text(_ response: TestResponse) -> String { String(buffer: response.body) }
+
+/// Writes `size` bytes of `byte` into a new file (sparse-free, real bytes).
+func writeBigFile(_ path: String, size: Int, byte: UInt8 = UInt8(ascii: "{")) throws {
+    let chunk = Data(repeating: byte, count: 1 << 20)
+    FileManager.default.createFile(atPath: path, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    for _ in 0..<(size >> 20) { handle.write(chunk) }
+    try handle.close()
+}

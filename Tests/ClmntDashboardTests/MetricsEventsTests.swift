@@ -1,0 +1,137 @@
+import CArchiveTestSupport
+import ClmntCore
+import ClmntHealth
+import Foundation
+import HummingbirdTesting
+import Testing
+@testable import ClmntDashboard
+
+@Suite(.serialized) struct MetricsEventsTests {
+    /// `/metrics` as the Prometheus client's own parser reads it (prometheus_client from PyPI).
+    @Test func metricsParseWithPrometheusOwnParser() async throws {
+        let fleet = try DashboardFleet()
+        defer { fleet.remove() }
+        let summary = try fleet.backUp()
+        try await buildApplication(fleet.configuration()).test(.router) { client in
+            let response = try await client.execute(uri: "/metrics", method: .get)
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "text/plain; version=0.0.4; charset=utf-8")
+            let script = """
+            import json, sys
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                out[family.name] = {"type": family.type, "samples": [[s.labels.get("molt", ""), s.value] for s in family.samples]}
+            print(json.dumps(out))
+            """
+            let parsed = try runPython(script, input: text(response))
+            let families = try #require(try JSONSerialization.jsonObject(with: Data(parsed.utf8)) as? [String: [String: Any]])
+            func samples(_ name: String) -> [String: Double] {
+                let list = (families[name]?["samples"] as? [[Any]]) ?? []
+                return Dictionary(uniqueKeysWithValues: list.map { ($0[0] as! String, ($0[1] as! NSNumber).doubleValue) })
+            }
+            for name in ["clmnt_molt_up", "clmnt_molt_response_seconds", "clmnt_molt_consecutive_failures",
+                         "clmnt_molt_last_check_timestamp_seconds", "clmnt_backup_last_success_timestamp_seconds",
+                         "clmnt_backup_last_size_bytes"] {
+                #expect(families[name]?["type"] as? String == "gauge", "\(name)")
+            }
+            #expect(samples("clmnt_molt_up") == ["alpha": 1, "bravo": 0, "charlie": 0, "delta": 0])
+            #expect(samples("clmnt_molt_response_seconds") == ["alpha": (10 + Double(59 % 7)) / 1000, "bravo": 0.12025])
+            #expect(samples("clmnt_molt_consecutive_failures")["bravo"] == 3)
+            let lastCheck = try #require(samples("clmnt_molt_last_check_timestamp_seconds")["charlie"])
+            #expect(abs(lastCheck - fleet.now.addingTimeInterval(-240).timeIntervalSince1970) < 1)
+            #expect(samples("clmnt_molt_last_check_timestamp_seconds")["delta"] == nil)
+            let size = try FileManager.default.attributesOfItem(atPath: summary.output)[.size] as? NSNumber
+            #expect(samples("clmnt_backup_last_size_bytes")[""] == size?.doubleValue)
+            let backupTime = try #require(samples("clmnt_backup_last_success_timestamp_seconds")[""])
+            #expect(abs(backupTime - fleet.now.addingTimeInterval(-7200).timeIntervalSince1970) < 2)
+        }
+    }
+
+    /// The event stream: every molt first, then only the molt whose state file changed.
+    @Test func eventsFollowStateFileChanges() async throws {
+        let fleet = try DashboardFleet()
+        defer { fleet.remove() }
+        let store = FleetStateStore(configuration: fleet.configuration())
+        var events = FleetEvents(store: store, interval: .milliseconds(50)).makeAsyncIterator()
+        #expect(await events.next().map { String(buffer: $0) } == "retry: 3000\n\n")
+        let first = try #require(await events.next().map { String(buffer: $0) })
+        #expect(first.components(separatedBy: "event: molt\n").count - 1 == 4)
+        #expect(first.contains("\"name\":\"bravo\",\"health_status\":\"unhealthy\",\"status\":\"unhealthy\",\"badge\":\"red\""))
+
+        try fleet.files("charlie").record(HealthRecord(timestamp: Date(), status: .healthy, pid: 5, port: 19041,
+                                                        httpStatus: 200, responseTimeMs: 4))
+        let clock = ContinuousClock()
+        let started = clock.now
+        let change = try #require(await events.next().map { String(buffer: $0) })
+        #expect(clock.now - started < .seconds(5))
+        #expect(change.components(separatedBy: "event: molt\n").count - 1 == 1)
+        let data = try #require(change.split(separator: "\n").first { $0.hasPrefix("data: ") }).dropFirst(6)
+        let event = try #require(try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any])
+        #expect(event["name"] as? String == "charlie" && event["badge"] as? String == "green")
+        #expect((event["card_html"] as? String)?.contains(">Healthy</span>") == true)
+        #expect((event["summary_html"] as? String)?.contains("<b>2</b> healthy") == true)
+    }
+
+    @Test func systemdUnitIsHardenedAndSetupIsIdempotent() throws {
+        let units = try TemporaryDirectory(prefix: "clmnt-dash-units")
+        defer { units.remove() }
+        let service = DashboardService(unitDir: units.path)
+        let settings = DashboardService.Settings(executable: "/usr/local/bin/clmnt", baseDir: "/srv/molts",
+                                                 backupDir: "/var/backups/clmnt")
+        let unit = DashboardService.unit(settings)
+        for line in ["NoNewPrivileges=yes", "ProtectSystem=strict", "ReadOnlyPaths=/srv/molts",
+                     "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+                     "ExecStart=/usr/local/bin/clmnt dashboard serve -d /srv/molts --host 127.0.0.1 --port 19000 --backup-dir /var/backups/clmnt"] {
+            #expect(unit.contains("\n" + line + "\n"), "\(line)")
+        }
+        #expect(service.status().first?.hasPrefix("no dashboard service installed") == true)
+        _ = try service.install(settings)
+        _ = try service.install(settings)
+        #expect(try String(contentsOfFile: service.unitPath, encoding: .utf8) == unit)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: units.path) == [DashboardService.unitName])
+        #expect(service.status().contains("runs: /usr/local/bin/clmnt dashboard serve -d /srv/molts --host 127.0.0.1 --port 19000 --backup-dir /var/backups/clmnt"))
+        #expect(try service.remove().contains("removed \(service.unitPath)"))
+        #expect(try service.remove().isEmpty)
+
+        var open = settings
+        open.host = "0.0.0.0"
+        #expect(throws: DashboardError.self) { _ = try service.install(open) }
+        open.tokenFile = "/etc/clmnt/dashboard.token"
+        _ = try service.install(open)
+        var unsafe = settings
+        unsafe.baseDir = "/srv/my molts"
+        #expect(throws: DashboardError.self) { _ = try service.install(unsafe) }
+        unsafe.baseDir = "relative"
+        #expect(throws: DashboardError.self) { _ = try service.install(unsafe) }
+    }
+}
+
+/// Runs `script` with python3 (PATH), `input` on stdin; the test fails with stderr when it does.
+func runPython(_ script: String, input: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", script]
+    let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    process.standardError = stderr
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input.utf8))
+    try stdin.fileHandleForWriting.close()
+    let output = stdout.fileHandleForReading.readDataToEndOfFile()
+    let errors = stderr.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        Issue.record("python3 failed: \(String(decoding: errors, as: UTF8.self))")
+        throw POSIXError(.EIO)
+    }
+    return String(decoding: output, as: UTF8.self)
+}
+
+/// The HTTP status of `GET /api/molts` sent by curl to 127.0.0.1:`port` with `Host: host`.
+func curlStatus(port: Int, host: String) throws -> Int {
+    let output = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(host)",
+                                           "http://127.0.0.1:\(port)/api/molts"])
+    return Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+}

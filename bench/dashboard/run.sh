@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Dashboard benchmark, on a 40-molt fleet whose state files the real health module wrote
+# (`clmnt molt health check --all`, 5 times, against stand-in gateways, 5 of them hung):
+#   - GET /api/molts under wrk, 10 connections, 2 threads, 20 s: p50 < 5 ms, p99 < 20 ms
+#   - GET / (the page's HTML) under wrk the same way: p99 < 20 ms
+#   - health-watch start-up with the server linked into the same binary: mean < 50 ms (hyperfine)
+#
+#   bench/dashboard/run.sh                 # builds the release binary first
+#   CLMNT=/path/to/clmnt bench/dashboard/run.sh
+#
+# Needs: python3, wrk, hyperfine, make-fleet (../shared/tools/make-fleet beside the repo).
+# Writes bench/dashboard/results/ and fails when a target is missed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+make_fleet=${MAKE_FLEET:-$repo/../shared/tools/make-fleet}
+[ -f "$make_fleet" ] || make_fleet=/work/shared/tools/make-fleet
+duration=${DURATION:-20s}
+
+if [ -z "${CLMNT:-}" ]; then
+    (cd "$repo" && swift build -c release --product clmnt >&2)
+    CLMNT="$repo/.build/release/clmnt"
+fi
+
+work=$(mktemp -d /tmp/clmnt-dashboard-bench.XXXXXX)
+gw_pid="" server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+    [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+source "$repo/bench/health/gateway-fleet.sh"
+for _ in 1 2 3 4 5; do "$CLMNT" molt health check --all -d "$work/fleet" --timeout 1 >/dev/null || true; done
+mkdir -p "$work/backups"
+"$CLMNT" fleet backup -d "$work/fleet" --backup-dir "$work/backups" --compress zstd >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$CLMNT" dashboard serve -d "$work/fleet" --backup-dir "$work/backups" --port "$port" 2> "$work/server.log" &
+server_pid=$!
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -sf "http://127.0.0.1:$port/api/molts" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["summary"]["total"]==40, d["summary"]; print("fleet:", d["summary"])'
+
+mkdir -p "$here/results"
+# wrk's own latency distribution: p50/p99 from --latency.
+latency() { # name path
+    wrk -t2 -c10 -d"$duration" --latency "http://127.0.0.1:$port$2" | tee "$here/results/$1.txt"
+}
+echo "== GET /api/molts (40 molts), wrk 10 connections"
+latency api-molts /api/molts
+echo "== GET / (the page), wrk 10 connections"
+latency page /
+
+echo "== health-watch start-up, this binary (dashboard linked in)"
+hyperfine --warmup 10 --runs "${RUNS:-200}" --export-json "$here/results/health-watch.json" \
+    "$CLMNT molt health-watch ${molts[0]} -d $work/fleet"
+
+python3 - "$here/results" <<'PY'
+import json, re, sys
+results = sys.argv[1]
+def ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+def percentiles(name):
+    text = open(f"{results}/{name}.txt").read()
+    found = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)
+    return ms(found["50"]), ms(found["99"]), float(rps)
+a50, a99, arps = percentiles("api-molts")
+p50, p99, prps = percentiles("page")
+hw = json.load(open(f"{results}/health-watch.json"))["results"][0]
+mean = hw["mean"] * 1000
+print(f"/api/molts: p50 {a50:.2f} ms, p99 {a99:.2f} ms, {arps:.0f} req/s (targets 5 / 20 ms)")
+print(f"page:       p50 {p50:.2f} ms, p99 {p99:.2f} ms, {prps:.0f} req/s (target p99 < 20 ms)")
+print(f"health-watch: mean {mean:.1f} ms, max {hw['max']*1000:.1f} ms (target < 50 ms)")
+ok = a50 < 5 and a99 < 20 and p99 < 20 and mean < 50
+print("PASS" if ok else "FAIL")
+sys.exit(0 if ok else 1)
+PY
