@@ -47,10 +47,18 @@ struct DashboardFleet: @unchecked Sendable {  // immutable after init; FleetFixt
     func stateFile(_ name: String, _ file: String) -> String { molt(name).stateDir + "/" + file }
 
     /// A real archive of the fleet in the backup dir.
-    func backUp(name: String = "fleet-2026-11-29.tar.gz") throws -> BackupSummary {
+    func backUp(name: String = "fleet-2026-11-29.tar.gz", age: TimeInterval = 7200) throws -> BackupSummary {
         var options = BackupOptions(baseDir: fixture.baseDir)
         options.output = backupDir.path + "/" + name
-        return try FleetBackup(options: options).run(now: now.addingTimeInterval(-7200))
+        return try FleetBackup(options: options).run(now: now.addingTimeInterval(-age))
+    }
+
+    /// A newer archive marked as the backup helper marks one that missed files.
+    func backUpIncomplete() throws -> BackupSummary {
+        let summary = try backUp(name: "fleet-2026-11-29-120000.tar.gz", age: 3600)
+        try run("/usr/bin/setfattr", ["-n", BackupStatusMark.attributeName, "-v",
+                                      #"{"complete":false,"missed":3,"molts":{"alpha":3}}"#, summary.output])
+        return summary
     }
 
     func configuration(host: String = "127.0.0.1", token: String? = nil) -> DashboardConfiguration {

@@ -12,6 +12,7 @@ import Testing
         let fleet = try DashboardFleet()
         defer { fleet.remove() }
         let summary = try fleet.backUp()
+        _ = try fleet.backUpIncomplete() // newer, but not a success
         try await buildApplication(fleet.configuration()).test(.router) { client in
             let response = try await client.execute(uri: "/metrics", method: .get)
             #expect(response.status == .ok)

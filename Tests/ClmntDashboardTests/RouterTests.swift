@@ -173,6 +173,7 @@ import Testing
             #expect(rows[0]["file"] as? String == summary.output)
             #expect(rows[0]["molts"] as? [String] == ["alpha", "bravo", "charlie", "delta"])
             #expect(rows[0]["size_bytes"] as? Int == Int(try #require(try FileManager.default.attributesOfItem(atPath: summary.output)[.size] as? NSNumber).intValue))
+            #expect(rows[0]["complete"] as? Bool == true)
             #expect(rows[1]["unreadable"] is String)
             let schedule = try #require(body["schedule"] as? [String: Any])
             #expect(schedule["scheduled"] as? Bool == true && schedule["time"] as? String == "15 3 * * *")
@@ -184,6 +185,7 @@ import Testing
         let fleet = try DashboardFleet()
         defer { fleet.remove() }
         _ = try fleet.backUp()
+        _ = try fleet.backUpIncomplete()
         try await buildApplication(fleet.configuration()).test(.router) { client in
             let response = try await client.execute(uri: "/", method: .get)
             #expect(response.status == .ok)
@@ -198,6 +200,9 @@ import Testing
             #expect(html.contains("<b>1</b> healthy") && html.contains("<b>1</b> failing") && html.contains("<b>2</b> stopped or unknown"))
             #expect(html.contains("<svg class=\"spark\"") && html.contains("<polyline points="))
             #expect(html.contains("fleet-2026-11-29.tar.gz") && html.contains("tag-green\">complete"))
+            // Newest first: the incomplete one, with its count of missed files.
+            let incomplete = try #require(html.range(of: "tag-amber\">incomplete</span> <span class=\"reason\">3 files missed"))
+            #expect(incomplete.lowerBound < html.range(of: "tag-green\">complete")!.lowerBound)
             #expect(!html.contains("<script>"))
             for asset in ["/assets/dashboard.css", "/assets/dashboard.js"] {
                 let response = try await client.execute(uri: asset, method: .get)

@@ -179,7 +179,8 @@ func snapshot(_ dir: String) -> [String: String] {
         let timed = try ProgramRunner.capture("/usr/bin/time", ["-f", "%M", binary, "molt", "health", "history", scene.name,
                                                                  "-d", scene.fleet.base], timeout: 30, outputLimit: 8 << 20)
         let maxRSSKiB = Int(timed.stderr.split(separator: "\n").last ?? "") ?? Int.max
-        #expect(maxRSSKiB < 40_000, "max RSS \(maxRSSKiB) KiB")
+        // The debug binary alone takes ~27 MB (~30 MB with the dashboard's server linked in); 50 MB read whole would show.
+        #expect(maxRSSKiB < 45_000, "max RSS \(maxRSSKiB) KiB")
     }
 
     /// A real unprivileged user swaps `.molt-state` and the state files for links out of

@@ -3,8 +3,8 @@ import ClmntHealth
 import Foundation
 import Hummingbird
 
-/// `GET /api/backups`: the rows of `clmnt fleet list-backups --json` (oldest first, every
-/// field the catalog writes, so a field it gains appears here too) and the schedule.
+/// `GET /api/backups`: the rows of `clmnt fleet list-backups --json` (oldest first, encoded
+/// by the catalog's own Codable, so a field it gains appears here too) and the schedule.
 struct BackupsController<Store: DashboardStore> {
     let store: Store
 
@@ -28,13 +28,6 @@ struct BackupsController<Store: DashboardStore> {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(listings)) ?? Data("[]".utf8)
-    }
-
-    /// A row as a dictionary, for the page (which reads `incomplete` when the catalog has it).
-    static func fields(_ listing: BackupListing) -> [String: Any] {
-        guard let data = try? JSONEncoder().encode(listing),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-        return object
     }
 
     static func schedule(_ schedule: ScheduleSnapshot) -> JSONOutput {

@@ -114,17 +114,18 @@ enum PageRenderer {
         html += "<th scope=\"col\">Size</th><th scope=\"col\">Molts</th><th scope=\"col\">State</th></tr></thead><tbody>"
         // Newest first; unreadable files (no date) at the end.
         for listing in Array(backups.listings.filter { $0.date != nil }.reversed()) + backups.listings.filter({ $0.date == nil }) {
-            let fields = BackupsController<FleetStateStore>.fields(listing)
-            let incomplete = (fields["incomplete"] as? Bool) == true
             let file = (listing.file as NSString).lastPathComponent
             let date = listing.date.flatMap(Timestamp.parse)
             let state: String
             if let reason = listing.unreadable {
                 state = "<span class=\"tag tag-red\">unreadable</span> <span class=\"reason\">\(escape(reason))</span>"
-            } else if incomplete {
-                state = "<span class=\"tag tag-amber\">incomplete</span>"
-            } else {
+            } else if listing.complete == false {
+                let missed = listing.missedFiles.map { " <span class=\"reason\">\($0) file\($0 == 1 ? "" : "s") missed</span>" } ?? ""
+                state = "<span class=\"tag tag-amber\">incomplete</span>" + missed
+            } else if listing.complete == true {
                 state = "<span class=\"tag tag-green\">complete</span>"
+            } else {
+                state = "<span class=\"tag tag-grey\">not marked</span>"
             }
             html += "<tr><td><code>\(escape(file))</code></td><td>\(escape(listing.date ?? "-"))</td>"
             html += "<td>\(date.map { ago($0, now: now) } ?? "-")</td><td>\(formatBytes(listing.sizeBytes))</td>"

@@ -102,7 +102,7 @@ public struct DashboardService: Sendable {
     public func install(_ settings: Settings) throws(DashboardError) -> [String] {
         try settings.validate()
         let directory = StateDirectory(path: unitDir, owner: nil)
-        do { try directory.writeAtomically(Self.unit(settings), to: unitPath) } catch {
+        do { try directory.writeAtomically(Self.unit(settings), name: Self.unitName) } catch {
             throw .setupFailed(error.description)
         }
         var notes = ["wrote \(unitPath)"]

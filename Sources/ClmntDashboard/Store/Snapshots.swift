@@ -67,8 +67,8 @@ public struct BackupsSnapshot: Sendable {
     public let schedule: ScheduleSnapshot
     public let takenAt: Date
 
-    /// The newest archive that could be read.
-    public var newest: BackupListing? { listings.last { $0.unreadable == nil } }
+    /// The newest archive that could be read and is not marked incomplete: the last good backup.
+    public var newest: BackupListing? { listings.last { $0.unreadable == nil && $0.complete != false } }
 }
 
 /// The page's four colours, each with a word: colour is never the only signal.
