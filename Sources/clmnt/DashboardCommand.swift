@@ -23,8 +23,7 @@ extension Dashboard {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "The directory holding the archives (default: the scheduled backup's, else /var/backups/clmnt).")
-        var backupDir: String?
+        @OptionGroup var backup: BackupDirOptions
 
         @Option(help: "The address to listen on.")
         var host = "127.0.0.1"
@@ -36,7 +35,9 @@ extension Dashboard {
         var tokenFile: String?
 
         func run() async throws {
-            var configuration = DashboardConfiguration(baseDir: global.resolvedBaseDir, backupDir: backupDir.map(absolutePath),
+            // Resolved once, at start (reading the crontab runs `crontab -l`; requests run no program).
+            let baseDir = global.resolvedBaseDir
+            var configuration = DashboardConfiguration(baseDir: baseDir, backupDir: backup.resolved(baseDir: baseDir).directory,
                                                        host: host, port: port)
             try reportingErrors {
                 configuration.token = try readToken()
