@@ -209,6 +209,21 @@ struct BackupCompletenessTests {
         print("killed backups: partial files after each kill \(leftAfterKill), \(left.count) before the normal backup, \(partials(in: out).count - 3) after")
     }
 
+    @Test("a file whose name is not UTF-8 is named as missed and the backup exits 3, never dropped silently")
+    func nonUTF8NameIsMissedLoudly() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        let name: [UInt8] = Array("\(fixture.baseDir)/alpha/caf".utf8) + [0xE9] + Array(".txt".utf8) + [0]
+        let fd = name.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o600) }
+        #expect(fd >= 0)
+        close(fd)
+        let archive = fixture.root.path + "/odd.tar.gz"
+        let backup = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "-o", archive, "-q"])
+        #expect(backup.status == 3, "\(backup.stderr)")
+        #expect(backup.stderr.contains("not valid UTF-8"), "\(backup.stderr)")
+        #expect(try runCapturing(clmnt, ["fleet", "verify", archive]).status == 3)
+    }
+
     @Test("a default name taken by another fleet's backup at commit time: the next free name, not a failure")
     func nameTakenAtCommit() throws {
         let first = try FleetFixture(molts: ["alpha"])

@@ -105,7 +105,12 @@ struct TreeScanner {
             let childPath = relativePath.isEmpty ? name : relativePath + "/" + name
             var status = stat()
             guard fstatat(directoryFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else {
-                if errno != ENOENT {
+                // directoryNames repairs a name that is not UTF-8 with U+FFFD, so such a
+                // file cannot be reached by that name: it must be missed loudly, not skipped.
+                if errno == ENOENT && name.contains("\u{FFFD}") {
+                    let reason = "its name is not valid UTF-8, which this version cannot archive"
+                    tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason)")
+                } else if errno != ENOENT {
                     let reason = String(cString: strerror(errno))
                     tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason)")
                 }
