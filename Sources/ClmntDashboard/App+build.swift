@@ -15,7 +15,8 @@ public struct DashboardConfiguration: Sendable {
     public var port: Int
     /// Required on every request but `/api/health` when set.
     public var token: String?
-    /// How often the state files are looked at (stat only; a file is re-read when it changed).
+    /// The oldest state an answer may show: the store looks at the state files twice per interval
+    /// (stat only; a file is re-read when it changed).
     public var refreshInterval: Duration
     /// Root's crontab, read as a file for the backup schedule (the dashboard runs no program).
     public var crontabFile: String
@@ -49,7 +50,8 @@ public struct DashboardConfiguration: Sendable {
     }
 }
 
-/// The application: the router over a store that polls the fleet's state files.
+/// The application: the router over a store that polls the fleet's state files, the store's
+/// refresh loop running beside the server as a service.
 public func buildApplication(_ configuration: DashboardConfiguration,
                              onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws(DashboardError)
     -> some ApplicationProtocol {
@@ -61,6 +63,7 @@ public func buildApplication(_ configuration: DashboardConfiguration,
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "clmnt"),
+        services: [store],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -61,6 +61,16 @@ struct DashboardFleet: @unchecked Sendable {  // immutable after init; FleetFixt
         return summary
     }
 
+    /// Root-only data outside every home for a molt user to point a symlink at: `<path>` holds a
+    /// status record, `<path>l` a history line; both carry the marker `ROOT-ONLY-SECRET`.
+    func rootOnlySecret() throws -> String {
+        let secret = backupDir.path + "/secret.json"
+        try #"{"timestamp":"2026-11-29T10:00:00Z","status":"healthy","pid":1,"port":1,"http_status":200,"response_time_ms":1,"detail":"ROOT-ONLY-SECRET"}"#
+            .write(toFile: secret, atomically: true, encoding: .utf8)
+        try "{\"timestamp\":\"2026-11-29T10:00:00Z\",\"status\":\"healthy\",\"detail\":\"ROOT-ONLY-SECRET\"}\n".write(toFile: secret + "l", atomically: true, encoding: .utf8)
+        return secret
+    }
+
     func configuration(host: String = "127.0.0.1", token: String? = nil) -> DashboardConfiguration {
         DashboardConfiguration(baseDir: fixture.baseDir, backupDir: backupDir.path, host: host, port: 0, token: token,
                                refreshInterval: .milliseconds(50), crontabFile: backupDir.path + "/no-crontab")

@@ -261,10 +261,7 @@ import Testing
         let fleet = try DashboardFleet()
         defer { fleet.remove() }
         // A molt user points its state files at root-only data elsewhere.
-        let secret = fleet.backupDir.path + "/secret.json"
-        try #"{"timestamp":"2026-11-29T10:00:00Z","status":"healthy","pid":1,"port":1,"http_status":200,"response_time_ms":1,"detail":"ROOT-ONLY-SECRET"}"#
-            .write(toFile: secret, atomically: true, encoding: .utf8)
-        try "{\"timestamp\":\"2026-11-29T10:00:00Z\",\"status\":\"healthy\",\"detail\":\"ROOT-ONLY-SECRET\"}\n".write(toFile: secret + "l", atomically: true, encoding: .utf8)
+        let secret = try fleet.rootOnlySecret()
         for (file, target) in [("health-status.json", secret), ("health-history.jsonl", secret + "l"), ("health-watch-state.json", secret)] {
             let path = fleet.stateFile("charlie", file)
             unlink(path)

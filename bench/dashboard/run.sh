@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dashboard benchmark, on a 40-molt fleet whose state files the real health module wrote
 # (`clmnt molt health check --all`, 5 times, against stand-in gateways, 5 of them hung):
-#   - GET /api/molts under wrk, 10 connections, 2 threads, 20 s: p50 < 5 ms, p99 < 20 ms
+#   - GET /api/molts under wrk, 10 connections, 2 threads, 10 s: p50 < 5 ms, p99 < 20 ms
 #   - GET / (the page's HTML) under wrk the same way: p99 < 20 ms
 #   - health-watch start-up with the server linked into the same binary: mean < 50 ms (hyperfine)
 #
@@ -9,13 +9,15 @@
 #   CLMNT=/path/to/clmnt bench/dashboard/run.sh
 #
 # Needs: python3, wrk, hyperfine, make-fleet (../shared/tools/make-fleet beside the repo).
-# Writes bench/dashboard/results/ and fails when a target is missed.
+# Writes bench/dashboard/results/ (with the machine's load average before each measurement:
+# wrk and the server share the cores, so other work on the machine shows in the tail latencies)
+# and fails when a target is missed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 make_fleet=${MAKE_FLEET:-$repo/../shared/tools/make-fleet}
 [ -f "$make_fleet" ] || make_fleet=/work/shared/tools/make-fleet
-duration=${DURATION:-20s}
+duration=${DURATION:-10s}
 
 if [ -z "${CLMNT:-}" ]; then
     (cd "$repo" && swift build -c release --product clmnt >&2)
@@ -45,6 +47,7 @@ curl -sf "http://127.0.0.1:$port/api/molts" | python3 -c 'import json,sys; d=jso
 mkdir -p "$here/results"
 # wrk's own latency distribution: p50/p99 from --latency.
 latency() { # name path
+    uptime | tee "$here/results/$1.load"
     wrk -t2 -c10 -d"$duration" --latency "http://127.0.0.1:$port$2" | tee "$here/results/$1.txt"
 }
 echo "== GET /api/molts (40 molts), wrk 10 connections"
@@ -53,6 +56,7 @@ echo "== GET / (the page), wrk 10 connections"
 latency page /
 
 echo "== health-watch start-up, this binary (dashboard linked in)"
+uptime | tee "$here/results/health-watch.load"
 hyperfine --warmup 10 --runs "${RUNS:-200}" --export-json "$here/results/health-watch.json" \
     "$CLMNT molt health-watch ${molts[0]} -d $work/fleet"
 
@@ -74,6 +78,9 @@ mean = hw["mean"] * 1000
 print(f"/api/molts: p50 {a50:.2f} ms, p99 {a99:.2f} ms, {arps:.0f} req/s (targets 5 / 20 ms)")
 print(f"page:       p50 {p50:.2f} ms, p99 {p99:.2f} ms, {prps:.0f} req/s (target p99 < 20 ms)")
 print(f"health-watch: mean {mean:.1f} ms, max {hw['max']*1000:.1f} ms (target < 50 ms)")
+for name in ("api-molts", "page", "health-watch"):
+    load = re.search(r"load average: (.*)", open(f"{results}/{name}.load").read()).group(1)
+    print(f"load average (1, 5, 15 min) before {name}: {load}")
 ok = a50 < 5 and a99 < 20 and p99 < 20 and mean < 50
 print("PASS" if ok else "FAIL")
 sys.exit(0 if ok else 1)

@@ -6,13 +6,15 @@ import Hummingbird
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
 struct MetricsController<Store: DashboardStore> {
     let store: Store
+    /// The exposition, rendered once per pair of snapshots.
+    let texts = RenderedBodies<[Date]>()
 
     var endpoints: RouteCollection<DashboardContext> {
         let routes = RouteCollection(context: DashboardContext.self)
-        routes.get { _, _ in
-            let text = Self.render(fleet: await store.fleet(), backups: await store.backups())
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        routes.get { request, _ in
+            let fleet = await store.fleet(), backups = await store.backups()
+            return texts.body(for: [fleet.takenAt, backups.takenAt]) { Self.render(fleet: fleet, backups: backups) }
+                .response(to: request, contentType: "text/plain; version=0.0.4; charset=utf-8", headers: [.cacheControl: "no-store"])
         }
         return routes
     }

@@ -8,11 +8,17 @@ import Hummingbird
 /// `HealthWatchState`), with clmnt's extra fields after them.
 struct MoltsController<Store: DashboardStore> {
     let store: Store
+    /// The list's JSON, encoded once per snapshot.
+    let lists = RenderedBodies<Date>()
     static var defaultHistoryLimit: Int { 50 }
 
     var endpoints: RouteCollection<DashboardContext> {
         let routes = RouteCollection(context: DashboardContext.self)
-        routes.get { _, _ in await Self.list(store.fleet()).response() }
+        routes.get { request, _ in
+            let fleet = await store.fleet()
+            return lists.body(for: fleet.takenAt) { Self.list(fleet).compact }
+                .response(to: request, contentType: "application/json; charset=utf-8", headers: [.cacheControl: "no-cache"])
+        }
         routes.get(":name/health") { _, context in
             try Self.health(try await molt(context)).response()
         }

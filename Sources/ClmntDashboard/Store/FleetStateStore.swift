@@ -1,16 +1,23 @@
 import ClmntCore
 import ClmntHealth
 import Foundation
+import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The fleet's state files, read through ClmntHealth's readers (no symlink followed,
-/// size-bounded) and kept in memory. Requests are answered from memory: at most once per
-/// `refreshInterval` the store `lstat`s each molt's state files and re-reads only those that
-/// changed (and the history at least once a minute, for the 24 h window), so a request costs
-/// no file I/O and a huge or slow file delays the refresh, never the answers in between.
-public actor FleetStateStore: DashboardStore {
+/// size-bounded) and kept in memory as one published snapshot that requests read without waiting.
+///
+/// Run as a service (`buildApplication` does), the store re-reads every half `refreshInterval`:
+/// it `lstat`s each molt's state files and re-reads only those that changed (and the history at
+/// least once a minute, for the 24 h window). A request never does that work itself while the
+/// snapshot is younger than `refreshInterval`; when it is older (the service is not running, or
+/// a refresh fell behind) the request refreshes first. So no answer is built from state older
+/// than `refreshInterval`, and a huge or slow file delays the refresh, never the answers meanwhile.
+/// The archive listing works the same way with `backupsInterval`.
+public actor FleetStateStore: DashboardStore, Service {
     /// Checks kept per molt for the history endpoint and the sparkline.
     public static let historyDepth = 1000
     /// The backup dir's archives are listed at most this often (each needs its manifest decompressed).
@@ -20,11 +27,17 @@ public actor FleetStateStore: DashboardStore {
     static let crontabLimit = 1024 * 1024
 
     let configuration: DashboardConfiguration
-    private let refreshInterval: TimeInterval
-    private var current: FleetSnapshot?
+    /// The oldest fleet snapshot a request may be answered from.
+    nonisolated let maxAge: TimeInterval
+    /// What requests read: swapped in whole after each refresh, outside the actor.
+    private nonisolated let published = Mutex<Published>(Published())
     private var cache: [String: CachedMolt] = [:]
-    private var currentBackups: BackupsSnapshot?
     private var backupStamp: [String: FileStamp] = [:]
+
+    private struct Published: Sendable {
+        var fleet: FleetSnapshot?
+        var backups: BackupsSnapshot?
+    }
 
     private struct CachedMolt {
         let stamps: [FileStamp?]
@@ -35,26 +48,58 @@ public actor FleetStateStore: DashboardStore {
     public init(configuration: DashboardConfiguration) {
         self.configuration = configuration
         let interval = configuration.refreshInterval.components
-        refreshInterval = Double(interval.seconds) + Double(interval.attoseconds) / 1e18
+        maxAge = Double(interval.seconds) + Double(interval.attoseconds) / 1e18
     }
 
-    public func fleet() -> FleetSnapshot {
+    public nonisolated func fleet() async -> FleetSnapshot {
+        if let fleet = published.withLock({ $0.fleet }), Date().timeIntervalSince(fleet.takenAt) < maxAge { return fleet }
+        return await refreshFleet(unlessYoungerThan: maxAge)
+    }
+
+    public nonisolated func backups() async -> BackupsSnapshot {
+        if let backups = published.withLock({ $0.backups }), Date().timeIntervalSince(backups.takenAt) < Self.backupsInterval {
+            return backups
+        }
+        return await refreshBackups(unlessYoungerThan: Self.backupsInterval)
+    }
+
+    /// The fleet snapshot requests are answered from now, without refreshing (tests watch the loop with it).
+    nonisolated func publishedFleet() -> FleetSnapshot? { published.withLock { $0.fleet } }
+
+    /// The refresh loop: at half the allowed ages, so requests find a young enough snapshot. Ends
+    /// with the server's graceful shutdown.
+    public nonisolated func run() async throws {
+        let period = Duration.milliseconds(max(10, Int(maxAge * 500)))
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                _ = await self.refreshFleet(unlessYoungerThan: self.maxAge / 2)
+                _ = await self.refreshBackups(unlessYoungerThan: Self.backupsInterval / 2)
+                try await Task.sleep(for: period)
+            }
+        }
+    }
+
+    /// Re-reads the state files unless the published snapshot is younger than `age` (a request
+    /// and the loop, or two requests, that find it stale together read the files once).
+    private func refreshFleet(unlessYoungerThan age: TimeInterval) -> FleetSnapshot {
         let now = Date()
-        if let current, now.timeIntervalSince(current.takenAt) < refreshInterval { return current }
-        let snapshot = refresh(now: now)
-        current = snapshot
+        if let fleet = published.withLock({ $0.fleet }), now.timeIntervalSince(fleet.takenAt) < age { return fleet }
+        // Stamped with the time before any file is looked at: a change older than `takenAt` is in it.
+        let snapshot = readFleet(now: now)
+        published.withLock { $0.fleet = snapshot }
         return snapshot
     }
 
-    public func backups() -> BackupsSnapshot {
+    private func refreshBackups(unlessYoungerThan age: TimeInterval) -> BackupsSnapshot {
         let now = Date()
-        if let currentBackups, now.timeIntervalSince(currentBackups.takenAt) < Self.backupsInterval { return currentBackups }
-        let snapshot = listBackups(now: now)
-        currentBackups = snapshot
+        let current = published.withLock { $0.backups }
+        if let current, now.timeIntervalSince(current.takenAt) < age { return current }
+        let snapshot = listBackups(now: now, current: current)
+        published.withLock { $0.backups = snapshot }
         return snapshot
     }
 
-    private func refresh(now: Date) -> FleetSnapshot {
+    private func readFleet(now: Date) -> FleetSnapshot {
         let fleet: Fleet
         do { fleet = try Fleet.discover(baseDir: configuration.baseDir) } catch {
             cache = [:]
@@ -87,7 +132,7 @@ public actor FleetStateStore: DashboardStore {
          "health-history-totals.json"].map { FileStamp(path: molt.stateDir + "/" + $0) }
     }
 
-    private func listBackups(now: Date) -> BackupsSnapshot {
+    private func listBackups(now: Date, current: BackupsSnapshot?) -> BackupsSnapshot {
         let schedule = readSchedule()
         let directory = absolutePath(configuration.backupDir
             ?? schedule.entry.last.flatMap(BackupSchedule.backupDirArgument) ?? BackupJob.defaultBackupDir)
@@ -96,8 +141,8 @@ public actor FleetStateStore: DashboardStore {
         if let names = try? FileManager.default.contentsOfDirectory(atPath: directory) {
             for name in names { stamps[name] = FileStamp(path: directory + "/" + name) }
         }
-        if let currentBackups, currentBackups.backupDir == directory, stamps == backupStamp, currentBackups.problem == nil {
-            return BackupsSnapshot(backupDir: directory, listings: currentBackups.listings, problem: nil,
+        if let current, current.backupDir == directory, stamps == backupStamp, current.problem == nil {
+            return BackupsSnapshot(backupDir: directory, listings: current.listings, problem: nil,
                                    schedule: schedule, takenAt: now)
         }
         backupStamp = stamps

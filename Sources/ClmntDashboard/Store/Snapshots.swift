@@ -29,6 +29,8 @@ public struct FleetSnapshot: Sendable {
     public let baseDir: String
     /// Sorted by name.
     public let molts: [MoltSnapshot]
+    /// When the state files were looked at (every change before it is in the snapshot); it also
+    /// names the snapshot: controllers render one body per `takenAt`.
     public let takenAt: Date
     /// Why the base dir could not be read (the list is then empty).
     public let problem: String?
@@ -65,6 +67,7 @@ public struct BackupsSnapshot: Sendable {
     /// Why the backup dir could not be listed.
     public let problem: String?
     public let schedule: ScheduleSnapshot
+    /// When the backup dir was looked at; names the snapshot, as `FleetSnapshot.takenAt`.
     public let takenAt: Date
 
     /// The newest archive that could be read and is not marked incomplete: the last good backup.
@@ -87,7 +90,7 @@ public enum Badge: String, Sendable {
 
 /// Where the dashboard's data comes from; tests may put another one behind the router.
 public protocol DashboardStore: Sendable {
-    /// The fleet, at most `refreshInterval` old.
+    /// The fleet, at most `refreshInterval` old; a snapshot with another content has another `takenAt`.
     func fleet() async -> FleetSnapshot
     /// The archives and the schedule, at most a few seconds old.
     func backups() async -> BackupsSnapshot
