@@ -37,15 +37,18 @@ extension Dashboard {
         func run() async throws {
             // Resolved once, at start (reading the crontab runs `crontab -l`; requests run no program).
             let baseDir = global.resolvedBaseDir
-            var configuration = DashboardConfiguration(baseDir: baseDir, backupDir: backup.resolved(baseDir: baseDir).directory,
+            let location = backup.resolved(baseDir: baseDir)
+            global.detail("backup dir \(location.directory) (\(location.explanation))", json: true)
+            var configuration = DashboardConfiguration(baseDir: baseDir, backupDir: location.directory,
                                                        host: host, port: port)
             try reportingErrors {
                 configuration.token = try readToken()
                 try configuration.validate()
             }
             let settings = configuration
+            let quiet = global.quiet
             let app = try buildApplication(settings) { port in
-                printError("clmnt dashboard: serving \(settings.baseDir) on http://\(host.contains(":") ? "[\(host)]" : host):\(port)/")
+                if !quiet { printError("clmnt dashboard: serving \(settings.baseDir) on http://\(host.contains(":") ? "[\(host)]" : host):\(port)/") }
             }
             do { try await app.runService() } catch {
                 printError("clmnt: dashboard: \(error)")
@@ -117,12 +120,12 @@ extension Dashboard {
                     print(service.status().joined(separator: "\n"))
                 } else if remove {
                     let notes = try service.remove()
-                    print(notes.isEmpty ? "no dashboard service was installed" : notes.joined(separator: "\n"))
+                    global.say(notes.isEmpty ? "no dashboard service was installed" : notes.joined(separator: "\n"))
                 } else {
                     let settings = DashboardService.Settings(
                         executable: currentExecutablePath(), baseDir: global.resolvedBaseDir,
                         backupDir: backupDir.map(absolutePath), host: host, port: port, tokenFile: tokenFile.map(absolutePath))
-                    print(try service.install(settings).joined(separator: "\n"))
+                    global.say(try service.install(settings).joined(separator: "\n"))
                 }
             }
         }

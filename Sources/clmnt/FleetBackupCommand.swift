@@ -70,9 +70,6 @@ extension Fleet {
         @Flag(help: "Start every line of output with an ISO-8601 timestamp (the scheduled job's log).")
         var timestamps = false
 
-        @Flag(name: .shortAndLong, help: "Print nothing but errors and missed files.")
-        var quiet = false
-
         /// With --timestamps, every line (the log's) starts with an ISO-8601 timestamp.
         func stamped(_ message: String) -> String {
             guard timestamps else { return message }
@@ -96,22 +93,29 @@ extension Fleet {
                 options.force = force
                 let baseDir = options.baseDir
                 // -o names the file itself; an empty --backup-dir is left for validate() to refuse.
-                options.backupDir = output != nil || backupDir == "" ? backupDir
-                    : resolveBackupDir(backupDir, baseDir: baseDir).directory
+                var location: BackupLocation?
+                if output == nil && backupDir != "" { location = resolveBackupDir(backupDir, baseDir: baseDir) }
+                options.backupDir = location?.directory ?? backupDir
                 options.keep = keep
                 options.verify = verify
                 options.wait = wait ?? 0
                 try options.validate()
 
+                let quiet = global.quiet, verbose = global.verbose
+                if let location { global.detail(stamped("backup dir \(location.directory) (\(location.explanation))"), json: json) }
+
                 SignalCleanup.shared.install()
                 var backup = FleetBackup(options: options)
                 let progress = ProgressBar(enabled: !quiet && !json && isatty(2) == 1)
-                backup.onProgress = { progress.update(done: $0.bytesDone, total: $0.bytesTotal, label: $0.currentMolt) }
-                let verbose = global.verbose
+                let timer = MoltTimer()
+                backup.onProgress = {
+                    progress.update(done: $0.bytesDone, total: $0.bytesTotal, label: $0.currentMolt)
+                    timer.reached($0.currentMolt)
+                }
                 let command = self
                 backup.onWarning = { message in
                     progress.clear()
-                    if !command.quiet || verbose { command.warn("clmnt: warning: \(message)") }
+                    command.warn("clmnt: warning: \(message)")
                 }
                 let summary: BackupSummary
                 do { summary = try backup.run() } catch BackupError.damaged(let path, let problems) {
@@ -121,6 +125,7 @@ extension Fleet {
                     throw ExitCode(ExitStatus.checkFailed)
                 }
                 progress.clear()
+                timer.reached(nil)
                 for leftover in summary.leftoversRemoved where !quiet && !json {
                     say("removed \(leftover.file) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
                 }
@@ -136,12 +141,13 @@ extension Fleet {
                     warn("clmnt: warning: cannot remove old backup \(failure.file): \(failure.reason)")
                 }
                 if json {
-                    print(renderJSON(summary))
+                    try printJSON(summary)
                 } else if !quiet {
                     if verbose {
                         for name in summary.molts {
                             let stats = summary.perMolt[name] ?? Manifest.SectionStats()
-                            say("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))")
+                            let time = timer.seconds[name].map { String(format: ", %.2f s", $0) } ?? ""
+                            say("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))\(time)")
                         }
                     }
                     say(summary.oneLine)
@@ -151,8 +157,6 @@ extension Fleet {
                     }
                 }
                 if !summary.complete {
-                    // -q hid the warnings: the missed files are named all the same.
-                    if quiet && !verbose { for file in summary.missed { warn("clmnt: warning: \(file.line)") } }
                     let molts = Set(summary.missed.map { $0.molt ?? ArchiveLayout.globalDir }).sorted()
                     warn("clmnt: incomplete: \(summary.missed.count) file\(summary.missed.count == 1 ? "" : "s") of "
                                + "\(molts.joined(separator: ", ")) vanished, could not be read or changed while read "
@@ -161,6 +165,20 @@ extension Fleet {
                 }
             }
         }
+    }
+}
+
+/// `-v`: how long each molt took to stream (from the first progress report naming it to the next molt's).
+final class MoltTimer: @unchecked Sendable {
+    private(set) var seconds: [String: Double] = [:]
+    private var current: (molt: String, since: Date)?
+
+    /// The backup reached `molt` (nil: it ended).
+    func reached(_ molt: String?) {
+        guard molt != current?.molt else { return }
+        let now = Date()
+        if let current { seconds[current.molt, default: 0] += now.timeIntervalSince(current.since) }
+        current = molt.map { ($0, now) }
     }
 }
 

@@ -26,20 +26,24 @@ extension Fleet {
             var passed = true
             try reportingErrors {
                 let baseDir = global.resolvedBaseDir
-                var options = DoctorOptions(baseDir: baseDir, backupDir: backups.resolved(baseDir: baseDir))
+                let location = backups.resolved(baseDir: baseDir)
+                var options = DoctorOptions(baseDir: baseDir, backupDir: location)
                 options.scheduleCrontab = CronTab(user: currentUserName())
                 let report = FleetDoctor.examine(options)
                 passed = report.passed
+                global.detail("base dir \(baseDir); backup dir \(location.directory) (\(location.explanation)); "
+                              + "scheduled jobs read from the crontab of \(currentUserName()) and of each molt's user", json: json)
                 if json {
-                    print(renderJSON(report))
+                    try printJSON(report)
                     return
                 }
-                for check in report.checks {
+                // -q: only what needs attention.
+                for check in report.checks where !(global.quiet && check.verdict == .ok) {
                     let subject = check.molt.map { "\($0): " } ?? ""
                     print("\(check.verdict.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))  \(check.check.padding(toLength: 16, withPad: " ", startingAt: 0))  \(subject)\(check.message)")
                 }
                 let counts = Dictionary(grouping: report.checks, by: \.verdict).mapValues(\.count)
-                print("\(counts[.ok] ?? 0) OK, \(counts[.warn] ?? 0) WARN, \(counts[.fail] ?? 0) FAIL")
+                global.say("\(counts[.ok] ?? 0) OK, \(counts[.warn] ?? 0) WARN, \(counts[.fail] ?? 0) FAIL")
             }
             if !passed { throw ExitCode(ExitStatus.failure) }
         }

@@ -25,13 +25,16 @@ extension Fleet {
                 let leftoverLine = leftovers.isEmpty ? nil
                     : "\(leftovers.count) file\(leftovers.count == 1 ? "" : "s") left by killed backups \(leftovers.count == 1 ? "holds" : "hold") "
                     + "\(formatBytes(leftovers.reduce(0) { $0 + $1.sizeBytes })); the next backup into \(directory) removes them"
+                global.detail("backup dir \(directory) (\(location.explanation))", json: json)
                 if json {
                     if let leftoverLine { printError("clmnt: warning: \(leftoverLine)") }
-                    print(renderJSON(listings))
+                    try printJSON(listings)
                     return
                 }
-                if global.verbose { print("backup dir \(directory) (\(location.explanation))") }
-                if listings.isEmpty {
+                if global.quiet {
+                    // For scripts (`for f in $(clmnt fleet list-backups -q)`): the archives' paths, nothing else.
+                    for listing in listings { print(listing.file) }
+                } else if listings.isEmpty {
                     print("no backups in \(directory)")
                 } else {
                     var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
@@ -49,7 +52,7 @@ extension Fleet {
                     }
                     print(renderTable(rows))
                 }
-                if let leftoverLine { print(leftoverLine) }
+                if let leftoverLine { global.say(leftoverLine) }
             }
         }
     }
@@ -66,6 +69,8 @@ extension Fleet {
         @Argument(help: "The archive to verify.")
         var file: String
 
+        @OptionGroup var output: OutputOptions
+
         @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
         var json = false
 
@@ -73,18 +78,24 @@ extension Fleet {
             var intact = false
             var complete = true
             try reportingErrors {
+                let started = Date()
                 let report = try ArchiveVerifier.verify(path: absolutePath(file))
                 intact = report.isIntact
                 complete = report.isComplete
+                let seconds = Date().timeIntervalSince(started)
+                output.detail(String(format: "read %@ in %.2f s (%@/s)", report.archive, seconds,
+                                     formatBytes(Int64(Double(report.bytesChecked) / max(seconds, 0.001)))), json: json)
                 if json {
-                    print(renderJSON(report))
+                    try printJSON(report)
                     return
                 }
                 for problem in report.problems { print("DAMAGED: \(problem)") }
-                for note in report.notes { print("note: \(note)") }
+                for note in report.notes { output.say("note: \(note)") }
                 for file in report.missed { print("MISSED: \(file.line)") }
                 let verdict = !report.isIntact ? "FAILED (\(report.problems.count) problems)"
                     : !report.isComplete ? "INCOMPLETE (the backup missed \(report.missed.count) file\(report.missed.count == 1 ? "" : "s"))" : "OK"
+                // -q: nothing when intact and complete (the exit status says it).
+                if output.quiet && intact && complete { return }
                 print("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
                       + "\(formatBytes(report.bytesChecked)) checked, \(report.compression)")
             }

@@ -7,7 +7,7 @@ extension Fleet {
         static let configuration = CommandConfiguration(
             abstract: "Restore molts from a fleet archive, on this host or a new one.",
             usage: """
-            clmnt fleet restore --from <file> [--base-dir <dir>] [--select <molts> ...] [--dry-run] [--force] [--skip-users] [--reassign-ports] [--allow-outside-symlinks] [--wait <seconds>] [--yes] [--json] [--verbose]
+            clmnt fleet restore --from <file> [--base-dir <dir>] [--select <molts> ...] [--dry-run] [--force] [--skip-users] [--reassign-ports] [--allow-outside-symlinks] [--wait <seconds>] [--yes] [--json] [--quiet|--verbose]
             clmnt fleet restore --resume [--base-dir <dir>] [--wait <seconds>]
             """,
             discussion: """
@@ -71,7 +71,7 @@ extension Fleet {
                     // With --dry-run: only say what would be completed.
                     let notes = dryRun ? FleetRestore.pendingRecovery(baseDir: baseDir)
                         : try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0)
-                    print(notes.isEmpty ? "nothing to resume in \(baseDir)" : notes.joined(separator: "\n"))
+                    global.say(notes.isEmpty ? "nothing to resume in \(baseDir)" : notes.joined(separator: "\n"))
                     return
                 }
                 guard let from else { return }
@@ -93,7 +93,7 @@ extension Fleet {
                 var restore = FleetRestore(options: options)
                 let plan = try restore.plan()
                 if dryRun {
-                    print(json ? renderJSON(plan) : plan.rendered(dryRun: true))
+                    if json { try printJSON(plan) } else { print(plan.rendered(dryRun: true)) }
                     return
                 }
                 guard plan.canRun else {
@@ -111,14 +111,14 @@ extension Fleet {
                     let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                     guard answer == "y" || answer == "yes" else { throw RestoreConfirmation.declined }
                 } else if !json {
-                    print(plan.rendered(dryRun: false))
+                    global.say(plan.rendered(dryRun: false))
                 }
 
                 let cancellation = RestoreCancellation()
                 let signals = RestoreSignals(cancellation: cancellation)
                 defer { signals.remove() }
                 restore.cancellation = cancellation
-                let progress = ProgressBar(enabled: !json && isatty(2) == 1)
+                let progress = ProgressBar(enabled: !json && !global.quiet && isatty(2) == 1)
                 restore.onProgress = { progress.update(done: $0.bytesRead, total: $0.archiveBytes, label: $0.currentMolt ?? "") }
                 let summary: RestoreSummary
                 do {
@@ -130,7 +130,7 @@ extension Fleet {
                 }
                 progress.clear()
                 for warning in summary.warnings { printError("clmnt: warning: \(warning)") }
-                print(json ? renderJSON(summary) : summary.rendered(verbose: global.verbose))
+                if json { try printJSON(summary) } else { global.say(summary.rendered(verbose: global.verbose)) }
             }
         }
     }

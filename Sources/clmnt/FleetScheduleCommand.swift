@@ -8,7 +8,7 @@ extension Fleet {
             abstract: "Schedule a nightly (or weekly) fleet backup with retention in the crontab.",
             discussion: """
             Installs a crontab entry, marked by a '# CLMNT-FLEET-BACKUP <base-dir>' comment, that runs \
-            'clmnt fleet backup --backup-dir DIR --keep N -q' and appends its output to DIR/clmnt-backup.log. \
+            'clmnt fleet backup --backup-dir DIR --keep N --timestamps' and appends its output to DIR/clmnt-backup.log. \
             Running it again replaces this base dir's entry and keeps every other line of the crontab.
             """
         )
@@ -48,7 +48,9 @@ extension Fleet {
                 let crontab = CronTab(user: currentUserName())
                 let baseDir = global.resolvedBaseDir
                 // A relative --backup-dir is refused by BackupJob (cron has no current directory).
-                let backupDir = backupDir ?? resolveBackupDir(nil, baseDir: baseDir, fallback: BackupJob.defaultBackupDir).directory
+                let location = backupDir == nil ? resolveBackupDir(nil, baseDir: baseDir, fallback: BackupJob.defaultBackupDir) : nil
+                let backupDir = backupDir ?? location?.directory ?? BackupJob.defaultBackupDir
+                global.detail("backup dir \(backupDir) (\(location?.explanation ?? "from --backup-dir")); crontab of \(crontab.user)")
                 if status {
                     let report = try BackupSchedule.status(baseDir: baseDir, backupDir: backupDir, crontab: crontab)
                     print(report.isScheduled ? "scheduled in the crontab of \(crontab.user):" : "not scheduled: no backup of \(baseDir) in the crontab of \(crontab.user)")
@@ -64,15 +66,15 @@ extension Fleet {
                 }
                 if remove {
                     let removed = try BackupSchedule.remove(baseDir: baseDir, crontab: crontab)
-                    print(removed.isEmpty ? "no backup of \(baseDir) was scheduled" : "removed from the crontab of \(crontab.user):")
-                    for line in removed { print("  \(line)") }
+                    global.say(removed.isEmpty ? "no backup of \(baseDir) was scheduled" : "removed from the crontab of \(crontab.user):")
+                    for line in removed { global.say("  \(line)") }
                     return
                 }
                 let job = try BackupJob(baseDir: baseDir, executable: currentExecutablePath(), backupDir: backupDir,
                                         at: at, weekday: weekday, compression: compress, keep: keep, verify: verify)
                 let report = try BackupSchedule.install(job, crontab: crontab)
-                for note in report.notes { print(note) }
-                for line in report.installed { print("  \(line)") }
+                for note in report.notes { global.say(note) }
+                for line in report.installed { global.say("  \(line)") }
                 printWarnings(report.warnings)
             }
         }

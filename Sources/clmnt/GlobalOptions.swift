@@ -10,8 +10,10 @@ struct GlobalOptions: ParsableArguments {
             help: ArgumentHelp("The fleet's base dir (default: $CLMNT_BASE_DIR, else the current directory).", valueName: "dir"))
     var baseDir: String?
 
-    @Flag(name: .shortAndLong, help: "Print more detail.")
-    var verbose = false
+    @OptionGroup var output: OutputOptions
+
+    var quiet: Bool { output.quiet }
+    var verbose: Bool { output.verbose }
 
     /// The base dir from the flag, the environment, or the current directory.
     var resolvedBaseDir: String {
@@ -21,6 +23,35 @@ struct GlobalOptions: ParsableArguments {
         }
         return absolutePath(".")
     }
+}
+
+/// `-q` and `-v`, on every command (README "Output"): `-q` prints nothing on standard output when
+/// all is well (warnings, errors and `--json` are unaffected; a listing prints bare paths), `-v` adds
+/// detail (paths, how they were chosen, timings). Exit codes are the same either way.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Print only warnings and errors (and what --json asks for); exit codes are unchanged.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Print more detail: paths, how they were chosen, timings.")
+    var verbose = false
+
+    func validate() throws {
+        if quiet && verbose { throw ValidationError("give -q/--quiet or -v/--verbose, not both") }
+    }
+
+    /// A line of normal output: hidden by `-q`.
+    func say(_ text: String) { if !quiet { print(text) } }
+
+    /// A line of `-v` detail: on standard output, or on standard error when standard output carries JSON.
+    func detail(_ text: String, json: Bool = false) {
+        guard verbose else { return }
+        if json { printError(text) } else { print(text) }
+    }
+}
+
+extension GlobalOptions {
+    func say(_ text: String) { output.say(text) }
+    func detail(_ text: String, json: Bool = false) { output.detail(text, json: json) }
 }
 
 /// `--backup-dir` of the commands that read a base dir's archives (`list-backups`, `doctor`).

@@ -42,10 +42,18 @@ extension Molt.Health {
                     molts = try ClmntCore.Fleet.discoverNonEmpty(baseDir: global.resolvedBaseDir).molts
                 }
                 let outcomes = HealthChecker.checkAndRecord(molts, options: options)
+                for molt in molts {
+                    global.detail("\(molt.name): recorded in \(StateDirectory(molt: molt).statusPath)", json: json)
+                }
                 for outcome in outcomes { printWarnings(outcome.warnings.map { "\(outcome.molt): \($0)" }) }
                 if json {
                     let items = outcomes.map { HealthRendering.json($0.record, molt: $0.molt) }
-                    print(all ? JSONOutput.array(items).pretty : items[0].pretty, terminator: "")
+                    try printJSON(all ? JSONOutput.array(items) : items[0])
+                } else if global.quiet {
+                    // -q: only the molts that are not healthy (the exit status says the rest).
+                    for outcome in outcomes where !outcome.record.status.isHealthy {
+                        print("\(outcome.molt): \(HealthRendering.summary(outcome.record))")
+                    }
                 } else if all {
                     print(HealthRendering.table(
                         ["MOLT", "STATUS", "PID", "PORT", "HTTP", "TIME(ms)", "DETAIL"],

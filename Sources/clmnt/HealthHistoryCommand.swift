@@ -26,7 +26,8 @@ extension Molt.Health {
                 let (_, molt) = try loadMolt(name, global)
                 let report = HealthMonitor.history(of: molt, limit: limit)
                 printWarnings(report.warnings)
-                print(json ? report.json(molt: name).pretty : Self.text(report, molt: name), terminator: json ? "" : "\n")
+                global.detail("read \(StateDirectory(molt: molt).historyPath)", json: json)
+                if json { try printJSON(report.json(molt: name)) } else { print(Self.text(report, molt: name)) }
             }
         }
 

@@ -27,6 +27,7 @@ extension Molt.Health {
                 let (_, molt) = try loadMolt(name, global)
                 let state = StateDirectory(molt: molt)
                 let path = state.cronLogPath
+                global.detail("\(path):")
                 do {
                     for line in try LogTail.lastLines(in: state, count: n) { print(line) }
                 } catch HealthError.logMissing where f {

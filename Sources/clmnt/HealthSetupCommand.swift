@@ -71,7 +71,7 @@ extension Molt.Health {
                         print(Molt.Health.Status.scheduleText(HealthSetup.status(molt: molt, unitDir: unitDir)))
                     } else {
                         let notes = try HealthSetup.remove(molt: molt, unitDir: unitDir)
-                        print(notes.isEmpty ? "no health-watch was scheduled for \(name)" : notes.joined(separator: "\n"))
+                        global.say(notes.isEmpty ? "no health-watch was scheduled for \(name)" : notes.joined(separator: "\n"))
                     }
                     return
                 }
@@ -86,9 +86,10 @@ extension Molt.Health {
                                                  interval: interval, offset: offset, settings: settings)
                 let report = try HealthSetup.install(SetupRequest(fleet: fleet, molt: molt, schedule: schedule,
                                                                   systemd: systemd, unitDir: unitDir))
-                print(systemd ? "health-watch of \(name) as systemd units:" : "health-watch of \(name) in the crontab of user \(name):")
-                for line in report.installed { print("  \(line)") }
-                for note in carried + report.notes { print(note) }
+                global.say(systemd ? "health-watch of \(name) as systemd units:" : "health-watch of \(name) in the crontab of user \(name):")
+                for line in report.installed { global.say("  \(line)") }
+                for note in carried + report.notes { global.say(note) }
+                global.detail("it runs as user \(name) and appends to \(molt.stateDir)/\(StateDirectory.cronLogName)")
                 printWarnings(report.warnings)
             }
         }

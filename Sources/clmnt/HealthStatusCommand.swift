@@ -23,9 +23,11 @@ extension Molt.Health {
                 let (_, molt) = try loadMolt(name, global)
                 let report = HealthMonitor.status(of: molt)
                 printWarnings(report.warnings)
+                global.detail("read \(report.statusPath) and \(report.watchStatePath)", json: json)
                 if json {
-                    print(Self.json(report).pretty, terminator: "")
-                } else {
+                    try printJSON(Self.json(report))
+                } else if !global.quiet {
+                    // -q: like `systemctl is-active -q`, the exit status alone answers.
                     print(Self.text(report))
                 }
                 if report.last?.status.isHealthy != true { throw ExitCode(ExitStatus.checkFailed) }

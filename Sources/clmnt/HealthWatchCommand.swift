@@ -9,8 +9,9 @@ extension Molt {
             commandName: "health-watch",
             abstract: "Check a molt, record the result, and alert after repeated failures (run by cron or systemd).",
             discussion: """
-            Prints one line per run (cron appends it to .molt-state/cron.log). A failing mailer or webhook \
-            is logged and the state is still written. Exit status: 0 when healthy, 2 when not, 1 when the \
+            Prints one line per run, starting with an ISO-8601 UTC timestamp (cron appends it to \
+            .molt-state/cron.log; with -q only when the molt is not healthy or something was sent, warned \
+            or failed). A failing mailer or webhook is logged and the state is still written. Exit status: 0 when healthy, 2 when not, 1 when the \
             state could not be written.
             """
         )
@@ -42,7 +43,8 @@ extension Molt {
         var ready = false
 
         func run() throws {
-            try reportingErrors {
+            // Errors go to cron.log too (2>&1): stamped like every other line there.
+            try reportingErrors(stamp: { "\(Timestamp.format(Date())) \($0)" }) {
                 let check = CheckOptions(timeout: timeout, ready: ready)
                 try check.validate()
                 let rules = AlertRules(threshold: consecutiveFailures, remindEvery: remindEvery)
@@ -57,16 +59,22 @@ extension Molt {
                 let (fleet, molt) = try loadMolt(name, global)
                 let report = ClmntHealth.HealthWatch.run(molt: molt, fleet: fleet,
                                                          options: WatchOptions(check: check, rules: rules, channels: channels))
-                for line in Self.logLines(report, verbose: global.verbose) { print(line) }
+                for line in Self.logLines(report, verbose: global.verbose, quiet: global.quiet) { print(line) }
                 if !report.errors.isEmpty { throw ExitCode(ExitStatus.failure) }
                 if !report.record.status.isHealthy { throw ExitCode(ExitStatus.checkFailed) }
             }
         }
 
-        /// `[2026-11-28 10:05:00] health: ...` lines, the cron.log format of the other molt jobs.
-        static func logLines(_ report: WatchReport, verbose: Bool) -> [String] {
-            let prefix = "[\(Timestamp.logFormat(report.record.timestamp))] health:"
+        /// `2026-11-28T10:05:00Z health: ...` lines (the bash tool wrote `[2026-11-28 10:05:00] health: ...`;
+        /// `health logs` shows both). `quiet`: nothing for a healthy check that sent nothing and had no trouble.
+        static func logLines(_ report: WatchReport, verbose: Bool, quiet: Bool = false) -> [String] {
+            let prefix = "\(Timestamp.format(report.record.timestamp)) health:"
             var lines: [String] = []
+            if quiet && report.record.status.isHealthy && report.message == nil {
+                for warning in report.warnings { lines.append("\(prefix) warning: \(warning)") }
+                for error in report.errors { lines.append("\(prefix) error: \(error)") }
+                return lines
+            }
             for warning in report.warnings { lines.append("\(prefix) warning: \(warning)") }
             var line = "\(prefix) \(HealthRendering.summary(report.record))"
             let state = report.state

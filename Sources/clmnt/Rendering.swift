@@ -1,11 +1,9 @@
 import ClmntCore
 import Foundation
 
-func renderJSON<Value: Encodable>(_ value: Value) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    guard let data = try? encoder.encode(value) else { return "{}" }
-    return String(decoding: data, as: UTF8.self)
+/// Every `--json` goes through here, in the one JSON style (`JSONStyle`, README "Output").
+func printJSON<Value: Encodable>(_ value: Value) throws {
+    FileHandle.standardOutput.write(Data(try JSONStyle.encode(value).utf8))
 }
 
 /// A one-line progress bar on stderr, redrawn at most ten times a second.

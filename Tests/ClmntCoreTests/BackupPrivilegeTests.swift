@@ -177,7 +177,7 @@ struct BackupPrivilegeTests {
                 "snapshotted after the writer committed")
         let report = try String(contentsOfFile: extracted + "/backup-report.json", encoding: .utf8)
         #expect(report.contains("locked.db: NOT ARCHIVED"), "the report names the missed database")
-        #expect(report.contains("\"problem\" : \"locked\""), "\(report)")
+        #expect(report.contains("\"problem\": \"locked\""), "\(report)")
     }
 
     // MARK: - an owner racing root

@@ -110,7 +110,8 @@ func clmntBinary() -> String? {
         #expect(watch.status == 2)
         let lines = watch.stdout.split(separator: "\n")
         #expect(lines.count == 2)
-        #expect(lines[0].contains("] health: stopped (no process, port 19021, no HTTP answer)"))
+        #expect(lines[0].contains("Z health: stopped (no process, port 19021, no HTTP answer)"))
+        #expect(Timestamp.parse(String(lines[0].prefix(20))) != nil, "ISO-8601 first: \(lines[0])")
         #expect(lines[1].contains("alert due but no channel configured"))
 
         let status = try clmnt(["molt", "health", "status", "beta", "-d", fleet.base, "--json"])
@@ -170,7 +171,7 @@ func clmntBinary() -> String? {
         #expect(run.status == 0, "\(run.stderr)")
         let log = try String(contentsOfFile: home + "/.molt-state/cron.log", encoding: .utf8)
         #expect(log.hasPrefix("[old] root-owned line\n"))
-        #expect(log.contains("] health: healthy (pid \(getpid()), port \(stub.port), HTTP 200"))
+        #expect(log.contains("Z health: healthy (pid \(getpid()), port \(stub.port), HTTP 200"))
         var info = stat()
         #expect(stat(home + "/.molt-state/health-watch-state.json", &info) == 0)
         #expect(info.st_uid == user.uid)

@@ -41,7 +41,7 @@ struct DoctorTests {
             #expect(line(result.stdout, check)?.hasPrefix("OK") == true, "\(check): \(result.stdout)")
         }
         let json = try runCapturing(clmnt, ["fleet", "doctor", "-d", fleet.base, "--backup-dir", backups, "--json"])
-        #expect(json.status == 0 && json.stdout.contains("\"passed\" : true"), "\(json.stdout)")
+        #expect(json.status == 0 && json.stdout.contains("\"passed\": true"), "\(json.stdout)")
     }
 
     @Test("failures: no user, a home owned by someone else, no backup, a backup dir inside a molt; leftovers warn; exit 1")

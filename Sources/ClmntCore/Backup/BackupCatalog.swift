@@ -61,7 +61,8 @@ public enum BackupCatalog {
             do {
                 let located = try locate(path: path)
                 let manifest = located.manifest
-                listing.date = manifest.timestamp
+                // In UTC like every date clmnt prints (an offset written by another tool is converted).
+                listing.date = Timestamp.parse(manifest.timestamp).map(Timestamp.format) ?? manifest.timestamp
                 listing.moltCount = manifest.molts.count
                 listing.molts = manifest.molts.map(\.name)
                 listing.hostname = manifest.hostname

@@ -146,7 +146,12 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Compact JSON on one line (`"name":"x"`): the bash tool's `list-backups` counts molts with
     /// `grep -o '"name":'` and reads `"hostname":"..."`, which a pretty-printed `"name" : ` defeats.
     /// Only molt records have a `name` key, and a `"` inside a value is escaped, so the count is exact.
-    public func encoded() -> Data { encodeArchiveJSON(self, pretty: false) }
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain structs of strings and numbers cannot fail.
+        return try! encoder.encode(self) + Data("\n".utf8)
+    }
 
     public static func decode(_ data: Data) throws -> Manifest {
         try JSONDecoder().decode(Manifest.self, from: data)
@@ -176,15 +181,8 @@ public struct BackupReport: Codable, Sendable, Equatable {
         case entryCount = "entry_count"
     }
 
-    public func encoded() -> Data { encodeArchiveJSON(self, pretty: true) }
-}
-
-/// The JSON of an archive's own entries: sorted keys, unescaped slashes, a final newline.
-private func encodeArchiveJSON<Value: Encodable>(_ value: Value, pretty: Bool) -> Data {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-    // Encoding plain structs of strings and numbers cannot fail.
-    return try! encoder.encode(value) + Data("\n".utf8)
+    /// In the one JSON style (`JSONStyle`). Encoding plain structs of strings and numbers cannot fail.
+    public func encoded() -> Data { Data(try! JSONStyle.encode(self).utf8) }
 }
 
 /// A file a backup could not archive whole; the backup then exits 3 and the

@@ -20,6 +20,7 @@ struct StreamingSession {
     private var ownerCredentials: [UInt32: OwnerCredentials] = [:]
     private var bytesDone: Int64 = 0
     private var lastProgress = Date.distantPast
+    private var lastProgressMolt = ""
 
     /// Raw 32-byte digests, in the order of `digestOwners`.
     private var digests: [UInt8] = []
@@ -448,9 +449,11 @@ struct StreamingSession {
         bytesDone += bytes
         guard let onProgress else { return }
         let now = Date()
-        guard now.timeIntervalSince(lastProgress) >= 0.1 else { return }
-        lastProgress = now
         let name = molt.split(separator: "/").first.map(String.init) ?? molt
+        // At most ten a second, and at once when a molt starts (its label; `-v` times each molt from it).
+        guard now.timeIntervalSince(lastProgress) >= 0.1 || name != lastProgressMolt else { return }
+        lastProgress = now
+        lastProgressMolt = name
         onProgress(BackupProgress(bytesDone: bytesDone, bytesTotal: bytesTotal, currentMolt: name))
     }
 }

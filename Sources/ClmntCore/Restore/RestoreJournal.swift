@@ -39,10 +39,8 @@ struct RestoreJournal: Codable, Equatable {
 
     /// Writes the journal into the container (root-only) and fsyncs it and the container.
     func write(container: Int32, displayPath: String) throws(RestoreError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // Strings and numbers only: encoding cannot fail.
-        let data = try! encoder.encode(self)
+        let data = Data(try! JSONStyle.encode(self).utf8)
         try SafeFileSystem.writeFile(at: container, Self.fileName, data: data, uid: geteuid(), gid: getegid(), mode: 0o600,
                                      displayPath: displayPath)
         SafeFileSystem.syncDirectory(container)

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// ISO-8601 UTC timestamps (`2026-11-28T10:05:00Z`), as the state files hold them.
+/// ISO-8601 UTC timestamps (`2026-11-28T10:05:00Z`), as the state files, `--json` and log lines hold them.
 /// Hand-written because `ISO8601DateFormatter` costs milliseconds to set up, and
 /// `health-watch` runs every few minutes for every molt.
 public enum Timestamp {
@@ -11,13 +11,6 @@ public enum Timestamp {
     public static func format(_ date: Date) -> String {
         let parts = utcParts(date)
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
-                      parts.year, parts.month, parts.day, parts.hour, parts.minute, parts.second)
-    }
-
-    /// `2026-11-28 10:05:00` (UTC), the prefix of `cron.log` lines.
-    public static func logFormat(_ date: Date) -> String {
-        let parts = utcParts(date)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d",
                       parts.year, parts.month, parts.day, parts.hour, parts.minute, parts.second)
     }
 

@@ -95,3 +95,41 @@ public indirect enum JSONOutput: Sendable {
         out += "\""
     }
 }
+
+/// Through `JSONStyle` (every `--json`): keys sorted, numbers as `compact` and `pretty` write them.
+extension JSONOutput: Encodable {
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var container = encoder.singleValueContainer()
+            try container.encodeNil()
+        case .bool(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .int(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .double(let value):
+            var container = encoder.singleValueContainer()
+            // The same rounding as the state files: at most three decimals, whole numbers without a fraction.
+            let rounded = value.isFinite ? (value * 1000).rounded() / 1000 : 0
+            if rounded == rounded.rounded(), abs(rounded) < 1e15 { try container.encode(Int(rounded)) } else { try container.encode(rounded) }
+        case .string(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .array(let items):
+            var container = encoder.unkeyedContainer()
+            for item in items { try container.encode(item) }
+        case .object(let members):
+            var container = encoder.container(keyedBy: Key.self)
+            for (key, value) in members { try container.encode(value, forKey: Key(stringValue: key)) }
+        }
+    }
+}
