@@ -97,6 +97,28 @@ import Testing
         #expect(age < 1, "snapshot \(age) s old")
     }
 
+    @Test func anUnchangedHistoryIsReadAgainForItsWindowsByTheLoopOnlyAFewPerPass() async throws {
+        let fleet = try DashboardFleet()
+        defer { fleet.remove() }
+        let store = FleetStateStore(configuration: fleet.configuration())
+        func uptime(_ snapshot: FleetSnapshot, _ name: String) -> Double? {
+            snapshot.molts.first { $0.molt.name == name }?.uptime24h
+        }
+        let start = Date()
+        let first = await store.readFleet(now: start, agedHistories: 0)
+        #expect(uptime(first, "alpha") == 100 && uptime(first, "bravo") == 25)
+        // A day later every check has left the 24 h window, but no file changed.
+        let later = start.addingTimeInterval(86_400 + 3600)
+        // What a request does when it must refresh: changed files only, so it never waits for a big history.
+        let request = await store.readFleet(now: later, agedHistories: 0)
+        #expect(uptime(request, "alpha") == 100 && uptime(request, "bravo") == 25)
+        // The loop: aged histories a few at a time, in name order.
+        let pass = await store.readFleet(now: later, agedHistories: 1)
+        #expect(uptime(pass, "alpha") == nil && uptime(pass, "bravo") == 25)
+        let next = await store.readFleet(now: later, agedHistories: 1)
+        #expect(uptime(next, "alpha") == nil && uptime(next, "bravo") == nil)
+    }
+
     @Test func requestsBetweenTwoRefreshesShareOneRenderedBody() {
         let bodies = RenderedBodies<Date>()
         let key = Date()

@@ -11,10 +11,11 @@ import Glibc
 /// size-bounded) and kept in memory as one published snapshot that requests read without waiting.
 ///
 /// Run as a service (`buildApplication` does), the store re-reads every half `refreshInterval`:
-/// it `lstat`s each molt's state files and re-reads only those that changed (and the history at
-/// least once a minute, for the 24 h window). A request never does that work itself while the
-/// snapshot is younger than `refreshInterval`; when it is older (the service is not running, or
-/// a refresh fell behind) the request refreshes first. So no answer is built from state older
+/// it `lstat`s each molt's state files and re-reads only those that changed (and an unchanged
+/// history about once a minute, a few molts per pass, for the moving 24 h window). A request never
+/// does that work itself while the snapshot is younger than `refreshInterval`; when it is older
+/// (the service is not running, or a refresh fell behind) the request refreshes first, re-reading
+/// changed files only. So no answer is built from state older
 /// than `refreshInterval`, and a huge or slow file delays the refresh, never the answers meanwhile.
 /// The archive listing works the same way with `backupsInterval`.
 public actor FleetStateStore: DashboardStore, Service {
@@ -22,7 +23,12 @@ public actor FleetStateStore: DashboardStore, Service {
     public static let historyDepth = 1000
     /// The backup dir's archives are listed at most this often (each needs its manifest decompressed).
     static let backupsInterval: TimeInterval = 10
+    /// An unchanged history is re-read after this long, for its moving windows...
     static let historyMaxAge: TimeInterval = 60
+    /// ...by the loop, at most this many molts per pass: a history near its cap (2 × 2 MiB) takes
+    /// a good part of a second to parse, so re-reading the whole fleet's at once would hold every
+    /// request that has to wait for a refresh.
+    static let agedHistoriesPerPass = 2
     /// Root's crontab is a few lines; anything larger is not read.
     static let crontabLimit = 1024 * 1024
 
@@ -53,7 +59,7 @@ public actor FleetStateStore: DashboardStore, Service {
 
     public nonisolated func fleet() async -> FleetSnapshot {
         if let fleet = published.withLock({ $0.fleet }), Date().timeIntervalSince(fleet.takenAt) < maxAge { return fleet }
-        return await refreshFleet(unlessYoungerThan: maxAge)
+        return await refreshFleet(unlessYoungerThan: maxAge, agedHistories: 0)
     }
 
     public nonisolated func backups() async -> BackupsSnapshot {
@@ -72,7 +78,7 @@ public actor FleetStateStore: DashboardStore, Service {
         let period = Duration.milliseconds(max(10, Int(maxAge * 500)))
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                _ = await self.refreshFleet(unlessYoungerThan: self.maxAge / 2)
+                _ = await self.refreshFleet(unlessYoungerThan: self.maxAge / 2, agedHistories: Self.agedHistoriesPerPass)
                 _ = await self.refreshBackups(unlessYoungerThan: Self.backupsInterval / 2)
                 try await Task.sleep(for: period)
             }
@@ -81,11 +87,11 @@ public actor FleetStateStore: DashboardStore, Service {
 
     /// Re-reads the state files unless the published snapshot is younger than `age` (a request
     /// and the loop, or two requests, that find it stale together read the files once).
-    private func refreshFleet(unlessYoungerThan age: TimeInterval) -> FleetSnapshot {
+    private func refreshFleet(unlessYoungerThan age: TimeInterval, agedHistories: Int) -> FleetSnapshot {
         let now = Date()
         if let fleet = published.withLock({ $0.fleet }), now.timeIntervalSince(fleet.takenAt) < age { return fleet }
         // Stamped with the time before any file is looked at: a change older than `takenAt` is in it.
-        let snapshot = readFleet(now: now)
+        let snapshot = readFleet(now: now, agedHistories: agedHistories)
         published.withLock { $0.fleet = snapshot }
         return snapshot
     }
@@ -99,7 +105,9 @@ public actor FleetStateStore: DashboardStore, Service {
         return snapshot
     }
 
-    private func readFleet(now: Date) -> FleetSnapshot {
+    /// Re-reads the molts whose state files changed, and up to `agedHistories` whose history is
+    /// older than `historyMaxAge`; keeps the rest.
+    func readFleet(now: Date, agedHistories: Int) -> FleetSnapshot {
         let fleet: Fleet
         do { fleet = try Fleet.discover(baseDir: configuration.baseDir) } catch {
             cache = [:]
@@ -107,13 +115,17 @@ public actor FleetStateStore: DashboardStore, Service {
         }
         var molts: [MoltSnapshot] = []
         var kept: [String: CachedMolt] = [:]
+        var agedBudget = agedHistories
         for molt in fleet.molts {
             let stamps = Self.stamps(of: molt)
-            if let cached = cache[molt.name], cached.stamps == stamps, cached.snapshot.molt == molt,
-               now.timeIntervalSince(cached.loadedAt) < Self.historyMaxAge {
-                kept[molt.name] = cached
-                molts.append(cached.snapshot)
-                continue
+            if let cached = cache[molt.name], cached.stamps == stamps, cached.snapshot.molt == molt {
+                let aged = now.timeIntervalSince(cached.loadedAt) >= Self.historyMaxAge
+                if !aged || agedBudget == 0 {
+                    kept[molt.name] = cached
+                    molts.append(cached.snapshot)
+                    continue
+                }
+                agedBudget -= 1
             }
             let state = HealthMonitor.state(of: molt)
             let history = HealthMonitor.history(of: molt, limit: Self.historyDepth, now: now)
