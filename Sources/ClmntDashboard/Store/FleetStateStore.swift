@@ -75,7 +75,8 @@ public actor FleetStateStore: DashboardStore, Service {
     /// The refresh loop: at half the allowed ages, so requests find a young enough snapshot. Ends
     /// with the server's graceful shutdown.
     public nonisolated func run() async throws {
-        let period = Duration.milliseconds(max(10, Int(maxAge * 500)))
+        // At most 10 passes a second (tests ask for 50 ms; requests then refresh in between).
+        let period = Duration.milliseconds(max(100, Int(maxAge * 500)))
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 _ = await self.refreshFleet(unlessYoungerThan: self.maxAge / 2, agedHistories: Self.agedHistoriesPerPass)
