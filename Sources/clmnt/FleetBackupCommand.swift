@@ -55,14 +55,17 @@ extension Fleet {
         @Option(help: ArgumentHelp("Write the default-named archive into this directory (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the base dir's scheduled backup dir, else ./backups).", valueName: "dir"))
         var backupDir: String?
 
-        @Option(help: ArgumentHelp("After a successful backup, keep only the newest N clmnt archives of this base dir in the archive's directory (the new one included).", valueName: "n"))
-        var keep: Int?
+        @OptionGroup(title: "Retention after a successful backup (the new archive always stays)")
+        var retention: RetentionOptions
 
         @Flag(inversion: .prefixedNo, help: "Read the new archive back and check every SHA-256 and count; fail (exit 2) if it is damaged.")
         var verify = false
 
         @Option(help: ArgumentHelp("Wait up to this long for another backup or a restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
         var wait: Double?
+
+        @Flag(help: "Show what would be archived, left out and missed per molt; write nothing.")
+        var dryRun = false
 
         @Flag(inversion: .prefixedNo, help: "Print the summary as JSON.")
         var json = false
@@ -96,13 +99,21 @@ extension Fleet {
                 var location: BackupLocation?
                 if output == nil && backupDir != "" { location = resolveBackupDir(backupDir, baseDir: baseDir) }
                 options.backupDir = location?.directory ?? backupDir
-                options.keep = keep
+                options.retention = retention.policy
                 options.verify = verify
                 options.wait = wait ?? 0
                 try options.validate()
 
                 let quiet = global.quiet, verbose = global.verbose
                 if let location { global.detail(stamped("backup dir \(location.directory) (\(location.explanation))"), json: json) }
+                if dryRun {
+                    if verify { throw BackupError.invalidOption("--dry-run writes no archive to --verify") }
+                    if !options.retention.isEmpty {
+                        throw BackupError.invalidOption("--dry-run removes nothing: see what --keep... would remove with 'clmnt fleet prune --dry-run'")
+                    }
+                    try runDryRun(options)
+                    return
+                }
 
                 SignalCleanup.shared.install()
                 var backup = FleetBackup(options: options)
@@ -179,6 +190,66 @@ final class MoltTimer: @unchecked Sendable {
         let now = Date()
         if let current { seconds[current.molt, default: 0] += now.timeIntervalSince(current.since) }
         current = molt.map { ($0, now) }
+    }
+}
+
+extension Fleet.Backup {
+    /// `--dry-run`: the plan as a table (or JSON); exit 3 when the backup would miss files.
+    func runDryRun(_ options: BackupOptions) throws {
+        let plan = try FleetBackup(options: options).dryRun()
+        for warning in plan.warnings { warn("clmnt: warning: \(warning)") }
+        // A report, as restore --dry-run's: printed even with -q.
+        if json { try printJSON(plan) } else { say(plan.tableText(verbose: global.verbose)) }
+        guard plan.complete else {
+            let missed = plan.molts.flatMap(\.missed)
+            let molts = Set(missed.compactMap(\.molt)).sorted().joined(separator: ", ")
+            warn("clmnt: incomplete: the backup would miss \(missed.count) file\(missed.count == 1 ? "" : "s") of \(molts) (named above)")
+            throw ExitCode(ExitStatus.incomplete)
+        }
+    }
+}
+
+extension BackupPlan {
+    /// The dry run for an admin: one row per molt, then each molt's databases,
+    /// exclusions (by rule; every path with -v) and the files it would miss.
+    func tableText(verbose: Bool) -> String {
+        func counted(_ files: Int, _ bytes: Int64) -> String { "\(files) file\(files == 1 ? "" : "s"), \(formatBytes(bytes))" }
+        func excludedCell(_ files: Int, _ bytes: Int64) -> String { files == 0 ? "-" : counted(files, bytes) }
+        var rows = [["MOLT", "FILES", "SIZE", "SQLITE", "EXCLUDED", "WOULD MISS"]]
+        for molt in molts {
+            rows.append([molt.name, String(molt.files), formatBytes(molt.bytes), String(molt.databases.count),
+                         excludedCell(molt.excludedFiles, molt.excludedBytes), molt.missed.isEmpty ? "-" : String(molt.missed.count)])
+        }
+        rows.append(["(global)", String(globalFiles), formatBytes(globalBytes), "-", "-", "-"])
+        let excludedFiles = molts.reduce(0) { $0 + $1.excludedFiles }
+        let excludedBytes = molts.reduce(Int64(0)) { $0 + $1.excludedBytes }
+        let missed = molts.reduce(0) { $0 + $1.missed.count }
+        rows.append(["total", String(files), formatBytes(bytes), String(molts.reduce(0) { $0 + $1.databases.count }),
+                     excludedCell(excludedFiles, excludedBytes), missed == 0 ? "-" : String(missed)])
+        var lines = ["dry run, nothing written: the backup would write \(output) (\(compression))", renderTable(rows)]
+        for molt in molts {
+            for database in molt.databases {
+                let how = database.snapshot ? "SQLite snapshot" : "SQLite owned by root, archived byte for byte"
+                lines.append("\(molt.name): \(how): \(database.path) (\(formatBytes(database.sizeBytes)))")
+            }
+            var byRule: [(rule: String, paths: [ExcludedPath])] = []
+            for path in molt.excluded {
+                if let index = byRule.firstIndex(where: { $0.rule == path.rule }) { byRule[index].paths.append(path) }
+                else { byRule.append((path.rule, [path])) }
+            }
+            for (rule, paths) in byRule {
+                let files = paths.reduce(0) { $0 + $1.files }, bytes = paths.reduce(Int64(0)) { $0 + $1.bytes }
+                lines.append("\(molt.name): excluded by \(rule): \(paths.count) path\(paths.count == 1 ? "" : "s"), "
+                             + counted(files, bytes))
+                if verbose {
+                    for path in paths {
+                        lines.append("  \(path.path)\(path.directory ? "/" : ""): \(counted(path.files, path.bytes))")
+                    }
+                }
+            }
+            for file in molt.missed { lines.append("\(molt.name): would miss \(file.line)") }
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -8,7 +8,8 @@ extension Fleet {
             abstract: "Schedule a nightly (or weekly) fleet backup with retention in the crontab.",
             discussion: """
             Installs a crontab entry, marked by a '# CLMNT-FLEET-BACKUP <base-dir>' comment, that runs \
-            'clmnt fleet backup --backup-dir DIR --keep N --timestamps' and appends its output to DIR/clmnt-backup.log. \
+            'clmnt fleet backup --backup-dir DIR --keep N --timestamps' (with the --keep-daily, --keep-weekly \
+            and --keep-monthly given) and appends its output to DIR/clmnt-backup.log. \
             Running it again replaces this base dir's entry and keeps every other line of the crontab.
             """
         )
@@ -27,8 +28,8 @@ extension Fleet {
         @Option(help: "Compression: \(Compression.allCases.map(\.rawValue).joined(separator: ", ")).")
         var compress: Compression = .zstd
 
-        @Option(help: "How many archives of this base dir to keep, the new one included.")
-        var keep = BackupJob.defaultKeep
+        @OptionGroup(title: "Retention of the scheduled job (default: keep the 7 newest)")
+        var retention: RetentionOptions
 
         @Flag(inversion: .prefixedNo, help: "Have the job also verify each new archive (the run fails if it is damaged).")
         var verify = false
@@ -41,6 +42,9 @@ extension Fleet {
 
         func validate() throws {
             if remove && status { throw ValidationError("give --remove or --status, not both") }
+            if (remove || status) && !retention.policy.isEmpty {
+                throw ValidationError("--keep, --keep-daily, --keep-weekly and --keep-monthly do not apply to --\(remove ? "remove" : "status")")
+            }
         }
 
         func run() throws {
@@ -70,8 +74,11 @@ extension Fleet {
                     for line in removed { global.say("  \(line)") }
                     return
                 }
+                // Only --keep 7 when no rule is given: --keep-daily 7 alone means just that.
+                var policy = retention.policy
+                if policy.isEmpty { policy.last = BackupJob.defaultKeep }
                 let job = try BackupJob(baseDir: baseDir, executable: currentExecutablePath(), backupDir: backupDir,
-                                        at: at, weekday: weekday, compression: compress, keep: keep, verify: verify)
+                                        at: at, weekday: weekday, compression: compress, retention: policy, verify: verify)
                 let report = try BackupSchedule.install(job, crontab: crontab)
                 for note in report.notes { global.say(note) }
                 for line in report.installed { global.say("  \(line)") }

@@ -76,18 +76,20 @@ struct BackupRetentionTests {
             // The new archive, older by its clock than the others: it stays anyway.
             RetentionCandidate(name: "fleet-new.tar.gz", timestamp: "2026-10-01T00:00:00Z", modified: 40),
         ]
-        let names = { (keep: Int) in
-            BackupRetention.select(candidates, newArchive: "fleet-new.tar.gz", keep: keep).map(\.name)
+        let removed = { (candidates: [RetentionCandidate], newArchive: String, keep: Int) in
+            RetentionPolicy(last: keep).decide(candidates, newArchive: newArchive).reversed().filter { !$0.keep }.map(\.candidate.name)
         }
+        let names = { (keep: Int) in removed(candidates, "fleet-new.tar.gz", keep) }
         #expect(names(1) == ["fleet-1.tar.gz", "fleet-2b.tar.gz", "fleet-2.tar.gz", "fleet-3.tar.gz"])
         #expect(names(2) == ["fleet-1.tar.gz", "fleet-2b.tar.gz", "fleet-2.tar.gz"])
         #expect(names(3) == ["fleet-1.tar.gz", "fleet-2b.tar.gz"])
         #expect(names(5).isEmpty)
         #expect(names(50).isEmpty)
-        // A new archive named otherwise (-o custom.tar.gz) still counts as one.
+        // A new archive named otherwise (-o custom.tar.gz) is a candidate like the others and counts as one.
         let older = candidates.filter { $0.name != "fleet-new.tar.gz" }
-        #expect(BackupRetention.select(older, newArchive: "custom.tar.gz", keep: 5).isEmpty)
-        #expect(BackupRetention.select(older, newArchive: "custom.tar.gz", keep: 4).map(\.name) == ["fleet-1.tar.gz"])
+        let custom = older + [RetentionCandidate(name: "custom.tar.gz", timestamp: "2026-10-01T00:00:00Z")]
+        #expect(removed(custom, "custom.tar.gz", 5).isEmpty)
+        #expect(removed(custom, "custom.tar.gz", 4) == ["fleet-1.tar.gz"])
         #expect(BackupRetention.matchesName("fleet-2026-11-29-031500.tar.zst"))
         #expect(BackupRetention.matchesName("fleet-x.tar"))
         #expect(!BackupRetention.matchesName("fleet.tar.gz"))

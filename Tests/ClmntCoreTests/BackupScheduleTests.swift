@@ -188,15 +188,57 @@ struct BackupScheduleTests {
             ["-d", fleet.baseDir, "--at", "25:00"],
             ["-d", fleet.baseDir, "--weekday", "9"],
             ["-d", fleet.baseDir, "--keep", "0"],
+            ["-d", fleet.baseDir, "--keep-daily", "0"],
+            ["-d", fleet.baseDir, "--keep-weekly=-1"],
+            ["-d", fleet.baseDir, "--keep-monthly", "100000"],
         ]
         for arguments in cases {
             let result = try runCapturing(clmnt, ["fleet", "schedule"] + arguments)
             #expect(result.status == 64, "\(arguments): \(result.stderr)")
             #expect(result.stderr.hasPrefix("clmnt: ") && result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
         }
-        let both = try runCapturing(clmnt, ["fleet", "schedule", "-d", fleet.baseDir, "--remove", "--status"])
-        #expect(both.status == 64)
+        // Contradictions the parser's validation catches (with the usage, as for its own errors).
+        for arguments in [["--remove", "--status"], ["--remove", "--keep-daily", "7"], ["--status", "--keep", "3"]] {
+            let both = try runCapturing(clmnt, ["fleet", "schedule", "-d", fleet.baseDir] + arguments)
+            #expect(both.status == 64, "\(arguments): \(both.stderr)")
+        }
         #expect(rootCrontab() == rootBefore)
+    }
+
+    @Test("--keep-daily, --keep-weekly and --keep-monthly go into the job line; --keep 7 only when no rule is given")
+    func retentionFlagsInTheLine() throws {
+        let user = try CronUser()
+        let scratch = try TemporaryDirectory(prefix: "clmnt-sched")
+        defer { user.remove(); scratch.remove() }
+        // The command run as the throwaway user edits that user's crontab, never root's.
+        let rootBefore = rootCrontab()
+        try ProgramRunner.run("chown", [user.name, scratch.path])
+        chmod(scratch.path, 0o755)
+        let base = scratch.path + "/fleet", backups = scratch.path + "/bk"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        func schedule(_ flags: [String]) throws -> String {
+            let result = try runCapturing("/usr/sbin/runuser", ["-u", user.name, "--", clmnt, "fleet", "schedule", "-d", base,
+                                                                "--backup-dir", backups] + flags, currentDirectory: "/")
+            #expect(result.status == 0, "\(flags): \(result.stderr)")
+            let lines = BackupSchedule.entryLines(in: try user.crontab.read(), baseDir: base)
+            return lines.last ?? ""
+        }
+        let rules = try schedule(["--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12"])
+        #expect(rules.contains(" --compress zstd --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --timestamps 2>&1"), "\(rules)")
+        #expect(!rules.contains("--keep 7"), "no implicit --keep beside the rules given: \(rules)")
+        let both = try schedule(["--keep", "3", "--keep-weekly", "5", "--verify"])
+        #expect(both.contains(" --keep 3 --keep-weekly 5 --timestamps --verify 2>&1"), "\(both)")
+        let plain = try schedule([])
+        #expect(plain.contains(" --keep 7 --timestamps 2>&1") && !plain.contains("--keep-"), "\(plain)")
+        #expect(rootCrontab() == rootBefore)
+
+        let job = try BackupJob(baseDir: base, executable: clmnt, backupDir: backups,
+                                retention: RetentionPolicy(last: 2, monthly: 6))
+        #expect(job.arguments.suffix(6) == ["zstd", "--keep", "2", "--keep-monthly", "6", "--timestamps"])
+        #expect(throws: BackupScheduleError.self) { try BackupJob(baseDir: base, executable: clmnt, retention: RetentionPolicy()) }
+        #expect(throws: BackupScheduleError.self) {
+            try BackupJob(baseDir: base, executable: clmnt, retention: RetentionPolicy(daily: 0))
+        }
     }
 
     @Test("the installed line, run as cron runs it (/bin/sh -c, empty environment), backs up, prunes and logs no error")

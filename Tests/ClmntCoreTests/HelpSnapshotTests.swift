@@ -9,7 +9,7 @@ import Testing
 struct HelpSnapshotTests {
     static let commands: [[String]] = [
         [], ["fleet"], ["fleet", "backup"], ["fleet", "restore"], ["fleet", "list-backups"], ["fleet", "verify"],
-        ["fleet", "schedule"], ["fleet", "doctor"], ["molt"], ["molt", "health"], ["molt", "health", "check"], ["molt", "health", "setup"],
+        ["fleet", "prune"], ["fleet", "schedule"], ["fleet", "doctor"], ["molt"], ["molt", "health"], ["molt", "health", "check"], ["molt", "health", "setup"],
         ["molt", "health", "status"], ["molt", "health", "history"], ["molt", "health", "logs"], ["molt", "health-watch"],
         ["dashboard"], ["dashboard", "serve"], ["dashboard", "setup"],
     ]

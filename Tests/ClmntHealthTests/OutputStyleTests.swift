@@ -218,6 +218,8 @@ struct OutputStyleTests {
         let runs: [(command: [String], arguments: [String])] = [
             (["fleet", "backup"], ["-d", base, "-o", archive]),
             (["fleet", "list-backups"], ["-d", base, "--backup-dir", scene.backups]),
+            (["fleet", "backup"], ["-d", base, "--backup-dir", scene.backups, "--dry-run"]),
+            (["fleet", "prune"], ["-d", base, "--backup-dir", scene.backups, "--keep", "1", "--dry-run"]),
             (["fleet", "verify"], [archive]),
             (["fleet", "doctor"], ["-d", base, "--backup-dir", scene.backups]),
             (["fleet", "restore"], ["--from", archive, "-d", target, "--dry-run"]),

@@ -15,9 +15,14 @@ public struct BackupOptions: Sendable {
     public var force = false
     /// Where the default-named archive goes instead of `./backups` (ignored with `output`); created 0700 if missing.
     public var backupDir: String?
-    /// After a successful backup, keep this many clmnt archives of this base dir
-    /// in the new archive's directory (the new one included); nil: keep everything.
-    public var keep: Int?
+    /// After a successful backup, apply this policy to the clmnt archives of this base dir
+    /// in the new archive's directory (the new one always stays); empty: keep everything.
+    public var retention = RetentionPolicy()
+    /// `--keep N`: the policy's newest-N rule.
+    public var keep: Int? {
+        get { retention.last }
+        set { retention.last = newValue }
+    }
     /// Read the new archive back with `ArchiveVerifier` and fail if it is damaged.
     public var verify = false
     /// How long to wait for another backup or a restore of the same base dir to
@@ -44,7 +49,7 @@ public struct BackupOptions: Sendable {
             }
         }
         guard (1...256).contains(threads) else { throw .invalidOption("--threads must be between 1 and 256") }
-        if let keep, keep < 1 { throw .invalidOption("invalid --keep \(keep): give 1 or more (the new archive counts as one)") }
+        try retention.validate()
         if output != nil, backupDir != nil { throw .invalidOption("give --output or --backup-dir, not both") }
         if let backupDir, backupDir.isEmpty { throw .invalidOption("--backup-dir must not be empty") }
         guard wait >= 0, wait <= 86_400 else { throw .invalidOption("--wait must be between 0 and 86400 seconds") }

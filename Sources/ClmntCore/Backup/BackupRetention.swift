@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// A file `--keep` left alone, or could not remove, and why.
+/// A file retention left alone, or could not remove, and why.
 public struct RetentionSkip: Sendable, Codable, Equatable {
     public var file: String
     public var reason: String
@@ -14,25 +14,11 @@ public struct RetentionSkip: Sendable, Codable, Equatable {
     }
 }
 
-/// An archive that `--keep` may remove: a clmnt archive of this base dir.
-public struct RetentionCandidate: Sendable, Equatable {
-    /// The file name inside the backup directory.
-    public var name: String
-    /// The manifest's timestamp (`2026-11-29T03:15:00Z`: sorts as text).
-    public var timestamp: String
-    /// The file's mtime: breaks ties between archives of the same second.
-    public var modified: Double
-
-    public init(name: String, timestamp: String, modified: Double = 0) {
-        self.name = name
-        self.timestamp = timestamp
-        self.modified = modified
-    }
-}
-
-/// What one pruning pass did.
+/// What one pruning pass decided and did.
 public struct RetentionResult: Sendable, Equatable {
-    /// Paths removed, oldest first.
+    /// Every clmnt archive of the base dir, newest first, with what the policy decided.
+    public var decisions: [RetentionDecision] = []
+    /// Paths removed, oldest first (none in a dry run).
     public var removed: [String] = []
     /// Files named like archives that were not candidates: symlinks, unreadable,
     /// foreign or another base dir's archives.
@@ -43,36 +29,60 @@ public struct RetentionResult: Sendable, Equatable {
     public init() {}
 }
 
-/// `fleet backup --keep N`: after a successful backup, removes the oldest clmnt
-/// archives of the same base dir from the new archive's directory so that N
-/// remain, the new one included.
+/// Retention of a base dir's archives: `fleet backup --keep...` after a successful
+/// backup, and `fleet prune`. The policy (`RetentionPolicy`) decides; this finds the
+/// candidates and removes what it lets go.
 ///
 /// Only regular files named `fleet-*.tar*` whose manifest (the first entry)
 /// says `tool: clmnt` and names this base dir are candidates. Everything is
 /// done relative to one descriptor of the directory: names are examined with
 /// `fstatat(AT_SYMLINK_NOFOLLOW)` and opened with `O_NOFOLLOW`, and a file is
-/// unlinked only if it is still the same inode whose manifest was read.
+/// unlinked only if it is still the same inode whose manifest was read. The
+/// report and `SHA256SUMS` are entries of the archive: they go with it; no other
+/// file is ever removed.
 public enum BackupRetention {
-    /// The names `--keep` considers: the default naming and its variants.
+    /// The names retention considers: the default naming and its variants.
     public static let namePattern = "fleet-*.tar*"
 
     public static func matchesName(_ name: String) -> Bool {
         fnmatch(namePattern, name, FNM_PERIOD) == 0
     }
 
-    /// Which candidates go (oldest first) so that `keep` archives remain, counting
-    /// `newArchive` (never selected, whether or not it is among the candidates).
-    /// Newest first by manifest timestamp, then mtime, then name.
-    public static func select(_ candidates: [RetentionCandidate], newArchive: String, keep: Int) -> [RetentionCandidate] {
-        precondition(keep >= 1, "keep is validated to be 1 or more")
-        let others = candidates.filter { $0.name != newArchive }
-            .sorted { ($0.timestamp, $0.modified, $0.name) > ($1.timestamp, $1.modified, $1.name) }
-        return Array(others.dropFirst(keep - 1).reversed())
+    /// `fleet prune`: applies `policy` to the archives of `baseDir` in `directory` under the
+    /// base dir's backup lock (so it never races a backup's own retention), or, with `dryRun`,
+    /// decides without the lock and removes nothing. A directory that does not exist holds no
+    /// archives. Refuses an empty policy: pruning everything is never a default.
+    public static func prune(backupDir directory: String, baseDir: String, policy: RetentionPolicy, dryRun: Bool,
+                             wait: Double = 0) throws(BackupError) -> RetentionResult {
+        if policy.isEmpty {
+            throw .invalidOption("give a policy: --keep N, --keep-daily N, --keep-weekly N and/or --keep-monthly N")
+        }
+        try policy.validate()
+        guard wait >= 0, wait <= 86_400 else { throw .invalidOption("--wait must be between 0 and 86400 seconds") }
+        var info = stat()
+        if stat(directory, &info) != 0 {
+            if errno == ENOENT { return RetentionResult() }
+            throw .unreadable(path: directory, reason: errnoText())
+        }
+        guard (UInt32(info.st_mode) & FileType.mask) == FileType.directory else {
+            throw .unreadable(path: directory, reason: "not a directory")
+        }
+        var lock: BaseDirLock?
+        if !dryRun {
+            var options = BackupOptions(baseDir: baseDir)
+            options.wait = wait
+            lock = try FleetBackup(options: options).lockBaseDir(baseDir)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        return prune(directory: directory, baseDir: baseDir, policy: policy, dryRun: dryRun)
     }
 
-    /// Prunes `directory`, keeping `keep` archives of `baseDir` counting `newArchive` (a name in `directory`).
-    /// Never throws: the backup is done; what could not be examined or removed is reported.
-    public static func prune(directory: String, newArchive: String, baseDir: String, keep: Int) -> RetentionResult {
+    /// Applies `policy` to the archives of `baseDir` in `directory`. `newArchive` (a name in
+    /// `directory`, possibly not named `fleet-*`) is the backup just written: always kept,
+    /// counted as the newest. With `dryRun`, decides and removes nothing.
+    /// Never throws: what could not be examined or removed is reported.
+    public static func prune(directory: String, baseDir: String, policy: RetentionPolicy, newArchive: String? = nil,
+                             dryRun: Bool = false, timeZone: TimeZone = .current) -> RetentionResult {
         var result = RetentionResult()
         let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dirFD >= 0 else {
@@ -83,7 +93,7 @@ public enum BackupRetention {
 
         var identities: [String: (dev: UInt64, ino: UInt64)] = [:]
         var candidates: [RetentionCandidate] = []
-        for name in directoryNames(dirFD) where name != newArchive && matchesName(name) {
+        for name in directoryNames(dirFD) where name == newArchive || matchesName(name) {
             let path = directory + "/" + name
             var info = stat()
             guard fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
@@ -97,25 +107,29 @@ public enum BackupRetention {
                 continue
             }
             switch examine(dirFD: dirFD, name: name, path: path, expected: info, baseDir: baseDir) {
-            case .candidate(let timestamp):
+            case .candidate(let timestamp, let complete):
                 let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-                candidates.append(RetentionCandidate(name: name, timestamp: timestamp, modified: modified))
+                candidates.append(RetentionCandidate(name: name, timestamp: timestamp, modified: modified, complete: complete,
+                                                     sizeBytes: Int64(info.st_size)))
                 identities[name] = (UInt64(info.st_dev), UInt64(info.st_ino))
             case .skip(let skip):
                 result.skipped.append(skip)
             }
         }
 
-        for victim in select(candidates, newArchive: newArchive, keep: keep) {
-            let path = directory + "/" + victim.name
+        result.decisions = policy.decide(candidates, newArchive: newArchive, timeZone: timeZone)
+        guard !dryRun else { return result }
+        for victim in result.decisions.reversed() where !victim.keep && victim.candidate.name != newArchive {
+            let name = victim.candidate.name
+            let path = directory + "/" + name
             var info = stat()
-            guard fstatat(dirFD, victim.name, &info, AT_SYMLINK_NOFOLLOW) == 0,
-                  let identity = identities[victim.name],
+            guard fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0,
+                  let identity = identities[name],
                   UInt64(info.st_dev) == identity.dev, UInt64(info.st_ino) == identity.ino else {
                 result.failed.append(RetentionSkip(file: path, reason: "replaced while being examined; left alone"))
                 continue
             }
-            if unlinkat(dirFD, victim.name, 0) == 0 {
+            if unlinkat(dirFD, name, 0) == 0 {
                 result.removed.append(path)
             } else {
                 result.failed.append(RetentionSkip(file: path, reason: errnoText()))
@@ -147,11 +161,11 @@ public enum BackupRetention {
         guard manifest.baseDir == baseDir else {
             return .skip(RetentionSkip(file: path, reason: "an archive of another base dir (\(manifest.baseDir ?? "none"))"))
         }
-        return .candidate(timestamp: manifest.timestamp)
+        return .candidate(timestamp: manifest.timestamp, complete: BackupStatusMark.read(fd: fd)?.complete)
     }
 
     private enum Examined {
-        case candidate(timestamp: String)
+        case candidate(timestamp: String, complete: Bool?)
         case skip(RetentionSkip)
     }
 

@@ -8,6 +8,8 @@ public enum BackupScheduleError: Error, Equatable, CustomStringConvertible {
     case invalidTime(String)
     case invalidWeekday(Int)
     case invalidKeep(Int)
+    /// A `--keep-daily`/`--keep-weekly`/`--keep-monthly` value that is no policy.
+    case invalidRetention(String)
     case notAbsolute(what: String, path: String)
     /// A value that would go into the crontab line holds a character that is unsafe there.
     case unsafeForCrontab(what: String, value: String, character: String)
@@ -21,6 +23,7 @@ public enum BackupScheduleError: Error, Equatable, CustomStringConvertible {
         case .invalidTime(let value): return "invalid --at '\(value)': give the time of day as HH:MM (00:00 to 23:59)"
         case .invalidWeekday(let value): return "invalid --weekday \(value): give 0 (Sunday) to 6 (Saturday)"
         case .invalidKeep(let value): return "invalid --keep \(value): give 1 or more (the new archive counts as one)"
+        case .invalidRetention(let message): return message
         case .notAbsolute(let what, let path): return "\(what) '\(path)' must be an absolute path"
         case .unsafeForCrontab(let what, let value, let character):
             return "\(what) '\(value)' contains \(character), which is unsafe in a crontab line; use a path of letters, digits and ._-/+,:@"
@@ -34,7 +37,7 @@ public enum BackupScheduleError: Error, Equatable, CustomStringConvertible {
     /// A value the user can correct on the command line (exit 64).
     public var isUsageError: Bool {
         switch self {
-        case .invalidTime, .invalidWeekday, .invalidKeep, .notAbsolute, .unsafeForCrontab, .fleet(.invalidName): return true
+        case .invalidTime, .invalidWeekday, .invalidKeep, .invalidRetention, .notAbsolute, .unsafeForCrontab, .fleet(.invalidName): return true
         default: return false
         }
     }
@@ -58,7 +61,8 @@ public struct BackupJob: Sendable, Equatable {
     /// nil: every day; 0 (Sunday) to 6: weekly.
     public let weekday: Int?
     public let compression: Compression
-    public let keep: Int
+    /// The job's `--keep`, `--keep-daily`, ... (never empty: a nightly job without retention fills the disk).
+    public let retention: RetentionPolicy
     public let verify: Bool
 
     public static let marker = "CLMNT-FLEET-BACKUP"
@@ -70,9 +74,18 @@ public struct BackupJob: Sendable, Equatable {
     public init(baseDir: String, executable: String, backupDir: String = BackupJob.defaultBackupDir,
                 at time: String = BackupJob.defaultTime, weekday: Int? = nil, compression: Compression = .zstd,
                 keep: Int = BackupJob.defaultKeep, verify: Bool = false) throws(BackupScheduleError) {
+        try self.init(baseDir: baseDir, executable: executable, backupDir: backupDir, at: time, weekday: weekday,
+                      compression: compression, retention: RetentionPolicy(last: keep), verify: verify)
+    }
+
+    public init(baseDir: String, executable: String, backupDir: String = BackupJob.defaultBackupDir,
+                at time: String = BackupJob.defaultTime, weekday: Int? = nil, compression: Compression = .zstd,
+                retention: RetentionPolicy, verify: Bool = false) throws(BackupScheduleError) {
         (hour, minute) = try Self.parseTime(time)
         if let weekday, !(0...6).contains(weekday) { throw .invalidWeekday(weekday) }
-        guard keep >= 1 else { throw .invalidKeep(keep) }
+        if let keep = retention.last, keep < 1 { throw .invalidKeep(keep) }
+        if retention.isEmpty { throw .invalidRetention("a scheduled backup needs a retention policy (--keep N, --keep-daily N, ...)") }
+        do { try retention.validate() } catch { throw .invalidRetention(error.description) }
         try Self.checkPath("clmnt binary", executable)
         try Self.checkPath("base dir", baseDir)
         try Self.checkPath("backup dir", backupDir)
@@ -81,7 +94,7 @@ public struct BackupJob: Sendable, Equatable {
         self.backupDir = Self.normalized(backupDir)
         self.weekday = weekday
         self.compression = compression
-        self.keep = keep
+        self.retention = retention
         self.verify = verify
     }
 
@@ -106,7 +119,7 @@ public struct BackupJob: Sendable, Equatable {
     /// The words after the binary.
     public var arguments: [String] {
         var words = ["fleet", "backup", "-d", baseDir, "--backup-dir", backupDir,
-                     "--compress", compression.rawValue, "--keep", String(keep), "--timestamps"]
+                     "--compress", compression.rawValue] + retention.arguments + ["--timestamps"]
         if verify { words.append("--verify") }
         return words
     }

@@ -37,6 +37,11 @@ public struct BackupStatusMark: Codable, Sendable, Equatable {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return read(fd: fd)
+    }
+
+    /// The mark of the open archive `fd`, or nil when it has none.
+    static func read(fd: Int32) -> BackupStatusMark? {
         guard let value = FileAttribute.get(fd, name: attributeName) else { return nil }
         return try? JSONDecoder().decode(BackupStatusMark.self, from: Data(value))
     }

@@ -35,16 +35,23 @@ public struct ExclusionRules: Sendable, Equatable {
 
     /// Whether `relativePath` (named `name`, a directory when `isDirectory`) is left out.
     public func excludes(relativePath: String, name: String, isDirectory: Bool) -> Bool {
+        rule(excluding: relativePath, name: name, isDirectory: isDirectory) != nil
+    }
+
+    /// The rule that leaves `relativePath` out, as the manifest's `excludes` writes it
+    /// (`.cache/`, `node_modules/`, `*.pid`, `Maildir/`, `*.log`, an `--exclude` pattern); nil: archived.
+    public func rule(excluding relativePath: String, name: String, isDirectory: Bool) -> String? {
         if isDirectory {
-            if !includeCaches && (Self.cachePaths.contains(relativePath) || Self.cacheDirectoryNames.contains(name)) {
-                return true
+            if !includeCaches {
+                if Self.cachePaths.contains(relativePath) { return relativePath + "/" }
+                if Self.cacheDirectoryNames.contains(name) { return name + "/" }
             }
-            if excludeMaildir && relativePath == "Maildir" { return true }
+            if excludeMaildir && relativePath == "Maildir" { return "Maildir/" }
         } else {
-            if Self.runtimeFilePatterns.contains(where: { matches($0, name) }) { return true }
-            if excludeLogs && Self.logPatterns.contains(where: { matches($0, name) }) { return true }
+            if let pattern = Self.runtimeFilePatterns.first(where: { matches($0, name) }) { return pattern }
+            if excludeLogs, let pattern = Self.logPatterns.first(where: { matches($0, name) }) { return pattern }
         }
-        return patterns.contains { pattern in
+        return patterns.first { pattern in
             let trimmed = pattern.hasSuffix("/") ? String(pattern.dropLast()) : pattern
             if pattern.hasSuffix("/") && !isDirectory { return false }
             return trimmed.contains("/") ? matches(trimmed, relativePath) : matches(trimmed, name)

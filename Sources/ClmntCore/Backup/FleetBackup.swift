@@ -15,15 +15,7 @@ public struct FleetBackup {
     public func run(now: Date = Date()) throws(BackupError) -> BackupSummary {
         let started = Date()
         try options.validate()
-        let fleet: Fleet
-        let molts: [Molt]
-        do {
-            fleet = try Fleet.discoverNonEmpty(baseDir: options.baseDir)
-            molts = try fleet.select(options.selection)
-        } catch { throw .fleet(error) }
-        if let reserved = molts.first(where: { ArchiveLayout.reservedNames.contains($0.name) }) {
-            throw .reservedMoltName(reserved.name)
-        }
+        let (fleet, molts) = try selectedMolts()
         // Held to the end: no restore swaps a molt away under us, no second backup runs.
         let lock = try lockBaseDir(fleet.baseDir)
         defer { withExtendedLifetime(lock) {} }
@@ -86,6 +78,20 @@ public struct FleetBackup {
         return summary
     }
 
+    /// The fleet and the molts `--select` names (all by default).
+    func selectedMolts() throws(BackupError) -> (Fleet, [Molt]) {
+        let fleet: Fleet
+        let molts: [Molt]
+        do {
+            fleet = try Fleet.discoverNonEmpty(baseDir: options.baseDir)
+            molts = try fleet.select(options.selection)
+        } catch { throw .fleet(error) }
+        if let reserved = molts.first(where: { ArchiveLayout.reservedNames.contains($0.name) }) {
+            throw .reservedMoltName(reserved.name)
+        }
+        return (fleet, molts)
+    }
+
     /// `--verify`, then `--keep`: old archives go only once the new one is known good (when asked to check).
     private func finishWithChecks(_ summary: inout BackupSummary, outputPath: String, baseDir: String) throws(BackupError) {
         if options.verify {
@@ -93,22 +99,22 @@ public struct FleetBackup {
             guard report.isIntact else { throw .damaged(path: outputPath, problems: report.problems) }
             summary.verified = true
         }
-        if let keep = options.keep {
+        if !options.retention.isEmpty {
             let directory = (outputPath as NSString).deletingLastPathComponent
-            let result = BackupRetention.prune(directory: directory, newArchive: (outputPath as NSString).lastPathComponent,
-                                               baseDir: baseDir, keep: keep)
+            let result = BackupRetention.prune(directory: directory, baseDir: baseDir, policy: options.retention,
+                                               newArchive: (outputPath as NSString).lastPathComponent)
             summary.pruned = result.removed
             summary.pruneSkipped = result.skipped
             summary.pruneFailed = result.failed
         }
     }
 
-    /// The shared base-dir lock of a backup (see `BaseDirLock`).
-    private func lockBaseDir(_ baseDir: String) throws(BackupError) -> BaseDirLock {
+    /// The shared base-dir lock of a backup (see `BaseDirLock`); `.inspect` for a dry run.
+    func lockBaseDir(_ baseDir: String, mode: BaseDirLock.Mode = .backup) throws(BackupError) -> BaseDirLock {
         let fd = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(path: baseDir, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        do { return try BaseDirLock(baseDirectory: fd, baseDir: baseDir, mode: .backup, wait: options.wait) } catch {
+        do { return try BaseDirLock(baseDirectory: fd, baseDir: baseDir, mode: mode, wait: options.wait) } catch {
             throw .locked(error)
         }
     }
@@ -116,7 +122,8 @@ public struct FleetBackup {
     /// The archive's path, and the names to fall back on if it is taken when the
     /// archive is committed (default names only: an explicit `-o` is never changed).
     /// The default name gains the time of day when a backup of today exists, then `-2`, `-3`, ...
-    private func resolveOutputPath(now: Date) throws(BackupError) -> (path: String, alternatives: [String]) {
+    /// A missing backup dir is created, unless `create` is false (the dry run).
+    func resolveOutputPath(now: Date, create: Bool = true) throws(BackupError) -> (path: String, alternatives: [String]) {
         let fileManager = FileManager.default
         if let output = options.output {
             let path = absolutePath(output)
@@ -135,7 +142,7 @@ public struct FleetBackup {
         var isDirectory: ObjCBool = false
         if fileManager.fileExists(atPath: directory, isDirectory: &isDirectory) {
             if !isDirectory.boolValue { throw .outputDirectory(path: directory, reason: "not a directory") }
-        } else {
+        } else if create {
             guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
                 throw .outputDirectory(path: directory, reason: String(cString: strerror(errno)))
             }
@@ -151,7 +158,7 @@ public struct FleetBackup {
     }
 
     /// An archive written inside a molt's home would try to archive itself.
-    private func refuseOutputInside(molts: [Molt], outputPath: String) throws(BackupError) {
+    func refuseOutputInside(molts: [Molt], outputPath: String) throws(BackupError) {
         let directory = realDirectory((outputPath as NSString).deletingLastPathComponent)
         for molt in molts {
             let home = realDirectory(molt.home)
@@ -168,7 +175,7 @@ public struct FleetBackup {
     }
 
     /// Top-level files of the base dir that belong to the fleet: the registry.
-    private func globalFilesToArchive(fleet: Fleet) -> [String] {
+    func globalFilesToArchive(fleet: Fleet) -> [String] {
         var status = stat()
         guard lstat(fleet.registryPath, &status) == 0, (UInt32(status.st_mode) & FileType.mask) == FileType.regular else {
             return []

@@ -63,6 +63,9 @@ struct ScannedTree {
     }
     /// Database sidecars in `entries`: planned to be left out (see `ScannedEntry.Kind`).
     var sidecarCount = 0
+    /// With `TreeScanner.inventory` (the dry run): what the rules leave out, and the SQLite databases.
+    var excluded: [ExcludedPath] = []
+    var databases: [PlannedDatabase] = []
 
     /// Entries the archive will hold under the molt, as planned at scan time.
     var plannedEntryCount: Int { entries.count - sidecarCount }
@@ -75,6 +78,15 @@ struct ScannedTree {
 /// Children are visited in byte order, so archives are reproducible.
 struct TreeScanner {
     let rules: ExclusionRules
+    /// The dry run's extra look, still read-only: what each exclusion leaves out (counted
+    /// below excluded directories), every regular file opened as the backup would open it
+    /// (one that cannot be is named as missed) and checked for SQLite's header.
+    var inventory = false
+
+    init(rules: ExclusionRules, inventory: Bool = false) {
+        self.rules = rules
+        self.inventory = inventory
+    }
 
     func scan(home: String) throws(BackupError) -> ScannedTree {
         var tree = ScannedTree()
@@ -123,7 +135,14 @@ struct TreeScanner {
             }
             switch type {
             case FileType.directory:
-                if rules.excludes(relativePath: childPath, name: name, isDirectory: true) { continue }
+                if let rule = rules.rule(excluding: childPath, name: name, isDirectory: true) {
+                    if inventory {
+                        var excluded = ExcludedPath(path: childPath, rule: rule, directory: true)
+                        measure(directoryFd, name, into: &excluded)
+                        tree.excluded.append(excluded)
+                    }
+                    continue
+                }
                 record(.directory)
                 let childFd = openat(directoryFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard childFd >= 0 else {
@@ -135,20 +154,43 @@ struct TreeScanner {
                      into: &tree, seenInodes: &seenInodes)
                 close(childFd)
             case FileType.regular:
-                if rules.excludes(relativePath: childPath, name: name, isDirectory: false) { continue }
+                if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
+                    if inventory {
+                        tree.excluded.append(ExcludedPath(path: childPath, rule: rule, directory: false,
+                                                          files: 1, bytes: Int64(status.st_size)))
+                    }
+                    continue
+                }
                 if let base = SQLiteSidecar.base(of: name), databases.contains(base) {
                     record(.databaseSidecar, size: Int64(status.st_size))
                     tree.sidecarCount += 1
                     continue
                 }
-                if sidecarBases.contains(name), looksLikeDatabase(directoryFd, name, status) { databases.insert(name) }
+                if sidecarBases.contains(name) || inventory {
+                    switch probe(directoryFd, name, status) {
+                    case .database:
+                        if sidecarBases.contains(name) { databases.insert(name) }
+                        if inventory {
+                            tree.databases.append(PlannedDatabase(path: childPath, sizeBytes: Int64(status.st_size),
+                                                                  snapshot: status.st_uid != 0))
+                        }
+                    case .unreadable(let reason) where inventory:
+                        tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason); would be skipped")
+                        continue
+                    default:
+                        break
+                    }
+                }
                 record(.regular, size: Int64(status.st_size))
                 // Hardlinked inodes are counted once, as they are stored once.
                 if status.st_nlink <= 1 || seenInodes.insert(InodeKey(status)).inserted {
                     tree.regularBytes += Int64(status.st_size)
                 }
             case FileType.symlink:
-                if rules.excludes(relativePath: childPath, name: name, isDirectory: false) { continue }
+                if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
+                    if inventory { tree.excluded.append(ExcludedPath(path: childPath, rule: rule, directory: false, files: 1)) }
+                    continue
+                }
                 record(.symlink)
             case FileType.socket:
                 continue
@@ -158,15 +200,38 @@ struct TreeScanner {
         }
     }
 
-    /// Whether the regular file `name` (as `status` saw it) starts with SQLite's header.
-    private func looksLikeDatabase(_ directoryFd: Int32, _ name: String, _ status: stat) -> Bool {
+    private enum Probe { case database, notDatabase, unreadable(String) }
+
+    /// Opens the regular file `name` (as `status` saw it) as the backup will, and looks for SQLite's header.
+    private func probe(_ directoryFd: Int32, _ name: String, _ status: stat) -> Probe {
         var fd = openat(directoryFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime)
         if fd < 0 && errno == EPERM { fd = openat(directoryFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
-        guard fd >= 0 else { return false }
+        // Gone since the listing: the scan's own rules (and the backup's check) deal with that.
+        guard fd >= 0 else { return errno == ENOENT ? .notDatabase : .unreadable(String(cString: strerror(errno))) }
         defer { close(fd) }
         var now = stat()
-        guard fstat(fd, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else { return false }
-        return SQLiteSnapshot.header(of: fd, size: Int64(now.st_size)) != .notDatabase
+        guard fstat(fd, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else { return .notDatabase }
+        return SQLiteSnapshot.header(of: fd, size: Int64(now.st_size)) != .notDatabase ? .database : .notDatabase
+    }
+
+    /// Counts what lies below the excluded directory `name`, through `O_NOFOLLOW` descriptors.
+    private func measure(_ parentFd: Int32, _ name: String, into excluded: inout ExcludedPath) {
+        let fd = openat(parentFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard let names = try? directoryNames(fd) else { return }
+        for child in names {
+            var status = stat()
+            guard fstatat(fd, child, &status, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch UInt32(status.st_mode) & FileType.mask {
+            case FileType.directory: measure(fd, child, into: &excluded)
+            case FileType.regular:
+                excluded.files += 1
+                excluded.bytes += Int64(status.st_size)
+            case FileType.symlink: excluded.files += 1
+            default: break
+            }
+        }
     }
 }
 

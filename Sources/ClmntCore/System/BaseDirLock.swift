@@ -12,7 +12,8 @@ import Foundation
 /// bind mounts, `..`) meets the same lock. The kernel drops a `flock` when its
 /// holder dies, even by SIGKILL: a dead run never blocks the next.
 public final class BaseDirLock {
-    public enum Mode: Sendable { case backup, restore }
+    /// `inspect`: a dry run, which must not see a fleet half-restored but may run beside a backup.
+    public enum Mode: Sendable { case backup, restore, inspect }
 
     /// Where the lock files live; created 0700 by root.
     public static var directory: String {
@@ -40,6 +41,9 @@ public final class BaseDirLock {
             // One backup at a time first: a second backup waits here, not in a restore's way.
             descriptors.append(try Self.lock(directory, name + ".backup.lock", LOCK_EX, deadline: deadline,
                                              busy: .busy(baseDir: baseDir, holder: "another backup")))
+            descriptors.append(try Self.lock(directory, name + ".lock", LOCK_SH, deadline: deadline,
+                                             busy: .busy(baseDir: baseDir, holder: "a restore")))
+        case .inspect:
             descriptors.append(try Self.lock(directory, name + ".lock", LOCK_SH, deadline: deadline,
                                              busy: .busy(baseDir: baseDir, holder: "a restore")))
         case .restore:

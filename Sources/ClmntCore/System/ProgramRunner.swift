@@ -165,11 +165,18 @@ private struct SpawnedChild: ~Copyable {
         let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer { for pointer in envp ?? [] { free(pointer) } }
         var pid: pid_t = 0
-        let result: Int32
-        if let envp {
-            result = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        } else {
-            result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        var result: Int32 = 0
+        // A program is "busy" (ETXTBSY) while any process holds it open for writing: a program being
+        // installed, or one just written while a child forked elsewhere in this process still held the
+        // descriptor until its exec. That lasts moments: try again for up to a second.
+        for attempt in 1...50 {
+            if let envp {
+                result = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+            } else {
+                result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+            }
+            guard result == ETXTBSY, attempt < 50 else { break }
+            usleep(20_000)
         }
         // The child's ends are its own now (or nobody's).
         for index in [0, 3, 5] where pipes[index] >= 0 { close(pipes[index]) }

@@ -1,0 +1,134 @@
+import ArgumentParser
+import ClmntCore
+import Foundation
+
+extension Fleet {
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove old archives of this base dir by a retention policy, as restic's forget does.",
+            discussion: """
+            Rules are a union: an archive any rule keeps stays. Days, ISO weeks and months are the host's \
+            local ones, and an archive's time is its manifest's timestamp, never its mtime. Incomplete \
+            archives (backups that missed files) never take a complete archive's place; they stay while \
+            they are newer than the oldest complete archive kept. Only regular files named fleet-*.tar* \
+            whose manifest names this base dir are ever removed. Exits 1 when an archive could not be \
+            removed, 75 when a backup or restore of the base dir is running.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @OptionGroup var backups: BackupDirOptions
+
+        @OptionGroup(title: "Retention policy (at least one)")
+        var retention: RetentionOptions
+
+        @Flag(help: "Show what would be kept (and by which rule) and what would be removed; remove nothing.")
+        var dryRun = false
+
+        @Option(help: ArgumentHelp("Wait up to this long for a backup or a restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
+        var wait: Double?
+
+        @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
+        var json = false
+
+        func run() throws {
+            var failed = false
+            try reportingErrors {
+                let baseDir = global.resolvedBaseDir
+                let location = backups.resolved(baseDir: baseDir)
+                let policy = retention.policy
+                let result = try BackupRetention.prune(backupDir: location.directory, baseDir: baseDir, policy: policy,
+                                                       dryRun: dryRun, wait: wait ?? 0)
+                failed = !result.failed.isEmpty
+                let report = PruneReport(backupDir: location.directory, baseDir: baseDir, dryRun: dryRun, policy: policy,
+                                         result: result)
+                for failure in result.failed { printError("clmnt: cannot remove \(failure.file): \(failure.reason)") }
+                global.detail("backup dir \(location.directory) (\(location.explanation))", json: json)
+                if json {
+                    try printJSON(report)
+                    return
+                }
+                // A dry run is a report, printed even with -q; a prune that acts is quiet with -q.
+                if dryRun { print(report.text(verbose: global.verbose)) } else { global.say(report.text(verbose: global.verbose)) }
+            }
+            if failed { throw ExitCode(ExitStatus.failure) }
+        }
+    }
+}
+
+/// What `fleet prune` prints: every archive of the base dir with its fate.
+struct PruneReport: Encodable {
+    struct Archive: Encodable {
+        var file: String
+        var date: String
+        var complete: Bool?
+        var sizeBytes: Int64
+        var action: String
+        var reasons: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case file, date, complete, action, reasons
+            case sizeBytes = "size_bytes"
+        }
+    }
+
+    var backupDir: String
+    var baseDir: String
+    var dryRun: Bool
+    var policy: RetentionPolicy
+    var archives: [Archive]
+    var removed: [String]
+    var failed: [RetentionSkip]
+    var skipped: [RetentionSkip]
+
+    enum CodingKeys: String, CodingKey {
+        case policy, archives, removed, failed, skipped
+        case backupDir = "backup_dir"
+        case baseDir = "base_dir"
+        case dryRun = "dry_run"
+    }
+
+    init(backupDir: String, baseDir: String, dryRun: Bool, policy: RetentionPolicy, result: RetentionResult) {
+        self.backupDir = backupDir
+        self.baseDir = baseDir
+        self.dryRun = dryRun
+        self.policy = policy
+        archives = result.decisions.map { decision in
+            let candidate = decision.candidate
+            return Archive(file: backupDir + "/" + candidate.name, date: candidate.timestamp, complete: candidate.complete,
+                           sizeBytes: candidate.sizeBytes, action: decision.keep ? "keep" : "remove", reasons: decision.reasons)
+        }
+        removed = result.removed
+        failed = result.failed
+        skipped = result.skipped
+    }
+
+    func text(verbose: Bool) -> String {
+        guard !archives.isEmpty else {
+            return "no archives of \(baseDir) in \(backupDir)"
+        }
+        var rows = [["ACTION", "FILE", "DATE", "SIZE", "STATUS", "KEPT BY"]]
+        for archive in archives {
+            let status = archive.complete.map { $0 ? "complete" : "INCOMPLETE" } ?? "unknown"
+            rows.append([archive.action, (archive.file as NSString).lastPathComponent, archive.date,
+                         formatBytes(archive.sizeBytes), status, archive.reasons.isEmpty ? "-" : archive.reasons.joined(separator: ", ")])
+        }
+        let going = archives.filter { $0.action == "remove" }
+        let bytes = going.reduce(Int64(0)) { $0 + $1.sizeBytes }
+        let kept = archives.count - going.count
+        let plural = { (count: Int) in count == 1 ? "archive" : "archives" }
+        var lines = ["policy: keep \(policy.summary)", renderTable(rows)]
+        if dryRun {
+            lines.append("dry run: \(going.count) \(plural(going.count)) (\(formatBytes(bytes))) would be removed, \(kept) kept; nothing was removed")
+        } else {
+            let freed = archives.filter { removed.contains($0.file) }.reduce(Int64(0)) { $0 + $1.sizeBytes }
+            lines.append("removed \(removed.count) \(plural(removed.count)) (\(formatBytes(freed))), kept \(kept)")
+            for path in removed { lines.append("removed old backup \(path)") }
+        }
+        if verbose {
+            for skip in skipped { lines.append("  left alone: \(skip.file): \(skip.reason)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
