@@ -37,3 +37,7 @@ int clmnt_thread_setgroups(size_t count, const gid_t *groups) {
 int clmnt_syncfs(int fd) {
     return syncfs(fd);
 }
+
+int clmnt_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}

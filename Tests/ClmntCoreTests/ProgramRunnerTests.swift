@@ -81,6 +81,48 @@ import Glibc
         #expect(exact.stdout.utf8.count == 3_000_000)
     }
 
+    /// The signals ignored in a process (the `SigIgn` mask of /proc/<pid>/status) that are among HUP, INT, PIPE, TERM.
+    static func ignoredOfInterest(_ status: String) -> [String] {
+        let line = status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") } ?? ""
+        let mask = UInt64(line.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0
+        return [(SIGHUP, "HUP"), (SIGINT, "INT"), (SIGPIPE, "PIPE"), (SIGTERM, "TERM")]
+            .filter { mask & (1 << UInt64($0.0 - 1)) != 0 }.map(\.1)
+    }
+
+    /// Before: a child inherited clmnt's ignored SIGTERM, SIGINT and SIGHUP (SignalCleanup,
+    /// RestoreSignals): a mailer or useradd that SIGTERM could not stop, a shell that could not trap it.
+    /// The real binary runs with those four ignored (as a wrapping shell leaves them, and as
+    /// clmnt sets them itself) and starts a real mailer that reports its own mask.
+    @Test func childrenStartWithDefaultSignalDispositions() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        chmod(dir.path, 0o755)
+        let base = dir.path + "/base"
+        try FileManager.default.createDirectory(atPath: base + "/alpha/.openclaw", withIntermediateDirectories: true)
+        try "MOLT_NAME=alpha\nMOLT_HOME=\(base)/alpha\nMOLT_PORT=19001\n"
+            .write(toFile: base + "/alpha/.molt-info", atomically: true, encoding: .utf8)
+        let report = dir.path + "/mailer-status"
+        let mailer = try script(dir, "mailer", "cat > /dev/null\nexec cat /proc/self/status > \(report)")
+
+        let parent = try ProgramRunner.capture("/bin/sh", ["-c", """
+            trap '' HUP INT PIPE TERM
+            grep SigIgn /proc/$$/status >&2
+            exec "$0" "$@"
+            """, clmntExecutable(), "molt", "health-watch", "alpha", "-d", base, "--alert-email", "ops@example.com",
+            "--mailer", mailer, "--consecutive-failures", "1"], environment: ["PATH": "/usr/bin:/bin"], timeout: 60)
+        #expect(parent.status == 2, "health-watch: the molt is not running (\(parent.stderr))")
+        // The wrapper (and so clmnt) really ignored all four.
+        #expect(Self.ignoredOfInterest(parent.stderr) == ["HUP", "INT", "PIPE", "TERM"], "\(parent.stderr)")
+        let status = try #require(try? String(contentsOfFile: report, encoding: .utf8),
+                                  "the mailer did not run: \(parent.stdout) \(parent.stderr)")
+        #expect(Self.ignoredOfInterest(status) == [], "the mailer started with them ignored")
+        #expect(status.contains("SigBlk:\t0000000000000000"), "\(status)")
+
+        // In this process too (SIGPIPE is ignored here since the first program ran).
+        let direct = try ProgramRunner.run("/bin/cat", ["/proc/self/status"])
+        #expect(Self.ignoredOfInterest(direct.stdout) == [])
+    }
+
     @Test func inputIsDeliveredWholeAndTheEnvironmentIsPassed() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -31,6 +31,11 @@ int clmnt_thread_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 int clmnt_thread_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 int clmnt_thread_setgroups(size_t count, const gid_t *groups);
 
+// posix_spawn_file_actions_addclosefrom_np (glibc 2.34): a spawned program gets
+// descriptors 0-2 only, never one of clmnt's (ProgramRunner).
+#include <spawn.h>
+int clmnt_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+
 // fgetxattr/fsetxattr: the completeness mark on an archive (Backup/BackupStatusMark.swift).
 // Swift's Glibc module does not export <sys/xattr.h>.
 #include <sys/xattr.h>

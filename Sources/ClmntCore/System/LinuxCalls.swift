@@ -15,6 +15,11 @@ enum LinuxCalls {
         clmnt_renameat2(fromDirectory, from, toDirectory, to, flags)
     }
 
+    /// Makes a `posix_spawn` close every descriptor from `lowest` up in the child.
+    static func spawnClosesFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) -> Int32 {
+        clmnt_spawn_close_from(&actions, lowest)
+    }
+
     /// Gives the calling thread its own working directory and umask (`unshare(CLONE_FS)`).
     static func unshareFileSystem() -> Bool {
         clmnt_unshare_filesystem() == 0

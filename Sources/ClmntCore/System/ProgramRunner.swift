@@ -42,7 +42,7 @@ public struct ProgramOutput: Sendable {
 /// Rules (docs/architecture.md, "Running other programs"):
 /// - SIGPIPE is ignored in clmnt, so a program that exits without reading its
 ///   input makes our write fail with EPIPE instead of killing clmnt; the child
-///   gets the default SIGPIPE back.
+///   starts with every signal at its default disposition and none blocked.
 /// - The child runs in its own process group; on timeout the group gets
 ///   SIGTERM, then SIGKILL after `terminationGrace` seconds, and the child is reaped.
 /// - Output over `outputLimit` on either stream is an error, never a silent cut.
@@ -118,10 +118,13 @@ private struct SpawnedChild: ~Copyable {
         case tooMuchOutput(stream: String)
     }
 
+    /// The names of the output streams, in the order of `outputFDs`.
+    private static let streamNames = ["standard output", "standard error"]
+
     let pid: pid_t
     private var stdinFD: Int32
-    private var stdoutFD: Int32
-    private var stderrFD: Int32
+    /// Our read ends of the child's stdout and stderr; -1 once closed.
+    private var outputFDs: [Int32]
 
     init(path: String, arguments: [String], environment: [String: String]?, hasInput: Bool) throws(SpawnFailure) {
         var pipes: [Int32] = Array(repeating: -1, count: 6)
@@ -144,15 +147,20 @@ private struct SpawnedChild: ~Copyable {
         }
         posix_spawn_file_actions_adddup2(&actions, pipes[3], 1)
         posix_spawn_file_actions_adddup2(&actions, pipes[5], 2)
+        // Nothing else of ours: a descriptor opened without close-on-exec (by Foundation, say,
+        // while another thread spawns) would otherwise live on in a mailer that forks away.
+        _ = LinuxCalls.spawnClosesFrom(&actions, 3)
 
-        // Own process group (so a timeout stops its children too), default
-        // signal handling for SIGPIPE (ignored here, and ignoring is inherited), no blocked signals.
+        // Own process group (so a timeout stops its children too); every signal at its
+        // default and none blocked. An ignored signal stays ignored across exec, and clmnt
+        // ignores SIGPIPE (above) and, while it cleans up on a signal, SIGTERM, SIGINT and
+        // SIGHUP (SignalCleanup, RestoreSignals): without the reset a mailer or useradd
+        // could not be stopped by SIGTERM, and a shell child could not even trap it.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
+        sigfillset(&defaults)
         var noMask = sigset_t()
         sigemptyset(&noMask)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
@@ -186,30 +194,27 @@ private struct SpawnedChild: ~Copyable {
         }
         self.pid = pid
         stdinFD = pipes[1]
-        stdoutFD = pipes[2]
-        stderrFD = pipes[4]
-        for fd in [stdinFD, stdoutFD, stderrFD] where fd >= 0 {
+        outputFDs = [pipes[2], pipes[4]]
+        for fd in [stdinFD] + outputFDs where fd >= 0 {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
     }
 
     deinit {
-        for fd in [stdinFD, stdoutFD, stderrFD] where fd >= 0 { close(fd) }
+        for fd in [stdinFD] + outputFDs where fd >= 0 { close(fd) }
     }
 
     /// Feeds `input`, collects both streams, and reaps the child, within `timeout` seconds.
     mutating func exchange(input: Data, timeout: Double, outputLimit: Int) -> Outcome {
         let deadline = Self.now() + timeout
         var written = 0
-        var out = Data(), err = Data()
+        var collected = [Data(), Data()]
         var buffer = [UInt8](repeating: 0, count: 65536)
         if input.isEmpty { closeStdin() }
-        var exitStatus: Int32?
-        while exitStatus == nil || stdoutFD >= 0 || stderrFD >= 0 {
+        while true {
             var fds: [pollfd] = []
             if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
-            if stdoutFD >= 0 { fds.append(pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)) }
-            if stderrFD >= 0 { fds.append(pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)) }
+            for fd in outputFDs where fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let remaining = deadline - Self.now()
             if remaining <= 0 {
                 stop()
@@ -229,64 +234,52 @@ private struct SpawnedChild: ~Copyable {
                     closeStdin()
                 }
             }
-            for isStdout in [true, false] {
-                let fd = isStdout ? stdoutFD : stderrFD
-                guard fd >= 0 else { continue }
-                while true {
-                    let count = read(fd, &buffer, buffer.count)
-                    if count > 0 {
-                        if isStdout { out.append(contentsOf: buffer[0..<count]) } else { err.append(contentsOf: buffer[0..<count]) }
-                        if (isStdout ? out.count : err.count) > outputLimit {
-                            stop()
-                            return .tooMuchOutput(stream: isStdout ? "standard output" : "standard error")
-                        }
-                        continue
-                    }
-                    if count == 0 || (errno != EAGAIN && errno != EINTR) {
-                        close(fd)
-                        if isStdout { stdoutFD = -1 } else { stderrFD = -1 }
-                    }
-                    if count < 0 && errno == EINTR { continue }
-                    break
-                }
+            if let stream = readAvailable(into: &collected, limit: outputLimit, buffer: &buffer) {
+                stop()
+                return .tooMuchOutput(stream: stream)
             }
-            if exitStatus == nil {
-                exitStatus = reap(blocking: false)
-                if exitStatus == nil && stdoutFD < 0 && stderrFD < 0 && stdinFD < 0 {
+            guard let status = reap(blocking: false) else {
+                if stdinFD < 0 && !outputFDs.contains(where: { $0 >= 0 }) {
                     usleep(2000) // Pipes closed, child still running: wait for it, within the deadline.
                 }
-                if exitStatus != nil {
-                    // Exited: what is in the pipes now is all it wrote; a grandchild keeping them open is not waited for.
-                    drainAndClose(&out, &err, &buffer)
-                    if out.count > outputLimit { return .tooMuchOutput(stream: "standard output") }
-                    if err.count > outputLimit { return .tooMuchOutput(stream: "standard error") }
+                continue
+            }
+            // Exited: what is in the pipes now is all it wrote; a grandchild keeping them open is not waited for.
+            closeStdin()
+            let overflow = readAvailable(into: &collected, limit: outputLimit, buffer: &buffer)
+            for index in outputFDs.indices where outputFDs[index] >= 0 {
+                close(outputFDs[index])
+                outputFDs[index] = -1
+            }
+            if let stream = overflow { return .tooMuchOutput(stream: stream) }
+            return .finished(status: status, stdout: collected[0], stderr: collected[1])
+        }
+    }
+
+    /// Reads what each open output stream holds now (until it would block) into `collected`,
+    /// closing a stream at its end. Returns the name of a stream that passed `limit`, if any.
+    private mutating func readAvailable(into collected: inout [Data], limit: Int, buffer: inout [UInt8]) -> String? {
+        for index in outputFDs.indices where outputFDs[index] >= 0 {
+            while true {
+                let count = read(outputFDs[index], &buffer, buffer.count)
+                if count > 0 {
+                    collected[index].append(contentsOf: buffer[0..<count])
+                    if collected[index].count > limit { return Self.streamNames[index] }
+                    continue
                 }
+                if count < 0 && errno == EINTR { continue }
+                if count == 0 || errno != EAGAIN {
+                    close(outputFDs[index])
+                    outputFDs[index] = -1
+                }
+                break
             }
         }
-        return .finished(status: exitStatus ?? -1, stdout: out, stderr: err)
+        return nil
     }
 
     private mutating func closeStdin() {
         if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
-    }
-
-    private mutating func drainAndClose(_ out: inout Data, _ err: inout Data, _ buffer: inout [UInt8]) {
-        closeStdin()
-        for isStdout in [true, false] {
-            let fd = isStdout ? stdoutFD : stderrFD
-            guard fd >= 0 else { continue }
-            while true {
-                let count = read(fd, &buffer, buffer.count)
-                if count > 0 {
-                    if isStdout { out.append(contentsOf: buffer[0..<count]) } else { err.append(contentsOf: buffer[0..<count]) }
-                    continue
-                }
-                if count < 0 && errno == EINTR { continue }
-                break
-            }
-            close(fd)
-            if isStdout { stdoutFD = -1 } else { stderrFD = -1 }
-        }
     }
 
     /// The exit status (128 + signal when killed) once the child has ended; nil while it runs.
