@@ -64,6 +64,37 @@ struct BackupCompletenessTests {
         #expect(after.status == 0, "\(after.stderr)")
     }
 
+    /// Before: the lock was only closed. A child that another thread forked meanwhile shares the
+    /// lock's open file description until its exec, so the lock outlived the run, and the next
+    /// backup of that base dir was refused as "another backup is running" (the flake seen in
+    /// BackupScheduleTests' --status and PruneCommandTests: in-process backups, one after the
+    /// other, while other tests spawn programs). A `dup` is exactly that other reference.
+    @Test("a released base-dir lock is free at once, even while another reference to its files lives on")
+    func releasedLockIsFreeDespiteAnotherReference() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        let base = open(fixture.baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { close(base) }
+        var info = stat()
+        #expect(fstat(base, &info) == 0)
+        let prefix = BaseDirLock.directory + "/\(UInt64(info.st_dev))-\(UInt64(info.st_ino))."
+        var lock: BaseDirLock? = try BaseDirLock(baseDirectory: base, baseDir: fixture.baseDir, mode: .backup)
+        withExtendedLifetime(lock) {}
+        let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { entry in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry))?.hasPrefix(prefix) == true
+                ? Int32(entry) : nil
+        }
+        #expect(descriptors.count == 2, "the backup's two lock files")
+        let others = descriptors.map { dup($0) }
+        defer { others.forEach { close($0) } }
+        lock = nil
+        let again = try BaseDirLock(baseDirectory: base, baseDir: fixture.baseDir, mode: .backup)
+        withExtendedLifetime(again) {}
+        _ = consume again
+        let binary = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "-o", fixture.root.path + "/after.tar.gz", "-q"])
+        #expect(binary.status == 0, "\(binary.stderr)")
+    }
+
     @Test("a restore in progress holds the base dir: a backup of it exits 75")
     func restoreLock() throws {
         let fixture = try FleetFixture(molts: ["alpha"])

@@ -52,7 +52,11 @@ public final class BaseDirLock {
         }
     }
 
-    deinit { descriptors.forEach { close($0) } }
+    // Unlocked before the close: a flock belongs to the open file description, and a
+    // child forked meanwhile by another thread shares it until its exec closes it; a
+    // close alone would leave the lock held that long, and the next run (of this
+    // process: tests, the dashboard) would be refused as "another backup is running".
+    deinit { descriptors.forEach { flock($0, LOCK_UN); close($0) } }
 
     private static func lock(_ directory: Int32, _ name: String, _ operation: Int32, deadline: Date,
                              busy: BaseDirLockError) throws(BaseDirLockError) -> Int32 {
