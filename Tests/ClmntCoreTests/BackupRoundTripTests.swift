@@ -86,9 +86,9 @@ struct BackupRoundTripTests {
         var sizes: [String: Int64] = [:]
         var files: [String: Int] = [:]
         while let entry = try reader.next() {
-            paths.append(entry.path)
+            paths.append(entry.path.description)
             if entry.path == "manifest.json" { manifest = try Manifest.decode(reader.readAll()) }
-            let molt = String(entry.path.split(separator: "/").first!)
+            let molt = entry.path.components.first!.description
             if entry.kind == .regular { sizes[molt, default: 0] += entry.size }
             if entry.kind != .directory { files[molt, default: 0] += 1 }
         }
@@ -283,6 +283,6 @@ struct BackupRoundTripTests {
 func entryPaths(_ archive: String) throws -> [String] {
     let reader = try ArchiveReader(path: archive)
     var paths: [String] = []
-    while let entry = try reader.next() { paths.append(entry.path) }
+    while let entry = try reader.next() { paths.append(entry.path.description) }
     return paths
 }

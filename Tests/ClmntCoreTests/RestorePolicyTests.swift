@@ -38,7 +38,7 @@ import Testing
     ])
     func refusesHostileNames(path: String, reason: String) {
         do {
-            _ = try EntryPolicy.place(of: path, format: .clmnt, molts: molts)
+            _ = try EntryPolicy.place(of: PathBytes(path), format: .clmnt, molts: molts)
             Issue.record("\(path) was accepted")
         } catch {
             guard case .hostileEntry(_, let message) = error else { Issue.record("wrong error \(error)"); return }
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func symlinksMustStayInsideTheirMolt() {
-        let homes = ["/srv/old/alpha"]
+        let homes: [PathBytes] = ["/srv/old/alpha"]
         #expect(EntryPolicy.symlinkStaysInside(linkPath: ".local/bin/gog", target: "../../gogcli/bin/gog", homes: homes))
         #expect(EntryPolicy.symlinkStaysInside(linkPath: "exports/latest.tar.gz", target: "2026-10-30-export.tar.gz", homes: homes))
         #expect(EntryPolicy.symlinkStaysInside(linkPath: "a", target: "/srv/old/alpha/.openclaw", homes: homes))
@@ -90,7 +90,7 @@ import Testing
     @Test func parsesSha256sumLines() {
         let digest = String(repeating: "ab", count: 32)
         let text = "\(digest)  alpha/a file.txt\n\\\(digest)  alpha/new\\nline\n\(digest) *alpha/binary\n"
-        let parsed = ChecksumList.parse(text)
+        let parsed = ChecksumList.parse(Array(text.utf8))
         #expect(parsed["alpha/a file.txt"] == digest)
         #expect(parsed["alpha/new\nline"] == digest)
         #expect(parsed["alpha/binary"] == digest)

@@ -1,4 +1,5 @@
 import CArchiveTestSupport
+@testable import ClmntCore
 import Foundation
 
 /// One path of a tree, as the comparison sees it.
@@ -17,24 +18,50 @@ struct PathRecord: Equatable, CustomStringConvertible {
     }
 }
 
-/// Every path under `root` (relative), except those for which `skip` is true.
+/// Every path under `root` (relative, in `PathBytes`' escaped form, so names
+/// that are not UTF-8 are kept byte for byte), except those for which `skip`
+/// is true. Walks with directory descriptors, so any depth works.
 func snapshotTree(_ root: String, skip: (String) -> Bool = { _ in false }) throws -> [String: PathRecord] {
     var records: [String: PathRecord] = [:]
-    guard let enumerator = FileManager.default.enumerator(atPath: root) else { throw TestFailure("cannot list \(root)") }
-    while let relative = enumerator.nextObject() as? String {
-        if skip(relative) { continue }
-        let path = root + "/" + relative
-        var status = stat()
-        guard lstat(path, &status) == 0 else { throw TestFailure("lstat \(path) failed") }
-        let type = UInt32(status.st_mode) & 0o170000
-        var record = PathRecord(type: type, mode: UInt32(status.st_mode) & 0o7777, uid: status.st_uid, gid: status.st_gid,
-                                mtime: status.st_mtim.tv_sec, size: type == 0o100000 ? Int64(status.st_size) : 0)
-        if type == 0o100000 { record.content = FileManager.default.contents(atPath: path) }
-        if type == 0o120000 { record.linkTarget = try FileManager.default.destinationOfSymbolicLink(atPath: path) }
-        // A directory's mtime changes when tar creates entries in it; compare files and links only.
-        if type == 0o040000 { record.mtime = 0 }
-        records[relative] = record
+    let rootFd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard rootFd >= 0 else { throw TestFailure("cannot open \(root)") }
+    defer { close(rootFd) }
+    func walk(_ fd: Int32, _ prefix: PathBytes) throws {
+        for name in try directoryEntryNames(fd) {
+            let relative = prefix.appending(name)
+            let key = relative.description
+            var status = stat()
+            guard name.withCString({ fstatat(fd, $0, &status, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+                throw TestFailure("lstat \(root)/\(key) failed")
+            }
+            let type = UInt32(status.st_mode) & 0o170000
+            if type == 0o040000 {
+                let child = name.withCString { openat(fd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                guard child >= 0 else { throw TestFailure("cannot open \(root)/\(key)") }
+                defer { close(child) }
+                try walk(child, relative)
+            }
+            if skip(key) { continue }
+            var record = PathRecord(type: type, mode: UInt32(status.st_mode) & 0o7777, uid: status.st_uid, gid: status.st_gid,
+                                    mtime: status.st_mtim.tv_sec, size: type == 0o100000 ? Int64(status.st_size) : 0)
+            if type == 0o100000 {
+                let file = name.withCString { openat(fd, $0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+                guard file >= 0 else { throw TestFailure("cannot read \(root)/\(key)") }
+                record.content = FileHandle(fileDescriptor: file, closeOnDealloc: true).readDataToEndOfFile()
+            }
+            if type == 0o120000 {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                let length = name.withCString { n in buffer.withUnsafeMutableBufferPointer { b in
+                    b.withMemoryRebound(to: CChar.self) { readlinkat(fd, n, $0.baseAddress!, $0.count) } } }
+                guard length >= 0 else { throw TestFailure("readlink \(root)/\(key) failed") }
+                record.linkTarget = PathBytes(bytes: buffer[0..<length]).description
+            }
+            // A directory's mtime changes when tar creates entries in it; compare files and links only.
+            if type == 0o040000 { record.mtime = 0 }
+            records[key] = record
+        }
     }
+    try walk(rootFd, PathBytes([]))
     return records
 }
 

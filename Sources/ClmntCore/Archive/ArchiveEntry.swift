@@ -7,8 +7,9 @@ public enum EntryKind: Sendable, Equatable {
 }
 
 /// What an archive entry's header says, in Swift terms.
+/// Paths and link targets are bytes, exactly as the tar header holds them.
 public struct EntryMetadata: Sendable, Equatable {
-    public var path: String
+    public var path: PathBytes
     public var kind: EntryKind
     /// Apparent size of a regular file (0 for hardlink entries).
     public var size: Int64
@@ -19,8 +20,8 @@ public struct EntryMetadata: Sendable, Equatable {
     public var groupName: String?
     public var mtime: Int64
     public var mtimeNanoseconds: Int
-    public var symlinkTarget: String?
-    public var hardlinkTarget: String?
+    public var symlinkTarget: PathBytes?
+    public var hardlinkTarget: PathBytes?
     public var xattrNames: [String]
     public var isSparse: Bool
 }
@@ -36,9 +37,33 @@ final class ArchiveEntry {
 
     deinit { archive_entry_free(pointer) }
 
-    var pathname: String {
-        get { archive_entry_pathname(pointer).map { String(cString: $0) } ?? "" }
-        set { archive_entry_copy_pathname(pointer, newValue) }
+    /// The path as bytes: libarchive's "multibyte" form, which clmnt never
+    /// converts (the pax writer stores a name that is not UTF-8 under
+    /// `hdrcharset=BINARY`, as bsdtar does; the reader hands those bytes back).
+    var pathname: PathBytes {
+        get { archive_entry_pathname(pointer).map { PathBytes(cString: $0) } ?? PathBytes([]) }
+        set { newValue.withCString { archive_entry_copy_pathname(pointer, $0) } }
+    }
+
+    var symlink: PathBytes? {
+        get { archive_entry_symlink(pointer).map { PathBytes(cString: $0) } }
+        set {
+            if let newValue { newValue.withCString { archive_entry_copy_symlink(pointer, $0) } }
+            else { archive_entry_copy_symlink(pointer, nil) }
+        }
+    }
+
+    var hardlink: PathBytes? {
+        get { archive_entry_hardlink(pointer).map { PathBytes(cString: $0) } }
+        set {
+            if let newValue { newValue.withCString { archive_entry_copy_hardlink(pointer, $0) } }
+            else { archive_entry_copy_hardlink(pointer, nil) }
+        }
+    }
+
+    /// Whether the path or a link target is not UTF-8 (so the pax writer stores it as raw bytes).
+    var hasBinaryNames: Bool {
+        pathname.string == nil || symlink.map { $0.string == nil } == true || hardlink.map { $0.string == nil } == true
     }
 
     var size: Int64 {
@@ -47,8 +72,8 @@ final class ArchiveEntry {
     }
 
     /// Marks this entry a hardlink to `target` (an archive path): no data follows.
-    func setHardlink(_ target: String) {
-        archive_entry_copy_hardlink(pointer, target)
+    func setHardlink(_ target: PathBytes) {
+        hardlink = target
         archive_entry_set_size(pointer, 0)
     }
 
@@ -91,7 +116,7 @@ final class ArchiveEntry {
 
     var metadata: EntryMetadata {
         let fileType = archive_entry_filetype(pointer)
-        let hardlink = archive_entry_hardlink(pointer).map { String(cString: $0) }
+        let hardlink = self.hardlink
         let kind: EntryKind
         if hardlink != nil { kind = .hardlink }
         else if fileType == FileType.regular { kind = .regular }
@@ -114,7 +139,7 @@ final class ArchiveEntry {
             userName: archive_entry_uname(pointer).map { String(cString: $0) },
             groupName: archive_entry_gname(pointer).map { String(cString: $0) },
             mtime: Int64(archive_entry_mtime(pointer)), mtimeNanoseconds: archive_entry_mtime_nsec(pointer),
-            symlinkTarget: archive_entry_symlink(pointer).map { String(cString: $0) },
+            symlinkTarget: symlink,
             hardlinkTarget: hardlink, xattrNames: names,
             isSparse: archive_entry_sparse_count(pointer) > 0)
     }

@@ -71,7 +71,12 @@ final class ArchiveWriter {
     func writeHeader(_ entry: ArchiveEntry) throws(ArchiveError) {
         let status = archive_write_header(handle, entry.pointer)
         if status != ARCHIVE_OK, let error = callbackBox.error { throw error }
-        try checkArchive(status, handle, .write, path: "\(path): \(entry.pathname)", warnings: &warnings)
+        var headerWarnings: [String] = []
+        try checkArchive(status, handle, .write, path: "\(path): \(entry.pathname)", warnings: &headerWarnings)
+        // A name that is not UTF-8 is stored as raw bytes under hdrcharset=BINARY
+        // (what bsdtar does): libarchive says it "can't translate" it, which is the intent.
+        if entry.hasBinaryNames { headerWarnings.removeAll { $0.contains("Can't translate") } }
+        warnings += headerWarnings
     }
 
     /// Writes data of the current entry; the tar writer never takes more than the header's size.

@@ -21,25 +21,28 @@ final class DiskMetadataReader {
     deinit { archive_read_free(handle) }
 
     /// An entry for the open file or directory `fd`, whose `fstat` is `status`.
-    /// Warnings (an unreadable xattr, say) are appended to `warnings`.
-    func entry(fileDescriptor fd: Int32, status: stat, sourcePath: String, archivePath: String,
+    /// Warnings (an unreadable xattr, say) are appended to `warnings`, naming `displayPath`.
+    func entry(fileDescriptor fd: Int32, status: stat, displayPath: String, archivePath: PathBytes,
                warnings: inout [String]) throws(ArchiveError) -> ArchiveEntry {
         let entry = ArchiveEntry()
-        archive_entry_copy_sourcepath(entry.pointer, sourcePath)
-        archive_entry_copy_pathname(entry.pointer, archivePath)
+        // libarchive reads a directory's default ACL by path: give it the
+        // descriptor's own path, which works at any depth, for any name, and
+        // cannot be swapped for a symlink meanwhile.
+        archive_entry_copy_sourcepath(entry.pointer, "/proc/self/fd/\(fd)")
+        entry.pathname = archivePath
         var status = status
         try checkArchive(archive_read_disk_entry_from_file(handle, entry.pointer, fd, &status),
-                         handle, .read, path: sourcePath, warnings: &warnings)
+                         handle, .read, path: displayPath, warnings: &warnings)
         return entry
     }
 
     /// An entry for a symlink (links carry no xattrs or ACLs on Linux worth keeping).
-    func symlinkEntry(status: stat, target: String, archivePath: String) -> ArchiveEntry {
+    func symlinkEntry(status: stat, target: PathBytes, archivePath: PathBytes) -> ArchiveEntry {
         let entry = ArchiveEntry()
         var status = status
         archive_entry_copy_stat(entry.pointer, &status)
-        archive_entry_copy_pathname(entry.pointer, archivePath)
-        archive_entry_copy_symlink(entry.pointer, target)
+        entry.pathname = archivePath
+        entry.symlink = target
         if let name = archive_read_disk_uname(handle, Int64(status.st_uid)) { archive_entry_copy_uname(entry.pointer, name) }
         if let name = archive_read_disk_gname(handle, Int64(status.st_gid)) { archive_entry_copy_gname(entry.pointer, name) }
         return entry

@@ -53,17 +53,17 @@ final class DiskWriter {
     /// `system.posix_acl_*` blobs carry numeric ids; ACLs come back by name).
     /// `displayPath` names the entry in messages.
     @discardableResult
-    func write(from reader: some TarEntrySource, path: String, hardlinkTarget: String?, symlinkTarget: String? = nil,
+    func write(from reader: some TarEntrySource, path: PathBytes, hardlinkTarget: PathBytes?, symlinkTarget: PathBytes? = nil,
                uid: UInt32, gid: UInt32,
                hash: SHA256Hasher?, displayPath: String,
                shouldStop: () -> Bool = { false }) throws(ArchiveError) -> WrittenFile? {
         let entry = reader.entry.pointer
-        archive_entry_copy_pathname(entry, path)
+        reader.entry.pathname = path
         if let hardlinkTarget {
-            archive_entry_copy_hardlink(entry, hardlinkTarget)
+            reader.entry.hardlink = hardlinkTarget
             archive_entry_set_size(entry, 0)
         }
-        if let symlinkTarget { archive_entry_copy_symlink(entry, symlinkTarget) }
+        if let symlinkTarget { reader.entry.symlink = symlinkTarget }
         archive_entry_set_uid(entry, Int64(uid))
         archive_entry_set_gid(entry, Int64(gid))
         archive_entry_copy_uname(entry, nil)

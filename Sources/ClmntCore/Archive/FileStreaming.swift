@@ -28,7 +28,7 @@ extension ArchiveWriter {
                 let result: Result<Void, ArchiveError> = zeroBlock.withUnsafeBytes { raw in
                     let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<chunk])
                     hasher.update(bytes)
-                    do throws(ArchiveError) { try writeData(bytes, entryPath: entryPath); return .success(()) }
+                    do throws(ArchiveError) { try writeData(bytes, entryPath: entryPath.description); return .success(()) }
                     catch { return .failure(error) }
                 }
                 do { try result.get() } catch { throw .archive(error) }
@@ -54,7 +54,7 @@ extension ArchiveWriter {
                 }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
                 hasher.update(bytes)
-                do { try writeData(bytes, entryPath: entryPath) } catch { throw .archive(error) }
+                do { try writeData(bytes, entryPath: entryPath.description) } catch { throw .archive(error) }
                 position += Int64(got)
                 remaining -= Int64(got)
             }
@@ -70,7 +70,7 @@ extension ArchiveWriter {
         try writeHeader(entry)
         let result: Result<Void, ArchiveError> = bytes.withUnsafeBytes { raw in
             hasher?.update(raw)
-            do throws(ArchiveError) { try writeData(raw, entryPath: entry.pathname); return .success(()) }
+            do throws(ArchiveError) { try writeData(raw, entryPath: entry.pathname.description); return .success(()) }
             catch { return .failure(error) }
         }
         try result.get()

@@ -7,7 +7,7 @@ public enum IntegrityProblem: Error, Equatable, Sendable, CustomStringConvertibl
     case unreadable(ArchiveError)
     case noManifest
     case badManifest(String)
-    case hostile(path: String, reason: String)
+    case hostile(path: PathBytes, reason: String)
     case damaged(String)
 
     public var description: String {
@@ -56,8 +56,8 @@ public enum ArchiveIntegrity {
         do {
             while let entry = try reader.next() {
                 defer { index += 1 }
-                let clmntLayout = index == 0 && entry.path == ArchiveLayout.manifestPath
-                guard clmntLayout || entry.path == "./" + ArchiveLayout.manifestPath else {
+                let clmntLayout = index == 0 && entry.path == PathBytes(ArchiveLayout.manifestPath)
+                guard clmntLayout || entry.path == PathBytes("./" + ArchiveLayout.manifestPath) else {
                     if index == 0, entry.path.hasPrefix("/") {
                         throw IntegrityProblem.hostile(path: entry.path, reason: "is an absolute path")
                     }
@@ -114,10 +114,10 @@ final class IntegrityCheck {
     /// Counts per molt, and for `global`.
     private(set) var sections: [String: Manifest.SectionStats] = [:]
     /// Every data entry (regular file): its SHA-256, or nil when the caller did not hash it.
-    private var digests: [String: String?] = [:]
+    private var digests: [PathBytes: String?] = [:]
     /// `backup-report.json`, once read.
     private(set) var report: BackupReport?
-    private var checksums: [String: String]?
+    private var checksums: [PathBytes: String]?
     private var sawManifest = false
     private var homes = Set<String>()
     private var byteLimits: [String: Int64] = [:]
@@ -148,7 +148,7 @@ final class IntegrityCheck {
         }
         let place: EntryPlace
         do { place = try EntryPolicy.place(of: entry.path, format: format, molts: moltNames) } catch {
-            if format == .bash, [ArchiveLayout.reportPath, ArchiveLayout.checksumsPath].contains(entry.path) {
+            if format == .bash, [ArchiveLayout.reportPath, ArchiveLayout.checksumsPath].map(PathBytes.init).contains(entry.path) {
                 problems.append(.damaged("it holds \(entry.path), which only clmnt archives have, but its manifest is not the first entry (tampered)"))
             } else if case .hostileEntry(let path, let reason) = error {
                 problems.append(.hostile(path: path, reason: reason))
@@ -211,25 +211,25 @@ final class IntegrityCheck {
     func manifestData(_ data: Data) {
         sawManifest = true
         let digest = Self.digest(data)
-        digests[ArchiveLayout.manifestPath] = digest
+        digests[PathBytes(ArchiveLayout.manifestPath)] = digest
         if digest != located.digest {
             problems.append(.damaged("its manifest changed since it was first read"))
         }
     }
 
     func reportData(_ data: Data) {
-        digests[ArchiveLayout.reportPath] = Self.digest(data)
+        digests[PathBytes(ArchiveLayout.reportPath)] = Self.digest(data)
         do { report = try JSONDecoder().decode(BackupReport.self, from: data) } catch {
             problems.append(.damaged("\(ArchiveLayout.reportPath) cannot be read"))
         }
     }
 
     func checksumsData(_ data: Data) {
-        checksums = ChecksumList.parse(String(decoding: data, as: UTF8.self))
+        checksums = ChecksumList.parse(data)
     }
 
     /// The SHA-256 of the regular file just admitted at `path`.
-    func fileDigest(_ digest: String, path: String) { digests[path] = digest }
+    func fileDigest(_ digest: String, path: PathBytes) { digests[path] = digest }
 
     /// The files the backup reported missed (`backup-report.json`): an intact
     /// archive of an incomplete backup. Empty until the report is read.
@@ -259,7 +259,7 @@ final class IntegrityCheck {
             return
         }
         guard let report else {
-            if digests[ArchiveLayout.reportPath] == nil { problems.append(.damaged("\(ArchiveLayout.reportPath) is missing")) }
+            if digests[PathBytes(ArchiveLayout.reportPath)] == nil { problems.append(.damaged("\(ArchiveLayout.reportPath) is missing")) }
             return
         }
         let manifest = located.manifest

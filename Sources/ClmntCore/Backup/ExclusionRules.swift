@@ -34,17 +34,22 @@ public struct ExclusionRules: Sendable, Equatable {
     }
 
     /// Whether `relativePath` (named `name`, a directory when `isDirectory`) is left out.
-    public func excludes(relativePath: String, name: String, isDirectory: Bool) -> Bool {
+    public func excludes(relativePath: PathBytes, name: PathBytes, isDirectory: Bool) -> Bool {
         rule(excluding: relativePath, name: name, isDirectory: isDirectory) != nil
+    }
+
+    public func excludes(relativePath: String, name: String, isDirectory: Bool) -> Bool {
+        excludes(relativePath: PathBytes(relativePath), name: PathBytes(name), isDirectory: isDirectory)
     }
 
     /// The rule that leaves `relativePath` out, as the manifest's `excludes` writes it
     /// (`.cache/`, `node_modules/`, `*.pid`, `Maildir/`, `*.log`, an `--exclude` pattern); nil: archived.
-    public func rule(excluding relativePath: String, name: String, isDirectory: Bool) -> String? {
+    /// Names are bytes: a pattern matches them as `fnmatch` matches bytes.
+    public func rule(excluding relativePath: PathBytes, name: PathBytes, isDirectory: Bool) -> String? {
         if isDirectory {
             if !includeCaches {
-                if Self.cachePaths.contains(relativePath) { return relativePath + "/" }
-                if Self.cacheDirectoryNames.contains(name) { return name + "/" }
+                if let path = Self.cachePaths.first(where: { PathBytes($0) == relativePath }) { return path + "/" }
+                if let cache = Self.cacheDirectoryNames.first(where: { PathBytes($0) == name }) { return cache + "/" }
             }
             if excludeMaildir && relativePath == "Maildir" { return "Maildir/" }
         } else {
@@ -58,7 +63,7 @@ public struct ExclusionRules: Sendable, Equatable {
         }
     }
 
-    private func matches(_ pattern: String, _ text: String) -> Bool {
-        fnmatch(pattern, text, 0) == 0
+    private func matches(_ pattern: String, _ text: PathBytes) -> Bool {
+        text.withCString { fnmatch(pattern, $0, 0) == 0 }
     }
 }

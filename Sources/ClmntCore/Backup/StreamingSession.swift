@@ -27,7 +27,7 @@ struct StreamingSession {
     /// Whose each digest is: a molt file is named by its scan position (paths are
     /// rebuilt for SHA256SUMS at the end, not held), other entries by `namedPaths`.
     private var digestOwners: [DigestOwner] = []
-    private var namedPaths: [String] = []
+    private var namedPaths: [PathBytes] = []
     /// The molt entry being written, while a molt is.
     private var currentOwner: DigestOwner?
     private(set) var stats: [String: Manifest.SectionStats] = [:]
@@ -66,6 +66,11 @@ struct StreamingSession {
         warn(message)
     }
 
+    /// `path` is recorded in its escaped form (docs/backup-format.md, "Names are bytes").
+    private mutating func miss(_ path: PathBytes, _ problem: MissedFile.Problem, _ detail: String, _ message: String) {
+        miss(path.description, problem, detail, message)
+    }
+
     mutating func writeManifest(_ manifest: Manifest, now: Date) throws(BackupError) {
         let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.manifestPath, size: 0, mode: 0o600,
                                                  mtime: Int64(now.timeIntervalSince1970))
@@ -79,17 +84,19 @@ struct StreamingSession {
         var openDirectories: [Int32] = [baseFd]
         defer { openDirectories.forEach { close($0) } }
         // Per open directory: the databases snapshotted in it, whose sidecars stay out.
-        var snapshotted: [Set<String>] = [[]]
-        var seenInodes: [InodeKey: String] = [:]
+        var snapshotted: [Set<PathBytes>] = [[]]
+        var seenInodes: [InodeKey: PathBytes] = [:]
         var skipBelowDepth = Int.max
         var section = Manifest.SectionStats()
         var paths = TreePathBuilder()
         currentMolt = molt.name
         defer { currentOwner = nil; currentMolt = nil }
 
+        let moltName = PathBytes(molt.name)
+        let home = PathBytes(molt.home)
         for (entryIndex, scanned) in tree.entries.enumerated() {
             let depth = Int(scanned.depth)
-            let relativePath = paths.relativePath(of: scanned)
+            let relativePath = paths.relativePath(of: scanned, in: tree)
             if depth > skipBelowDepth { continue }
             skipBelowDepth = Int.max
             while openDirectories.count > depth + 1 {
@@ -99,13 +106,16 @@ struct StreamingSession {
             guard openDirectories.count == depth + 1 else { continue }
             currentOwner = DigestOwner(section: Int32(moltIndex), index: Int32(entryIndex))
             let parentFd = openDirectories[depth]
-            let name = depth == 0 ? molt.name : scanned.name
-            let sourcePath = depth == 0 ? molt.home : molt.home + "/" + relativePath
-            let archivePath = depth == 0 ? molt.name + "/" : molt.name + "/" + relativePath
+            // Names are bytes from the scan's arena, handed to openat as they are.
+            func withName<Result>(_ body: (UnsafePointer<CChar>) -> Result) -> Result {
+                depth == 0 ? molt.name.withCString(body) : tree.withName(of: scanned, body)
+            }
+            let sourcePath = depth == 0 ? home : home.appending(relativePath)
+            let archivePath = depth == 0 ? moltName + "/" : moltName.appending(relativePath)
 
             switch scanned.kind {
             case .directory:
-                let fd = openat(parentFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                let fd = withName { openat(parentFd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
                 guard let status = verifiedStatus(fd, scanned, sourcePath) else {
                     if fd >= 0 { close(fd) }
                     skipBelowDepth = depth
@@ -118,14 +128,14 @@ struct StreamingSession {
                 section.entryCount += 1
             case .symlink:
                 var status = stat()
-                guard fstatat(parentFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0,
+                guard withName({ fstatat(parentFd, $0, &status, AT_SYMLINK_NOFOLLOW) }) == 0,
                       (UInt32(status.st_mode) & FileType.mask) == FileType.symlink,
-                      let target = readLink(parentFd, name) else {
+                      let target = withName({ readLink(parentFd, $0) }) else {
                     miss(sourcePath, .vanished, "gone or no longer a symlink",
                          "\(sourcePath): vanished or changed type while backing up; skipped")
                     continue
                 }
-                if !EntryPolicy.symlinkStaysInside(linkPath: relativePath, target: target, homes: [molt.home]) {
+                if !EntryPolicy.symlinkStaysInside(linkPath: relativePath, target: target, homes: [home]) {
                     // Archived as it is, but an admin should learn now, not at restore time.
                     warn("\(sourcePath): symlink points outside the molt (\(target)); fleet restore needs --allow-outside-symlinks for it")
                 }
@@ -133,18 +143,20 @@ struct StreamingSession {
                 section.entryCount += 1
                 section.fileCount += 1
             case .regular, .databaseSidecar:
+                let name = depth == 0 ? moltName : tree.name(of: scanned)
                 if scanned.kind == .databaseSidecar, let base = SQLiteSidecar.base(of: name) {
                     if snapshotted[depth].contains(base) { continue }  // the snapshot holds its content
                     warn("\(sourcePath): archived, as its database \(base) was not snapshotted")
                 }
-                var fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime)
-                if fd < 0 && errno == EPERM { fd = openat(parentFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+                var fd = withName { openat(parentFd, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime) }
+                if fd < 0 && errno == EPERM { fd = withName { openat(parentFd, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) } }
                 guard let status = verifiedStatus(fd, scanned, sourcePath) else {
                     if fd >= 0 { close(fd) }
                     continue
                 }
                 defer { close(fd) }
-                let location = FileLocation(directory: parentFd, name: name, sourcePath: sourcePath, archivePath: archivePath)
+                let location = FileLocation(directory: parentFd, name: name.string, sourcePath: sourcePath, archivePath: archivePath,
+                                            moltName: molt.name)
                 if try writeRegularFile(fd: fd, status: status, scanned: scanned, location: location,
                                         seenInodes: &seenInodes, section: &section) {
                     snapshotted[depth].insert(name)
@@ -155,7 +167,7 @@ struct StreamingSession {
     }
 
     /// Checks that `fd` is open on the same file the scan saw; warns and returns nil if not.
-    private mutating func verifiedStatus(_ fd: Int32, _ scanned: ScannedEntry, _ sourcePath: String) -> stat? {
+    private mutating func verifiedStatus(_ fd: Int32, _ scanned: ScannedEntry, _ sourcePath: PathBytes) -> stat? {
         guard fd >= 0 else {
             let code = errno
             let reason = code == ELOOP ? "replaced by a symlink" : String(cString: strerror(code))
@@ -180,7 +192,7 @@ struct StreamingSession {
     /// Writes one regular file: a consistent snapshot for a SQLite database,
     /// else its bytes. Returns true when a database was snapshotted.
     private mutating func writeRegularFile(fd: Int32, status: stat, scanned: ScannedEntry, location: FileLocation,
-                                           seenInodes: inout [InodeKey: String],
+                                           seenInodes: inout [InodeKey: PathBytes],
                                            section: inout Manifest.SectionStats) throws(BackupError) -> Bool {
         let sourcePath = location.sourcePath, archivePath = location.archivePath
         let key = InodeKey(status)
@@ -209,10 +221,10 @@ struct StreamingSession {
             entry.clearSparse()
             entry.size = Int64(snapshotStatus.st_size)
             try writeHeader(entry)
-            _ = try writer.streamFileData(from: snapshotFd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
+            _ = try writer.streamFileData(from: snapshotFd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath.description)
             recordDigest(archivePath)
             section.backupSizeBytes += entry.size
-            advanceProgress(by: entry.size, molt: archivePath)
+            advanceProgress(by: entry.size, molt: location.moltName)
             return true
         case .asIs, .missed:
             break
@@ -222,7 +234,7 @@ struct StreamingSession {
             warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
         }
         try writeHeader(entry)
-        let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath)
+        let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath.description)
         if outcome.paddedBytes > 0 {
             miss(sourcePath, .changed, "shrank by \(outcome.paddedBytes) bytes while read",
                  "\(sourcePath): shrank by \(outcome.paddedBytes) bytes while being read; padded with zeros")
@@ -235,7 +247,7 @@ struct StreamingSession {
         }
         recordDigest(archivePath)
         section.backupSizeBytes += entry.size
-        advanceProgress(by: entry.size, molt: archivePath)
+        advanceProgress(by: entry.size, molt: location.moltName)
         return false
     }
 
@@ -246,14 +258,20 @@ struct StreamingSession {
         let header = SQLiteSnapshot.header(of: fd, size: Int64(status.st_size))
         guard header != .notDatabase else { return .asIs }
         let sourcePath = location.sourcePath
+        // SQLite opens databases by name (its -wal file is found beside it): a
+        // name that is not UTF-8 cannot be handed to it, so it is archived as read.
+        guard let name = location.name else {
+            warn("\(sourcePath): SQLite database whose name is not UTF-8: archived byte for byte with its -wal/-journal files, not snapshotted")
+            return .asIs
+        }
         // Root never runs SQLite inside a home, and has no owner to become here.
         guard status.st_uid != 0 else {
             warn("\(sourcePath): SQLite database owned by root inside a molt's home: archived byte for byte with its -wal/-journal files, not snapshotted")
             return .asIs
         }
         var walStatus = stat()
-        let hasWal = fstatat(location.directory, location.name + "-wal", &walStatus, AT_SYMLINK_NOFOLLOW) == 0
-        let source = SQLiteSource(directory: location.directory, name: location.name,
+        let hasWal = fstatat(location.directory, name + "-wal", &walStatus, AT_SYMLINK_NOFOLLOW) == 0
+        let source = SQLiteSource(directory: location.directory, name: name,
                                   owner: credentials(uid: status.st_uid, gid: status.st_gid),
                                   needsWriteAccessToCleanUp: header == .writeAheadLog && !hasWal)
         let snapshot: DatabaseSnapshot
@@ -279,7 +297,7 @@ struct StreamingSession {
         }
         // SQLite opened the name again: make sure it was still our file.
         var now = stat()
-        guard fstatat(location.directory, location.name, &now, AT_SYMLINK_NOFOLLOW) == 0,
+        guard fstatat(location.directory, name, &now, AT_SYMLINK_NOFOLLOW) == 0,
               now.st_dev == status.st_dev, now.st_ino == status.st_ino else {
             if case .onDisk(let snapshotFd) = snapshot { close(snapshotFd) }
             warn("\(sourcePath): replaced while backing up; archived as read")
@@ -320,9 +338,10 @@ struct StreamingSession {
     private mutating func writeInMemoryFile(_ bytes: [UInt8], entry: ArchiveEntry, section: inout Manifest.SectionStats) throws(BackupError) {
         do { try writer.writeBytes(bytes, entry: entry, hasher: hasher) } catch { throw .archive(error) }
         entryCount += 1
-        recordDigest(entry.pathname)
+        let path = entry.pathname
+        recordDigest(path)
         section.backupSizeBytes += Int64(bytes.count)
-        advanceProgress(by: Int64(bytes.count), molt: entry.pathname)
+        advanceProgress(by: Int64(bytes.count), molt: path.components.first?.string ?? "")
     }
 
     private mutating func writeInMemoryFile(_ bytes: [UInt8], entry: ArchiveEntry, section: Manifest.SectionStats?) throws(BackupError) {
@@ -346,15 +365,15 @@ struct StreamingSession {
                 continue
             }
             defer { close(fd) }
-            let archivePath = ArchiveLayout.globalDir + "/" + (path as NSString).lastPathComponent
-            let entry = try diskEntry(fd: fd, status: status, sourcePath: path, archivePath: archivePath)
+            let archivePath = PathBytes(ArchiveLayout.globalDir + "/" + (path as NSString).lastPathComponent)
+            let entry = try diskEntry(fd: fd, status: status, sourcePath: PathBytes(path), archivePath: archivePath)
             try writeHeader(entry)
             _ = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: path)
             recordDigest(archivePath)
             globalStats.entryCount += 1
             globalStats.fileCount += 1
             globalStats.backupSizeBytes += entry.size
-            advanceProgress(by: entry.size, molt: archivePath)
+            advanceProgress(by: entry.size, molt: ArchiveLayout.globalDir)
         }
     }
 
@@ -368,38 +387,38 @@ struct StreamingSession {
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 
         // Lines are made twice (size, then data) rather than held: a large fleet has 200,000 of them.
-        func forEachLine(_ body: (String) throws(BackupError) -> Void) throws(BackupError) {
+        func forEachLine(_ body: ([UInt8]) throws(BackupError) -> Void) throws(BackupError) {
             var builders: [Int32: (builder: TreePathBuilder, next: Int)] = [:]
             for (number, owner) in digestOwners.enumerated() {
-                let path: String
+                let path: PathBytes
                 if owner.section < 0 {
                     path = namedPaths[Int(owner.index)]
                 } else {
                     // Owners of one molt come in scan order: walk its tree forward to each.
                     var state = builders[owner.section] ?? (TreePathBuilder(), 0)
-                    let entries = trees[Int(owner.section)].entries
-                    var relative = ""
+                    let tree = trees[Int(owner.section)]
+                    var relative = PathBytes([])
                     while state.next <= Int(owner.index) {
-                        relative = state.builder.relativePath(of: entries[state.next])
+                        relative = state.builder.relativePath(of: tree.entries[state.next], in: tree)
                         state.next += 1
                     }
                     builders[owner.section] = state
-                    path = moltNames[Int(owner.section)] + "/" + relative
+                    path = PathBytes(moltNames[Int(owner.section)]).appending(relative)
                 }
                 try body(ChecksumList.line(digest: digests[(number * 32)..<(number * 32 + 32)], path: path))
             }
         }
         var size = 0
-        try forEachLine { size += $0.utf8.count }
+        try forEachLine { size += $0.count }
         let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.checksumsPath, size: Int64(size), mtime: mtime)
         try writeHeader(entry)
         var batch = [UInt8]()
         batch.reserveCapacity(1 << 16)
         try forEachLine { (line) throws(BackupError) in
-            batch.append(contentsOf: line.utf8)
-            if batch.count >= 1 << 16 { try writeRaw(&batch, entryPath: entry.pathname) }
+            batch.append(contentsOf: line)
+            if batch.count >= 1 << 16 { try writeRaw(&batch, entryPath: ArchiveLayout.checksumsPath) }
         }
-        try writeRaw(&batch, entryPath: entry.pathname)
+        try writeRaw(&batch, entryPath: ArchiveLayout.checksumsPath)
     }
 
     mutating func finish() throws(BackupError) {
@@ -424,18 +443,18 @@ struct StreamingSession {
         entryCount += 1
     }
 
-    private mutating func diskEntry(fd: Int32, status: stat, sourcePath: String, archivePath: String) throws(BackupError) -> ArchiveEntry {
+    private mutating func diskEntry(fd: Int32, status: stat, sourcePath: PathBytes, archivePath: PathBytes) throws(BackupError) -> ArchiveEntry {
         var diskWarnings: [String] = []
         defer { diskWarnings.forEach { warn($0) } }
         // A file with as many blocks as bytes has no holes: no need to look for them.
         let mayBeSparse = Int64(status.st_blocks) * 512 < Int64(status.st_size)
         do {
-            return try (mayBeSparse ? disk : denseDisk).entry(fileDescriptor: fd, status: status, sourcePath: sourcePath,
+            return try (mayBeSparse ? disk : denseDisk).entry(fileDescriptor: fd, status: status, displayPath: sourcePath.description,
                                                               archivePath: archivePath, warnings: &diskWarnings)
         } catch { throw .archive(error) }
     }
 
-    private mutating func recordDigest(_ archivePath: String) {
+    private mutating func recordDigest(_ archivePath: PathBytes) {
         hasher.finalize(appendingTo: &digests)
         if let currentOwner {
             digestOwners.append(currentOwner)
@@ -449,54 +468,91 @@ struct StreamingSession {
         bytesDone += bytes
         guard let onProgress else { return }
         let now = Date()
-        let name = molt.split(separator: "/").first.map(String.init) ?? molt
         // At most ten a second, and at once when a molt starts (its label; `-v` times each molt from it).
-        guard now.timeIntervalSince(lastProgress) >= 0.1 || name != lastProgressMolt else { return }
+        guard now.timeIntervalSince(lastProgress) >= 0.1 || molt != lastProgressMolt else { return }
         lastProgress = now
-        lastProgressMolt = name
-        onProgress(BackupProgress(bytesDone: bytesDone, bytesTotal: bytesTotal, currentMolt: name))
+        lastProgressMolt = molt
+        onProgress(BackupProgress(bytesDone: bytesDone, bytesTotal: bytesTotal, currentMolt: molt))
     }
 }
 
-private func readLink(_ directoryFd: Int32, _ name: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let length = readlinkat(directoryFd, name, &buffer, buffer.count - 1)
-    guard length >= 0 else { return nil }
-    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// The `sha256sum` line format, with GNU's escaping of `\` and newlines in names.
-public enum ChecksumList {
-    static func line<Digest: Collection<UInt8>>(digest: Digest, path: String) -> String {
-        // A byte scan: Foundation's String.contains costs more than the hashing of small files.
-        if path.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == 0x0A || $0 == 0x0D }) {
-            let escaped = path.replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
-            return "\\" + hexString(digest) + "  " + escaped + "\n"
+/// The target of the symlink `name` in `directoryFd`, as bytes (any length the kernel allows).
+private func readLink(_ directoryFd: Int32, _ name: UnsafePointer<CChar>) -> PathBytes? {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let length = buffer.withUnsafeMutableBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) { readlinkat(directoryFd, name, $0.baseAddress!, $0.count) }
         }
-        return hexString(digest) + "  " + path + "\n"
+        guard length >= 0 else { return nil }
+        if length < buffer.count { return PathBytes(bytes: buffer[0..<length]) }
+        buffer = [UInt8](repeating: 0, count: buffer.count * 2)
+    }
+}
+
+/// The `sha256sum` line format. Names are written as bytes, as `sha256sum`
+/// writes them; a name holding `\`, a newline or a carriage return gets GNU's
+/// escaping (the line starts with `\`; those become `\\`, `\n`, `\r`).
+public enum ChecksumList {
+    static func line<Digest: Collection<UInt8>>(digest: Digest, path: PathBytes) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(path.count + 68)
+        let needsEscape = path.bytes.contains { $0 == backslashByte || $0 == newlineByte || $0 == returnByte }
+        if needsEscape { line.append(backslashByte) }
+        line.append(contentsOf: hexString(digest).utf8)
+        line += [UInt8(ascii: " "), UInt8(ascii: " ")]
+        if needsEscape {
+            for byte in path.bytes {
+                switch byte {
+                case backslashByte: line += [backslashByte, backslashByte]
+                case newlineByte: line += [backslashByte, UInt8(ascii: "n")]
+                case returnByte: line += [backslashByte, UInt8(ascii: "r")]
+                default: line.append(byte)
+                }
+            }
+        } else {
+            line.append(contentsOf: path.bytes)
+        }
+        line.append(newlineByte)
+        return line
     }
 
-    /// Parses `sha256sum` output into path → hex digest.
-    public static func parse(_ text: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            var line = Substring(rawLine)
-            let escaped = line.hasPrefix("\\")
-            if escaped { line = line.dropFirst() }
+    /// Parses `sha256sum` output (bytes, not text: names need not be UTF-8)
+    /// into path → lowercase hex digest. Text (`  `) and binary (` *`) lines both.
+    public static func parse<Bytes: Collection<UInt8>>(_ data: Bytes) -> [PathBytes: String] {
+        var result: [PathBytes: String] = [:]
+        for rawLine in data.split(separator: newlineByte) {
+            var line = Array(rawLine)
+            let escaped = line.first == backslashByte
+            if escaped { line.removeFirst() }
             guard line.count > 66 else { continue }
-            let digest = String(line.prefix(64))
-            var path = String(line.dropFirst(66))
+            let digest = String(decoding: line[0..<64], as: UTF8.self).lowercased()
+            var path = Array(line[66...])
             if escaped {
-                path = path.replacingOccurrences(of: "\\\\", with: "\u{0}")
-                    .replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(of: "\\r", with: "\r")
-                    .replacingOccurrences(of: "\u{0}", with: "\\")
+                var unescaped: [UInt8] = []
+                var index = 0
+                while index < path.count {
+                    let byte = path[index]
+                    index += 1
+                    guard byte == backslashByte, index < path.count else { unescaped.append(byte); continue }
+                    let next = path[index]
+                    index += 1
+                    switch next {
+                    case UInt8(ascii: "n"): unescaped.append(newlineByte)
+                    case UInt8(ascii: "r"): unescaped.append(returnByte)
+                    default: unescaped.append(next)
+                    }
+                }
+                path = unescaped
             }
-            result[path] = digest
+            result[PathBytes(path)] = digest
         }
         return result
     }
 }
+
+private let backslashByte = UInt8(ascii: "\\")
+private let newlineByte = UInt8(ascii: "\n")
+private let returnByte = UInt8(ascii: "\r")
 
 /// Who a digest belongs to: entry `index` of molt `section`, or `namedPaths[index]` when `section` is -1.
 private struct DigestOwner {
@@ -518,7 +574,9 @@ private enum DatabaseSnapshot {
 /// walk holds, and its paths on disk (for messages) and in the archive.
 private struct FileLocation {
     let directory: Int32
-    let name: String
-    let sourcePath: String
-    let archivePath: String
+    /// The name as text, nil when it is not UTF-8 (then no SQLite snapshot: see `databaseSnapshot`).
+    let name: String?
+    let sourcePath: PathBytes
+    let archivePath: PathBytes
+    let moltName: String
 }

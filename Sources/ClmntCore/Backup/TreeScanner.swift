@@ -1,19 +1,22 @@
 import Foundation
 
 /// One path of a molt tree as seen by the scan that precedes the backup.
-/// Only the last component is kept (the writer rebuilds paths from the depth),
-/// so a fleet of 200,000 files costs a few tens of MiB, not a hundred.
+/// Only the last component is kept, as bytes in the tree's name arena (the
+/// writer rebuilds paths from the depth), so a fleet of 200,000 files costs a
+/// few tens of MiB, not a hundred.
 struct ScannedEntry {
     /// `databaseSidecar`: a regular file `X-wal`, `X-shm` or `X-journal` whose
     /// sibling `X` looked like a SQLite database at scan time. It is archived only
     /// if `X` is not snapshotted after all (the snapshot holds its content).
     enum Kind: UInt8 { case directory, regular, symlink, databaseSidecar }
 
-    /// The last path component, as `openat` wants it; "" for the home itself.
-    let name: String
     let device: UInt64
     let inode: UInt64
     let size: Int64
+    /// Where the last path component starts in `ScannedTree.names` (NUL-terminated there).
+    let nameOffset: UInt32
+    /// Its length in bytes (at most 255 on Linux); 0 for the home itself.
+    let nameLength: UInt16
     /// 0 for the home, 1 for its children, ...
     let depth: UInt16
     let kind: Kind
@@ -22,34 +25,38 @@ struct ScannedEntry {
 /// Rebuilds the relative paths of a scan's entries, fed in scan order.
 struct TreePathBuilder {
     /// "a/b/": the directory the next entry of the deepest level lives in.
-    private var prefix = ""
+    private var prefix: [UInt8] = []
     /// The length of `prefix` after each directory level.
     private var prefixLengths: [Int] = []
 
-    /// The path of `entry` below the home ("" for the home itself).
-    mutating func relativePath(of entry: ScannedEntry) -> String {
+    /// The path of `entry` of `tree` below the home (empty for the home itself).
+    mutating func relativePath(of entry: ScannedEntry, in tree: ScannedTree) -> PathBytes {
         let depth = Int(entry.depth)
         guard depth > 0 else {
-            prefix = ""
+            prefix = []
             prefixLengths = []
-            return ""
+            return PathBytes([])
         }
         if prefixLengths.count > depth - 1 {
             prefixLengths.removeLast(prefixLengths.count - (depth - 1))
-            prefix = String(decoding: prefix.utf8.prefix(prefixLengths.last ?? 0), as: UTF8.self)
+            prefix.removeLast(prefix.count - (prefixLengths.last ?? 0))
         }
-        let path = prefix + entry.name
+        var path = prefix
+        path.append(contentsOf: tree.nameBytes(of: entry))
         if entry.kind == .directory {
-            prefix = path + "/"
-            prefixLengths.append(prefix.utf8.count)
+            prefix = path
+            prefix.append(UInt8(ascii: "/"))
+            prefixLengths.append(prefix.count)
         }
-        return path
+        return PathBytes(path)
     }
 }
 
 /// What a scan of one molt found.
 struct ScannedTree {
     var entries: [ScannedEntry] = []
+    /// The entries' names, each followed by a NUL (so it can be handed to `openat` as is).
+    var names: [UInt8] = [0]
     /// Apparent bytes of regular files, each hardlinked inode once.
     var regularBytes: Int64 = 0
     var warnings: [String] = []
@@ -71,10 +78,32 @@ struct ScannedTree {
     var plannedEntryCount: Int { entries.count - sidecarCount }
     /// Non-directory entries the archive will hold, as planned at scan time.
     var plannedFileCount: Int { entries.count(where: { $0.kind != .directory }) - sidecarCount }
+
+    func nameBytes(of entry: ScannedEntry) -> ArraySlice<UInt8> {
+        names[Int(entry.nameOffset)..<(Int(entry.nameOffset) + Int(entry.nameLength))]
+    }
+
+    func name(of entry: ScannedEntry) -> PathBytes { PathBytes(bytes: nameBytes(of: entry)) }
+
+    /// Runs `body` with the entry's name as a C string, without copying it.
+    func withName<Result>(of entry: ScannedEntry, _ body: (UnsafePointer<CChar>) throws -> Result) rethrows -> Result {
+        try names.withUnsafeBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress! + Int(entry.nameOffset)) }
+        }
+    }
+
+    mutating func append(name: PathBytes, device: UInt64, inode: UInt64, size: Int64, depth: Int, kind: ScannedEntry.Kind) {
+        let offset = UInt32(names.count)
+        names.append(contentsOf: name.bytes)
+        names.append(0)
+        entries.append(ScannedEntry(device: device, inode: inode, size: size, nameOffset: offset,
+                                    nameLength: UInt16(name.count), depth: UInt16(depth), kind: kind))
+    }
 }
 
 /// Walks a molt tree through directory descriptors opened with O_NOFOLLOW, so
 /// a symlink planted by the molt user is recorded as a link, never followed.
+/// Names are bytes throughout (a name that is not UTF-8 is archived as it is).
 /// Children are visited in byte order, so archives are reproducible.
 struct TreeScanner {
     let rules: ExclusionRules
@@ -95,34 +124,29 @@ struct TreeScanner {
         defer { close(rootFd) }
         var rootStatus = stat()
         guard fstat(rootFd, &rootStatus) == 0 else { throw .unreadable(path: home, reason: String(cString: strerror(errno))) }
-        tree.entries.append(ScannedEntry(name: "", device: UInt64(rootStatus.st_dev), inode: UInt64(rootStatus.st_ino),
-                                         size: 0, depth: 0, kind: .directory))
+        tree.append(name: PathBytes([]), device: UInt64(rootStatus.st_dev), inode: UInt64(rootStatus.st_ino),
+                    size: 0, depth: 0, kind: .directory)
         var seenInodes = Set<InodeKey>()
-        walk(directoryFd: rootFd, relativePath: "", depth: 1, home: home, into: &tree, seenInodes: &seenInodes)
+        walk(directoryFd: rootFd, relativePath: PathBytes([]), depth: 1, home: home, into: &tree, seenInodes: &seenInodes)
         return tree
     }
 
-    private func walk(directoryFd: Int32, relativePath: String, depth: Int, home: String,
+    private func walk(directoryFd: Int32, relativePath: PathBytes, depth: Int, home: String,
                       into tree: inout ScannedTree, seenInodes: inout Set<InodeKey>) {
-        let names: [String]
-        do { names = try directoryNames(directoryFd) } catch {
+        let names: [PathBytes]
+        do { names = try directoryEntryNames(directoryFd) } catch {
             tree.miss("\(home)/\(relativePath)", .unreadable, error.reason,
                       "\(home)/\(relativePath): cannot list directory: \(error.reason)")
             return
         }
         // Names X with a sibling X-wal, X-shm or X-journal; byte order puts X first.
         let sidecarBases = Set(names.compactMap { SQLiteSidecar.base(of: $0) }).intersection(names)
-        var databases = Set<String>()
+        var databases = Set<PathBytes>()
         for name in names {
-            let childPath = relativePath.isEmpty ? name : relativePath + "/" + name
+            let childPath = relativePath.appending(name)
             var status = stat()
-            guard fstatat(directoryFd, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else {
-                // directoryNames repairs a name that is not UTF-8 with U+FFFD, so such a
-                // file cannot be reached by that name: it must be missed loudly, not skipped.
-                if errno == ENOENT && name.contains("\u{FFFD}") {
-                    let reason = "its name is not valid UTF-8, which this version cannot archive"
-                    tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason)")
-                } else if errno != ENOENT {
+            guard name.withCString({ fstatat(directoryFd, $0, &status, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+                if errno != ENOENT {
                     let reason = String(cString: strerror(errno))
                     tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason)")
                 }
@@ -130,21 +154,21 @@ struct TreeScanner {
             }
             let type = UInt32(status.st_mode) & FileType.mask
             func record(_ kind: ScannedEntry.Kind, size: Int64 = 0) {
-                tree.entries.append(ScannedEntry(name: name, device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
-                                                 size: size, depth: UInt16(depth), kind: kind))
+                tree.append(name: name, device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
+                            size: size, depth: depth, kind: kind)
             }
             switch type {
             case FileType.directory:
                 if let rule = rules.rule(excluding: childPath, name: name, isDirectory: true) {
                     if inventory {
-                        var excluded = ExcludedPath(path: childPath, rule: rule, directory: true)
+                        var excluded = ExcludedPath(path: childPath.description, rule: rule, directory: true)
                         measure(directoryFd, name, into: &excluded)
                         tree.excluded.append(excluded)
                     }
                     continue
                 }
                 record(.directory)
-                let childFd = openat(directoryFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                let childFd = name.withCString { openat(directoryFd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
                 guard childFd >= 0 else {
                     let reason = String(cString: strerror(errno))
                     tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): cannot open directory: \(reason)")
@@ -156,7 +180,7 @@ struct TreeScanner {
             case FileType.regular:
                 if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
                     if inventory {
-                        tree.excluded.append(ExcludedPath(path: childPath, rule: rule, directory: false,
+                        tree.excluded.append(ExcludedPath(path: childPath.description, rule: rule, directory: false,
                                                           files: 1, bytes: Int64(status.st_size)))
                     }
                     continue
@@ -171,7 +195,7 @@ struct TreeScanner {
                     case .database:
                         if sidecarBases.contains(name) { databases.insert(name) }
                         if inventory {
-                            tree.databases.append(PlannedDatabase(path: childPath, sizeBytes: Int64(status.st_size),
+                            tree.databases.append(PlannedDatabase(path: childPath.description, sizeBytes: Int64(status.st_size),
                                                                   snapshot: status.st_uid != 0))
                         }
                     case .unreadable(let reason) where inventory:
@@ -188,7 +212,7 @@ struct TreeScanner {
                 }
             case FileType.symlink:
                 if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
-                    if inventory { tree.excluded.append(ExcludedPath(path: childPath, rule: rule, directory: false, files: 1)) }
+                    if inventory { tree.excluded.append(ExcludedPath(path: childPath.description, rule: rule, directory: false, files: 1)) }
                     continue
                 }
                 record(.symlink)
@@ -203,9 +227,9 @@ struct TreeScanner {
     private enum Probe { case database, notDatabase, unreadable(String) }
 
     /// Opens the regular file `name` (as `status` saw it) as the backup will, and looks for SQLite's header.
-    private func probe(_ directoryFd: Int32, _ name: String, _ status: stat) -> Probe {
-        var fd = openat(directoryFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime)
-        if fd < 0 && errno == EPERM { fd = openat(directoryFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+    private func probe(_ directoryFd: Int32, _ name: PathBytes, _ status: stat) -> Probe {
+        var fd = name.withCString { openat(directoryFd, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime) }
+        if fd < 0 && errno == EPERM { fd = name.withCString { openat(directoryFd, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) } }
         // Gone since the listing: the scan's own rules (and the backup's check) deal with that.
         guard fd >= 0 else { return errno == ENOENT ? .notDatabase : .unreadable(String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -215,14 +239,14 @@ struct TreeScanner {
     }
 
     /// Counts what lies below the excluded directory `name`, through `O_NOFOLLOW` descriptors.
-    private func measure(_ parentFd: Int32, _ name: String, into excluded: inout ExcludedPath) {
-        let fd = openat(parentFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    private func measure(_ parentFd: Int32, _ name: PathBytes, into excluded: inout ExcludedPath) {
+        let fd = name.withCString { openat(parentFd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { return }
         defer { close(fd) }
-        guard let names = try? directoryNames(fd) else { return }
+        guard let names = try? directoryEntryNames(fd) else { return }
         for child in names {
             var status = stat()
-            guard fstatat(fd, child, &status, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            guard child.withCString({ fstatat(fd, $0, &status, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
             switch UInt32(status.st_mode) & FileType.mask {
             case FileType.directory: measure(fd, child, into: &excluded)
             case FileType.regular:
@@ -246,6 +270,14 @@ enum SQLiteSidecar {
         }
         return nil
     }
+
+    /// `X` for a name `X-wal`, `X-shm` or `X-journal` (as bytes), else nil.
+    static func base(of name: PathBytes) -> PathBytes? {
+        for suffix in suffixes.map({ PathBytes($0) }) where name.hasSuffix(suffix) && name.count > suffix.count {
+            return PathBytes(bytes: name.bytes.dropLast(suffix.count))
+        }
+        return nil
+    }
 }
 
 struct InodeKey: Hashable {
@@ -265,19 +297,32 @@ struct InodeKey: Hashable {
 
 struct DirectoryListingError: Error { let reason: String }
 
-/// The names in the open directory `fd` (without `.` and `..`), byte-sorted.
+/// The UTF-8 names in the open directory `fd` (without `.` and `..`),
+/// byte-sorted: for directories whose names clmnt chose itself (the base dir's
+/// staging containers, archives, journals). A name that is not UTF-8 is none
+/// of those and is left out; a molt's tree is listed by `directoryEntryNames`.
 func directoryNames(_ fd: Int32) throws(DirectoryListingError) -> [String] {
+    try directoryEntryNames(fd).compactMap(\.string)
+}
+
+/// The names in the open directory `fd` (without `.` and `..`), as bytes, byte-sorted.
+func directoryEntryNames(_ fd: Int32) throws(DirectoryListingError) -> [PathBytes] {
     let duplicate = dup(fd)
     guard duplicate >= 0, let directory = fdopendir(duplicate) else {
-        throw DirectoryListingError(reason: String(cString: strerror(errno)))
+        let reason = String(cString: strerror(errno))
+        if duplicate >= 0 { close(duplicate) }
+        throw DirectoryListingError(reason: reason)
     }
     defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+    var names: [PathBytes] = []
+    while true {
+        errno = 0
+        guard let entry = readdir(directory) else {
+            if errno != 0 { throw DirectoryListingError(reason: String(cString: strerror(errno))) }
+            break
         }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in PathBytes(bytes: raw.prefix(while: { $0 != 0 })) }
         if name != "." && name != ".." { names.append(name) }
     }
-    return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    return names.sorted()
 }

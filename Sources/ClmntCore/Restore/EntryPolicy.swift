@@ -13,80 +13,84 @@ enum EntryPlace: Equatable {
     case manifest, report, checksums
     /// The `./` entry of the bash tool's archives.
     case archiveRoot
-    /// Below `global/` (`""` for the directory itself).
-    case global(String)
-    /// Below `<name>/` (`""` for the home directory entry itself).
-    case molt(name: String, relative: String)
+    /// Below `global/` (empty for the directory itself).
+    case global(PathBytes)
+    /// Below `<name>/` (empty for the home directory entry itself).
+    case molt(name: String, relative: PathBytes)
 }
 
-/// The rules that make an entry hostile. Any hostile entry refuses the whole archive.
+/// The rules that make an entry hostile. Any hostile entry refuses the whole
+/// archive. Paths are bytes: a name need not be UTF-8.
 enum EntryPolicy {
     /// The entry's path split into components, after dropping the bash tool's
     /// `./` prefix and a directory's trailing `/`; throws for absolute paths,
     /// `..`, `.` and empty components.
-    static func components(of raw: String, format: ArchiveFormat) throws(RestoreError) -> [Substring] {
-        var path = Substring(raw)
-        if path.isEmpty { throw .hostileEntry(path: raw, reason: "has an empty name") }
-        if path.hasPrefix("/") { throw .hostileEntry(path: raw, reason: "is an absolute path") }
+    static func components(of raw: PathBytes, format: ArchiveFormat) throws(RestoreError) -> [PathBytes] {
+        var path = raw
+        if path.isEmpty { throw .hostileEntry(path: raw.description, reason: "has an empty name") }
+        if path.hasPrefix("/") { throw .hostileEntry(path: raw.description, reason: "is an absolute path") }
         if format == .bash {
             if path == "." || path == "./" { return [] }
-            if path.hasPrefix("./") { path = path.dropFirst(2) }
+            if path.hasPrefix("./") { path = PathBytes(bytes: path.bytes.dropFirst(2)) }
         }
-        if path.hasSuffix("/") { path = path.dropLast() }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        if path.hasSuffix("/") { path = PathBytes(bytes: path.bytes.dropLast()) }
+        let parts = path.components
         for part in parts {
-            if part == ".." { throw .hostileEntry(path: raw, reason: "contains a '..' component") }
-            if part == "." { throw .hostileEntry(path: raw, reason: "contains a '.' component") }
-            if part.isEmpty { throw .hostileEntry(path: raw, reason: "has an empty path component") }
+            if part == ".." { throw .hostileEntry(path: raw.description, reason: "contains a '..' component") }
+            if part == "." { throw .hostileEntry(path: raw.description, reason: "contains a '.' component") }
+            if part.isEmpty { throw .hostileEntry(path: raw.description, reason: "has an empty path component") }
         }
         return parts
     }
 
     /// Where `raw` belongs, given the molts the manifest lists.
-    static func place(of raw: String, format: ArchiveFormat, molts: Set<String>) throws(RestoreError) -> EntryPlace {
+    static func place(of raw: PathBytes, format: ArchiveFormat, molts: Set<String>) throws(RestoreError) -> EntryPlace {
         let parts = try components(of: raw, format: format)
         guard let first = parts.first else { return .archiveRoot }
-        let rest = parts.dropFirst().joined(separator: "/")
+        let rest = PathBytes(Array(parts.dropFirst().map(\.bytes).joined(separator: [UInt8(ascii: "/")])))
         if parts.count == 1 {
             switch first {
-            case Substring(ArchiveLayout.manifestPath): return .manifest
-            case Substring(ArchiveLayout.reportPath) where format == .clmnt: return .report
-            case Substring(ArchiveLayout.checksumsPath) where format == .clmnt: return .checksums
+            case PathBytes(ArchiveLayout.manifestPath): return .manifest
+            case PathBytes(ArchiveLayout.reportPath) where format == .clmnt: return .report
+            case PathBytes(ArchiveLayout.checksumsPath) where format == .clmnt: return .checksums
             default: break
             }
         }
-        if first == Substring(ArchiveLayout.globalDir) { return .global(rest) }
-        let name = String(first)
+        if first == PathBytes(ArchiveLayout.globalDir) { return .global(rest) }
+        let isTree = parts.count > 1 || raw.hasSuffix("/")
+        // Molt names are UTF-8 (MoltName's rules): a first component that is not cannot name one.
+        guard let name = first.string else {
+            throw .hostileEntry(path: raw.description, reason: isTree ? "is under '\(first)', which is not a valid molt name" : "is outside <molt>/ and global/")
+        }
         if molts.contains(name) { return .molt(name: name, relative: rest) }
-        if parts.count > 1 || raw.hasSuffix("/"), MoltName.isValid(name) {
-            throw .hostileEntry(path: raw, reason: "belongs to a molt '\(name)' that the manifest does not list")
+        if isTree, MoltName.isValid(name) {
+            throw .hostileEntry(path: raw.description, reason: "belongs to a molt '\(name)' that the manifest does not list")
         }
-        if parts.count > 1 || raw.hasSuffix("/") {
-            throw .hostileEntry(path: raw, reason: "is under '\(name)', which is not a valid molt name")
+        if isTree {
+            throw .hostileEntry(path: raw.description, reason: "is under '\(first)', which is not a valid molt name")
         }
-        throw .hostileEntry(path: raw, reason: "is outside <molt>/ and global/")
+        throw .hostileEntry(path: raw.description, reason: "is outside <molt>/ and global/")
     }
 
     /// Whether a symlink at `linkPath` (relative to its molt's home) pointing
     /// at `target` stays inside the molt's tree. Absolute targets count as
     /// inside when they lie under one of `homes` (the molt's home on the
     /// host that made the backup).
-    static func symlinkStaysInside(linkPath: String, target: String, homes: [String]) -> Bool {
+    static func symlinkStaysInside(linkPath: PathBytes, target: PathBytes, homes: [PathBytes]) -> Bool {
         guard !target.isEmpty else { return false }
+        let parts = target.components.filter { !$0.isEmpty }
         if target.hasPrefix("/") {
-            let parts = target.split(separator: "/")
             if parts.contains("..") { return false }
-            let normalized = "/" + parts.filter { $0 != "." }.joined(separator: "/")
+            let normalized = PathBytes("/") + PathBytes(Array(parts.filter { $0 != "." }.map(\.bytes).joined(separator: [UInt8(ascii: "/")])))
             return homes.contains { home in normalized == home || normalized.hasPrefix(home + "/") }
         }
-        var stack = linkPath.split(separator: "/").dropLast().map(String.init)
-        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
+        var depth = linkPath.components.filter { !$0.isEmpty }.count - 1
+        for part in parts where part != "." {
             if part == ".." {
-                if stack.isEmpty { return false }
-                stack.removeLast()
+                if depth <= 0 { return false }
+                depth -= 1
             } else {
-                stack.append(String(part))
+                depth += 1
             }
         }
         return true
@@ -119,38 +123,37 @@ enum EntryPolicy {
 /// `//` normalised. Absolute targets are judged against the molt's home on
 /// this host (`targetHome`), never against a path the archive claims.
 final class MoltLinks {
-    private let home: [Substring]
-    private(set) var all: [String: String] = [:]
+    private let home: [PathBytes]
+    private(set) var all: [PathBytes: PathBytes] = [:]
     /// Linux's MAXSYMLINKS: a deeper chain fails with ELOOP, so it is refused as leaving.
     private static let maximumDepth = 40
 
-    init(targetHome: String) { home = targetHome.split(separator: "/") }
+    init(targetHome: String) { home = PathBytes(targetHome).parts }
 
-    func add(path: String, target: String) { all[path] = target }
+    func add(path: PathBytes, target: PathBytes) { all[path] = target }
 
     /// `target` with a leading `old` home (by components, so `//old/./home` counts)
     /// replaced by this host's home; nil when it does not start with `old`.
-    func moving(_ target: String, from old: String) -> String? {
+    func moving(_ target: PathBytes, from old: String) -> PathBytes? {
         guard target.hasPrefix("/") else { return nil }
-        let parts = target.split(separator: "/").filter { $0 != "." }
-        let oldParts = old.split(separator: "/").filter { $0 != "." }
+        let parts = target.parts.filter { $0 != "." }
+        let oldParts = PathBytes(old).parts.filter { $0 != "." }
         guard !oldParts.isEmpty, parts.count >= oldParts.count, !oldParts.contains(".."),
               Array(parts.prefix(oldParts.count)) == oldParts else { return nil }
-        return "/" + (home + parts.dropFirst(oldParts.count)).joined(separator: "/")
+        return "/" + PathBytes(joining: home + parts.dropFirst(oldParts.count))
     }
 
     /// Whether the link at `linkPath` (relative to the home) pointing at `target` stays in the molt.
-    func staysInside(linkPath: String, target: String) -> Bool {
+    func staysInside(linkPath: PathBytes, target: PathBytes) -> Bool {
         guard !target.isEmpty else { return false }
         var depth = 0
-        let directory = linkPath.split(separator: "/").dropLast().map(String.init)
-        return resolve(from: directory, target, depth: &depth) != nil
+        return resolve(from: Array(linkPath.parts.dropLast()), target, depth: &depth) != nil
     }
 
     /// The components (below the home) `target` leads to from `directory`; nil when it leaves.
-    private func resolve(from directory: [String], _ target: String, depth: inout Int) -> [String]? {
-        var stack: [String]
-        var parts = target.split(separator: "/")[...]
+    private func resolve(from directory: [PathBytes], _ target: PathBytes, depth: inout Int) -> [PathBytes]? {
+        var stack: [PathBytes]
+        var parts = target.parts[...]
         if target.hasPrefix("/") {
             // An absolute target must name the home itself on its way in: nothing
             // outside it can be judged (any `..` or link there is the host's own).
@@ -170,8 +173,8 @@ final class MoltLinks {
                 stack.removeLast()
                 continue
             }
-            stack.append(String(part))
-            if let next = all[stack.joined(separator: "/")] {
+            stack.append(part)
+            if let next = all[PathBytes(joining: stack)] {
                 depth += 1
                 guard depth <= Self.maximumDepth,
                       let resolved = resolve(from: Array(stack.dropLast()), next, depth: &depth) else { return nil }

@@ -28,50 +28,66 @@ enum SafeFileSystem {
     }
 
     /// Removes `name` in `directory` and everything below it, never following
-    /// a symlink (each level is opened with O_NOFOLLOW from its parent).
+    /// a symlink (each level is opened with O_NOFOLLOW from its parent). Names
+    /// are bytes, so any name the kernel allows is removed, at any depth.
     static func removeTree(at directory: Int32, _ name: String, displayPath: String) throws(RestoreError) {
-        if unlinkat(directory, name, 0) == 0 || errno == ENOENT { return }
+        try removeTree(at: directory, PathBytes(name), displayPath: displayPath)
+    }
+
+    static func removeTree(at directory: Int32, _ name: PathBytes, displayPath: String) throws(RestoreError) {
+        if name.withCString({ unlinkat(directory, $0, 0) }) == 0 || errno == ENOENT { return }
         guard errno == EISDIR || errno == EPERM else { throw failure(displayPath) }
-        let fd = openDirectory(at: directory, name)
+        let fd = name.withCString { openat(directory, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         if fd < 0 {
             // Replaced meanwhile by a file or a symlink: remove that instead.
             if errno == ENOTDIR || errno == ELOOP {
-                if unlinkat(directory, name, 0) == 0 || errno == ENOENT { return }
+                if name.withCString({ unlinkat(directory, $0, 0) }) == 0 || errno == ENOENT { return }
             }
             if errno == ENOENT { return }
             throw failure(displayPath)
         }
-        try emptyDirectory(fd, displayPath: displayPath)
-        if unlinkat(directory, name, AT_REMOVEDIR) != 0 && errno != ENOENT { throw failure(displayPath) }
+        // Something still writing into the tree (a process of the molt user
+        // with its working directory inside) could refill it: a bounded number
+        // of passes, then a clear error, never an endless loop.
+        defer { close(fd) }
+        for _ in 1...removalPasses {
+            try emptyDirectory(fd, displayPath: displayPath)
+            if name.withCString({ unlinkat(directory, $0, AT_REMOVEDIR) }) == 0 || errno == ENOENT { return }
+            guard errno == ENOTEMPTY || errno == EEXIST else { throw failure(displayPath) }
+        }
+        throw .fileSystem(path: displayPath, reason: "still not empty after \(removalPasses) passes: something keeps writing into it")
     }
 
-    /// Removes everything inside the open directory `fd`, and closes `fd`.
+    private static let removalPasses = 8
+
+    /// Removes everything inside the open directory `fd` in one pass over its
+    /// entries (reading on after each batch, never rewinding: every pass ends).
     private static func emptyDirectory(_ fd: Int32, displayPath: String) throws(RestoreError) {
-        guard let stream = fdopendir(fd) else {
+        let own = dup(fd)
+        guard own >= 0, let stream = fdopendir(own) else {
             let code = errno
-            close(fd)
+            if own >= 0 { close(own) }
             throw failure(displayPath, code)
         }
         defer { closedir(stream) }
-        var names: [String] = []
+        rewinddir(stream)
+        var names: [PathBytes] = []
+        func removeBatch() throws(RestoreError) {
+            for child in names { try removeTree(at: fd, child, displayPath: displayPath + "/" + child.description) }
+            names.removeAll(keepingCapacity: true)
+        }
         while true {
             errno = 0
             guard let item = readdir(stream) else {
                 if errno != 0 { throw failure(displayPath) }
                 break
             }
-            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in PathBytes(bytes: raw.prefix(while: { $0 != 0 })) }
             if name != "." && name != ".." { names.append(name) }
             // Remove in batches so a huge directory does not grow `names` unbounded.
-            if names.count >= 4096 {
-                for child in names { try removeTree(at: fd, child, displayPath: displayPath + "/" + child) }
-                names.removeAll(keepingCapacity: true)
-                rewinddir(stream)
-            }
+            if names.count >= 4096 { try removeBatch() }
         }
-        for child in names { try removeTree(at: fd, child, displayPath: displayPath + "/" + child) }
+        try removeBatch()
     }
 
     /// Reads the regular file `name` in `directory` (not a symlink), at most `limit` bytes.

@@ -65,13 +65,13 @@ struct ExtractionResult: Sendable {
 /// Bookkeeping for one molt of the archive (selected or not: a hostile entry
 /// anywhere refuses the whole archive). A class: updated in place per entry.
 private final class MoltTally {
-    var seen = Set<String>()
+    var seen = Set<PathBytes>()
     /// Symlinks and files: nothing may lie below them.
-    var nonDirectories = Set<String>()
-    var regularFiles = Set<String>()
+    var nonDirectories = Set<PathBytes>()
+    var regularFiles = Set<PathBytes>()
     let links: MoltLinks
     /// Links already reported as leaving the molt (with --allow-outside-symlinks).
-    var outsideLinks = Set<String>()
+    var outsideLinks = Set<PathBytes>()
     var unknownOwners = 0
     var movedSymlinks = 0
 
@@ -160,7 +160,7 @@ final class StagedExtraction {
                 case .global:
                     // The source host's registry: read by nobody, written nowhere; checked like the rest.
                     if let problem = EntryPolicy.typeProblem(kind: entry.kind, mode: entry.mode) {
-                        throw RestoreError.hostileEntry(path: entry.path, reason: problem)
+                        throw RestoreError.hostileEntry(path: entry.path.description, reason: problem)
                     }
                 case .molt(let name, let relative):
                     if try handleMoltEntry(entry, name: name, relative: relative, reader: reader, disk: disk, check: check) {
@@ -234,7 +234,7 @@ final class StagedExtraction {
     }
 
     /// A symlink that leaves its molt: refused, or with --allow-outside-symlinks restored and named.
-    private func judgeOutsideLink(path: String, target: String) throws(RestoreError) {
+    private func judgeOutsideLink(path: String, target: PathBytes) throws(RestoreError) {
         guard job.allowOutsideSymlinks else {
             throw .hostileEntry(path: path, reason: "is a symlink pointing outside its molt ('\(target)'); --allow-outside-symlinks restores such links")
         }
@@ -242,21 +242,21 @@ final class StagedExtraction {
     }
 
     /// Validates and (for a selected molt) writes one entry; true when a file was written.
-    private func handleMoltEntry(_ entry: EntryMetadata, name: String, relative: String,
+    private func handleMoltEntry(_ entry: EntryMetadata, name: String, relative: PathBytes,
                                  reader: PipelinedArchiveReader, disk: DiskWriter, check: IntegrityCheck) throws -> Bool {
         let tally: MoltTally
         if let existing = tallies[name] { tally = existing } else {
             tally = MoltTally(targetHome: job.stages[name]?.plan.target ?? job.baseDir + "/" + name)
             tallies[name] = tally
         }
-        let shown = entry.path
+        let shown = entry.path.description
         guard tally.seen.insert(relative).inserted else {
             throw RestoreError.hostileEntry(path: shown, reason: "appears twice")
         }
         // Nothing may be written below a symlink or a file of the archive.
-        var prefix = ""
-        for part in relative.split(separator: "/").dropLast() {
-            prefix = prefix.isEmpty ? String(part) : prefix + "/" + part
+        var prefix = PathBytes([])
+        for part in relative.components.dropLast() {
+            prefix = prefix.appending(part)
             if tally.nonDirectories.contains(prefix) {
                 throw RestoreError.hostileEntry(path: shown, reason: "lies below '\(name)/\(prefix)', which is not a directory in the archive")
             }
@@ -269,11 +269,11 @@ final class StagedExtraction {
             let allowed = entry.kind == .regular && (entry.mode & 0o4000 == 0 || ownUser) && (entry.mode & 0o2000 == 0 || ownGroup)
             if !allowed { throw RestoreError.hostileEntry(path: shown, reason: problem + " not owned by the molt's user") }
         }
-        var hardlinkRelative: String?
-        var newSymlinkTarget: String?
+        var hardlinkRelative: PathBytes?
+        var newSymlinkTarget: PathBytes?
         switch entry.kind {
         case .symlink:
-            var target = entry.symlinkTarget ?? ""
+            var target = entry.symlinkTarget ?? PathBytes([])
             // An absolute link into the old home follows the home to its new place
             // (`//old/home/x` and `/old/./home/x` too); it is then judged where it lands.
             if let old = job.sourceHomes[name], let moved = tally.links.moving(target, from: old) {
@@ -289,7 +289,7 @@ final class StagedExtraction {
                 tally.outsideLinks.insert(relative)
             }
         case .hardlink:
-            let target = entry.hardlinkTarget ?? ""
+            let target = entry.hardlinkTarget ?? PathBytes([])
             let place = try? EntryPolicy.place(of: target, format: job.format, molts: [name])
             guard case .molt(name, let linked)? = place, !linked.isEmpty else {
                 throw RestoreError.hostileEntry(path: shown, reason: "is a hard link to '\(target)', outside its molt")
@@ -305,13 +305,13 @@ final class StagedExtraction {
         if entry.kind == .regular || entry.kind == .hardlink { tally.regularFiles.insert(relative) }
 
         guard let stage = job.stages[name] else { return false }
-        let base = job.containerName + "/" + name
-        let path = relative.isEmpty ? base : base + "/" + relative
+        let base = PathBytes(job.containerName + "/" + name)
+        let path = base.appending(relative)
         let owner = owner(for: entry, map: stage.owner, unknown: &tally.unknownOwners)
         if entry.kind == .regular, (entry.mode & 0o4000 != 0 && owner.uid == 0) || (entry.mode & 0o2000 != 0 && owner.gid == 0) {
             throw RestoreError.hostileEntry(path: shown, reason: "would become a setuid or setgid file of root here")
         }
-        let written = try disk.write(from: reader, path: path, hardlinkTarget: hardlinkRelative.map { base + "/" + $0 },
+        let written = try disk.write(from: reader, path: path, hardlinkTarget: hardlinkRelative.map { base.appending($0) },
                                      symlinkTarget: newSymlinkTarget,
                                      uid: owner.uid, gid: owner.gid,
                                      hash: entry.kind == .regular && job.format == .clmnt ? hasher : nil, displayPath: shown,
@@ -368,11 +368,9 @@ final class StagedExtraction {
         return found
     }
 
-    private func currentMolt(_ path: String) -> String? {
-        var trimmed = Substring(path)
-        if trimmed.hasPrefix("./") { trimmed = trimmed.dropFirst(2) }
-        guard let first = trimmed.split(separator: "/").first else { return nil }
-        let name = String(first)
+    private func currentMolt(_ path: PathBytes) -> String? {
+        let parts = path.components.filter { !$0.isEmpty && $0 != "." }
+        guard let name = parts.first?.string else { return nil }
         return job.stages[name] != nil ? name : nil
     }
 }
