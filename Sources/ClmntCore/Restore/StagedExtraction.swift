@@ -131,7 +131,8 @@ final class StagedExtraction {
         let disk: DiskWriter
         do {
             reader = try PipelinedArchiveReader(path: job.archive)
-            disk = try DiskWriter()
+            disk = try DiskWriter(root: job.containerDirectory, userID: { [unowned self] in lookupUser($0) },
+                                  groupID: { [unowned self] in lookupGroup($0) })
         } catch { throw .archive(error) }
         var archiveBytes: Int64 = 0
         var st = stat()
@@ -305,7 +306,8 @@ final class StagedExtraction {
         if entry.kind == .regular || entry.kind == .hardlink { tally.regularFiles.insert(relative) }
 
         guard let stage = job.stages[name] else { return false }
-        let base = PathBytes(job.containerName + "/" + name)
+        // Relative to the staging container: the writer works by descriptors from there.
+        let base = PathBytes(name)
         let path = base.appending(relative)
         let owner = owner(for: entry, map: stage.owner, unknown: &tally.unknownOwners)
         if entry.kind == .regular, (entry.mode & 0o4000 != 0 && owner.uid == 0) || (entry.mode & 0o2000 != 0 && owner.gid == 0) {
