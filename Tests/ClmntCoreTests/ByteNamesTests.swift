@@ -134,7 +134,7 @@ struct ByteNamesTests {
 
         // clmnt restores everything, at every depth, owner for owner, mode for mode.
         let newBase = fixture.root.path + "/restored"
-        let restore = try ProgramRunner.capture(clmnt, ["fleet", "restore", "--from", archive, "-d", newBase, "--yes",
+        let restore = try ProgramRunner.capture(clmnt, ["fleet", "restore", "--from", archive, "-d", newBase, "--yes", "--adopt-existing-users",
                                                         "--allow-outside-symlinks"], timeout: 300)
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(!restore.stderr.contains("Can't set"), "\(restore.stderr.prefix(300))")
@@ -207,7 +207,7 @@ struct ByteNamesTests {
         let verify = try ProgramRunner.capture(clmnt, ["fleet", "verify", archive], timeout: 600)
         #expect(verify.status == 0, "\(verify.stdout.prefix(500))")
         let newBase = fixture.root.path + "/restored"
-        let restore = try ProgramRunner.capture(clmnt, ["fleet", "restore", "--from", archive, "-d", newBase, "--yes",
+        let restore = try ProgramRunner.capture(clmnt, ["fleet", "restore", "--from", archive, "-d", newBase, "--yes", "--adopt-existing-users",
                                                         "--allow-outside-symlinks"], timeout: 600)
         #expect(restore.status == 0, "\(restore.stderr.prefix(500))")
         let before = try snapshotTree(fixture.home(name) + "/many")

@@ -7,7 +7,7 @@ public enum IntegrityProblem: Error, Equatable, Sendable, CustomStringConvertibl
     case unreadable(ArchiveError)
     case noManifest
     case badManifest(String)
-    case hostile(path: PathBytes, reason: String)
+    case hostile(path: String, reason: String)
     case damaged(String)
 
     public var description: String {
@@ -59,7 +59,7 @@ public enum ArchiveIntegrity {
                 let clmntLayout = index == 0 && entry.path == PathBytes(ArchiveLayout.manifestPath)
                 guard clmntLayout || entry.path == PathBytes("./" + ArchiveLayout.manifestPath) else {
                     if index == 0, entry.path.hasPrefix("/") {
-                        throw IntegrityProblem.hostile(path: entry.path, reason: "is an absolute path")
+                        throw IntegrityProblem.hostile(path: entry.path.description, reason: "is an absolute path")
                     }
                     // A clmnt archive always starts with its manifest; a bash-tool one with `./`.
                     if index == 0, !entry.path.hasPrefix("./") {
@@ -148,18 +148,18 @@ final class IntegrityCheck {
         }
         let place: EntryPlace
         do { place = try EntryPolicy.place(of: entry.path, format: format, molts: moltNames) } catch {
-            if format == .bash, [ArchiveLayout.reportPath, ArchiveLayout.checksumsPath].map(PathBytes.init).contains(entry.path) {
+            if format == .bash, [ArchiveLayout.reportPath, ArchiveLayout.checksumsPath].map { PathBytes($0) }.contains(entry.path) {
                 problems.append(.damaged("it holds \(entry.path), which only clmnt archives have, but its manifest is not the first entry (tampered)"))
             } else if case .hostileEntry(let path, let reason) = error {
                 problems.append(.hostile(path: path, reason: reason))
             } else {
-                problems.append(.hostile(path: entry.path, reason: "\(error)"))
+                problems.append(.hostile(path: entry.path.description, reason: "\(error)"))
             }
             return nil
         }
         func require(_ condition: Bool, _ reason: String) -> EntryPlace? {
             if condition { return place }
-            problems.append(.hostile(path: entry.path, reason: reason))
+            problems.append(.hostile(path: entry.path.description, reason: reason))
             return nil
         }
         switch place {

@@ -195,14 +195,14 @@ final class StagedExtraction {
             guard let tally = tallies[name] else { continue }
             for (path, target) in tally.links.all.sorted(by: { $0.key < $1.key })
             where !tally.outsideLinks.contains(path) && !tally.links.staysInside(linkPath: path, target: target) {
-                try judgeOutsideLink(path: name + "/" + path, target: target)
+                try judgeOutsideLink(path: PathBytes(name).appending(path).description, target: target)
             }
         }
         job.onProgress?(RestoreProgress(bytesRead: reader.compressedBytesRead, archiveBytes: archiveBytes,
                                         filesWritten: filesWritten, currentMolt: nil))
 
-        // Adjust the staged homes for this host, then let libarchive set the
-        // directories' modes and times (it does those last).
+        // Adjust the staged homes for this host; closing the disk writer then sets
+        // the times of the directories the rewrites touched.
         var result = ExtractionResult()
         for (name, stage) in job.stages.sorted(by: { $0.key < $1.key }) {
             let home = SafeFileSystem.openDirectory(at: job.containerDirectory, name)
