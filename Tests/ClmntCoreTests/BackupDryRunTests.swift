@@ -120,14 +120,14 @@ struct BackupDryRunTests {
         let quiet = try runCapturing(clmnt, ["fleet", "backup", "-d", fleet.baseDir, "--backup-dir", out, "--dry-run", "-q"])
         #expect(quiet.status == 0 && quiet.stdout.hasPrefix("dry run, nothing written"), "a report, even with -q: \(quiet.stdout)")
 
-        // A name that is not UTF-8: the real backup misses it (exit 3); the dry run says so first.
-        let name: [UInt8] = Array("\(fleet.baseDir)/alpha/caf".utf8) + [0xE9] + Array(".txt".utf8) + [0]
-        let fd = name.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o600) }
-        #expect(fd >= 0)
-        close(fd)
+        // A file another process holds a write lease on: the real backup misses it (exit 3); the dry run says so first.
+        let leased = fleet.baseDir + "/alpha/leased.txt"
+        try Data("held".utf8).write(to: URL(fileURLWithPath: leased))
+        let holder = try LeaseHolder(path: leased)
+        defer { holder.stop() }
         let missing = try runCapturing(clmnt, ["fleet", "backup", "-d", fleet.baseDir, "--backup-dir", out, "--dry-run", "--json"])
         #expect(missing.status == 3, "\(missing.stderr)")
-        #expect(missing.stderr.contains("not valid UTF-8") && missing.stderr.contains("would miss 1 file of alpha"), "\(missing.stderr)")
+        #expect(missing.stderr.contains(leased) && missing.stderr.contains("would miss 1 file of alpha"), "\(missing.stderr)")
         let plan = try Self.json(missing.stdout)
         #expect(plan["complete"] as? Bool == false)
         let missed = (plan["molts"] as? [[String: Any]])?.first?["missed"] as? [[String: Any]]

@@ -62,13 +62,14 @@ struct PruneCommandTests {
             day += 86_400
         }
         try backup(fleet, into: dir, at: "2026-11-08T12:00:00Z")
-        let odd: [UInt8] = Array("\(fleet.baseDir)/alpha/caf".utf8) + [0xE9] + Array(".txt".utf8) + [0]
-        let fd = odd.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o600) }
-        #expect(fd >= 0)
-        close(fd)
+        // A file another process holds a write lease on cannot be read: that backup is incomplete.
+        let leased = fleet.baseDir + "/alpha/leased.txt"
+        try Data("held".utf8).write(to: URL(fileURLWithPath: leased))
+        let holder = try LeaseHolder(path: leased)
         let incomplete = try backup(fleet, into: dir, at: "2026-11-07T20:00:00Z")
+        holder.stop()
         #expect(!incomplete.complete)
-        odd.withUnsafeBufferPointer { _ = unlink(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) }
+        unlink(leased)
         // What is never removed: another fleet's old archive, a file that is no archive, an archive
         // renamed out of the naming, a symlink to an old archive, other files.
         try backup(other, into: dir, at: "2026-01-01T03:15:00Z")
