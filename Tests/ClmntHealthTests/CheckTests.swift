@@ -173,6 +173,58 @@ import Glibc
         #expect(crashed.detail?.contains("gateway.0a1b2c3d.lock") == true)
     }
 
+    /// `<tmp>/openclaw-<uid>` is the molt user's: a symlink there, a symlinked lock file, or a
+    /// directory someone else planted for the user is never followed or believed (root reads it).
+    @Test func plantedLockDirectoriesAreNotFollowed() throws {
+        let user = try TestUser()
+        defer { user.remove() }
+        let fleet = try TestFleet()
+        defer { fleet.remove() }
+        let home = try fleet.addMolt(user.name, port: 1)
+        chown(home, user.uid, user.gid)
+        let tmp = try TemporaryDirectory(prefix: "clmnt-locks")
+        defer { tmp.remove() }
+        let live = try ChildProcess()
+        defer { live.kill() }
+        let lockText = #"{"pid": \#(live.pid), "configPath": "\#(home)/.openclaw/openclaw.json"}"#
+        let secret = tmp.path + "/root-only"
+        mkdir(secret, 0o700)
+        try lockText.write(toFile: secret + "/gateway.aaaa.lock", atomically: true, encoding: .utf8)
+        let lockDir = tmp.path + "/openclaw-\(user.uid)"
+        var notes: [String] = []
+
+        // The directory is a symlink to root's.
+        symlink(secret, lockDir)
+        #expect(finder(tmp.path).lockFiles(uid: user.uid, notes: &notes).isEmpty)
+        #expect(notes.contains { $0.contains("not followed") }, "\(notes)")
+        var state = finder(tmp.path).find(molt: try fleet.molt(user.name), uid: user.uid, notes: &notes)
+        if case .running = state { Issue.record("a symlinked lock directory was followed: \(state)") }
+        unlink(lockDir)
+
+        // The user's own directory, with a lock file that is a symlink to root's.
+        mkdir(lockDir, 0o700)
+        chown(lockDir, user.uid, user.gid)
+        symlink(secret + "/gateway.aaaa.lock", lockDir + "/gateway.bbbb.lock")
+        notes = []
+        #expect(finder(tmp.path).lockFiles(uid: user.uid, notes: &notes).isEmpty)
+        #expect(notes.count == 1 && notes.first?.contains("gateway.bbbb.lock") == true, "\(notes)")
+
+        // A real lock file there is read (so the checks above can fail).
+        unlink(lockDir + "/gateway.bbbb.lock")
+        try lockText.write(toFile: lockDir + "/gateway.cccc.lock", atomically: true, encoding: .utf8)
+        notes = []
+        #expect(finder(tmp.path).lockFiles(uid: user.uid, notes: &notes).map(\.path) == [lockDir + "/gateway.cccc.lock"])
+        state = finder(tmp.path).find(molt: try fleet.molt(user.name), uid: user.uid, notes: &notes)
+        guard case .running(let pid, .lockFile) = state else { Issue.record("the user's lock file was not read: \(state)"); return }
+        #expect(pid == Int(live.pid))
+
+        // The same directory owned by someone else (root here) is not believed.
+        chown(lockDir, 0, 0)
+        notes = []
+        #expect(finder(tmp.path).lockFiles(uid: user.uid, notes: &notes).isEmpty)
+        #expect(notes.contains { $0.contains("not the molt's user") }, "\(notes)")
+    }
+
     /// A stale gateway.pid loses to a live gateway found by its lock file.
     @Test func stalePIDFileDoesNotHideALiveGateway() throws {
         let stub = try HTTPStub()

@@ -43,6 +43,40 @@ public struct Molt: Sendable, Equatable {
         }
         return try SafeFileSystem.readFile(at: directory, name, displayPath: displayPath + "/" + name, limit: limit)?.data
     }
+
+    /// The files of `directory` whose names pass `accept`, where `directory` is one a molt
+    /// user keeps outside its home (such as `/tmp/openclaw-<uid>`), read as root must: the
+    /// directory is opened `O_NOFOLLOW` and used only when `owner` owns it (another user
+    /// could plant one in `/tmp` for it), each file through its descriptor (`O_NOFOLLOW`,
+    /// non-blocking, regular files only, at most `limit` bytes). Empty when it does not
+    /// exist; a symlink or someone else's directory is refused.
+    public static func readOwnedFiles(in directory: String, owner: uid_t, limit: Int,
+                                      accept: (String) -> Bool) throws(RestoreError) -> [(path: String, data: Result<Data, RestoreError>)] {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return [] }
+            if errno == ELOOP || errno == ENOTDIR { throw .hostileEntry(path: directory, reason: "is not a directory (a symlink?): not followed") }
+            throw SafeFileSystem.failure(directory)
+        }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw SafeFileSystem.failure(directory) }
+        guard status.st_uid == owner else {
+            throw .hostileEntry(path: directory, reason: "belongs to uid \(status.st_uid), not the molt's user (uid \(owner)): not read")
+        }
+        let names: [String]
+        do { names = try directoryNames(fd) } catch { throw .fileSystem(path: directory, reason: error.reason) }
+        var files: [(path: String, data: Result<Data, RestoreError>)] = []
+        for name in names where accept(name) {
+            let path = directory + "/" + name
+            do {
+                if let file = try SafeFileSystem.readFile(at: fd, name, displayPath: path, limit: limit) { files.append((path, .success(file.data))) }
+            } catch {
+                files.append((path, .failure(error)))
+            }
+        }
+        return files
+    }
 }
 
 /// The fleet: every direct subdirectory of the base dir that holds `.molt-info`.

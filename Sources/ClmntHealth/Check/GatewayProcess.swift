@@ -66,9 +66,8 @@ public struct GatewayProcessFinder: Sendable {
         }
 
         if let uid {
-            for lock in lockFiles(uid: uid) {
-                guard let text = readSmallFile(lock),
-                      let object = LenientObject(data: Data(text.utf8)), let pid = object.int("pid"), pid > 0 else {
+            for (lock, data) in lockFiles(uid: uid, notes: &notes) {
+                guard let object = LenientObject(data: data), let pid = object.int("pid"), pid > 0 else {
                     notes.append("\(lock) holds no PID")
                     continue
                 }
@@ -84,14 +83,24 @@ public struct GatewayProcessFinder: Sendable {
         return stale
     }
 
-    /// `gateway.*.lock` files under `openclaw-<uid>/` in each temp dir.
-    func lockFiles(uid: uid_t) -> [String] {
-        var found: [String] = []
+    /// `gateway.*.lock` files under `openclaw-<uid>/` in each temp dir, with their bytes. That
+    /// directory is the molt user's: it is read through descriptors and only when it belongs
+    /// to `uid` (`Molt.readOwnedFiles`); what is refused becomes a note.
+    func lockFiles(uid: uid_t, notes: inout [String]) -> [(path: String, data: Data)] {
+        var found: [(path: String, data: Data)] = []
         for dir in tempDirs {
-            let lockDir = dir + "/openclaw-\(uid)"
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: lockDir) else { continue }
-            for name in names.sorted() where name.hasPrefix("gateway.") && name.hasSuffix(".lock") {
-                found.append(lockDir + "/" + name)
+            do {
+                let files = try Molt.readOwnedFiles(in: dir + "/openclaw-\(uid)", owner: uid, limit: 64 * 1024) {
+                    $0.hasPrefix("gateway.") && $0.hasSuffix(".lock")
+                }
+                for file in files {
+                    switch file.data {
+                    case .success(let data): found.append((file.path, data))
+                    case .failure(let error): notes.append(error.description)
+                    }
+                }
+            } catch {
+                notes.append(error.description)
             }
         }
         return found
