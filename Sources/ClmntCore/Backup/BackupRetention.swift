@@ -93,7 +93,8 @@ public enum BackupRetention {
 
         var identities: [String: (dev: UInt64, ino: UInt64)] = [:]
         var candidates: [RetentionCandidate] = []
-        for name in directoryNames(dirFD) where name == newArchive || matchesName(name) {
+        // Archive names are clmnt's own (UTF-8); a listing that fails leaves nothing to remove.
+        for name in (try? directoryNames(dirFD)) ?? [] where name == newArchive || matchesName(name) {
             let path = directory + "/" + name
             var info = stat()
             guard fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
@@ -176,24 +177,6 @@ public enum BackupRetention {
         #else
         "/dev/fd"
         #endif
-    }
-
-    private static func directoryNames(_ dirFD: Int32) -> [String] {
-        let copy = dup(dirFD)
-        guard copy >= 0, let dir = fdopendir(copy) else {
-            if copy >= 0 { close(copy) }
-            return []
-        }
-        defer { closedir(dir) }
-        rewinddir(dir)
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }

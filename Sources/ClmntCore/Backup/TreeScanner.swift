@@ -314,6 +314,8 @@ func directoryEntryNames(_ fd: Int32) throws(DirectoryListingError) -> [PathByte
         throw DirectoryListingError(reason: reason)
     }
     defer { closedir(directory) }
+    // The copy shares the descriptor's position: start from the top even if it was listed before.
+    rewinddir(directory)
     var names: [PathBytes] = []
     while true {
         errno = 0
