@@ -216,8 +216,12 @@ struct BackupScheduleTests {
         chmod(scratch.path, 0o755)
         let base = scratch.path + "/fleet", backups = scratch.path + "/bk"
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        // A copy the throwaway user can run: the build tree may sit in a directory only root enters (mktemp -d).
+        let binary = scratch.path + "/clmnt"
+        try FileManager.default.copyItem(atPath: clmnt, toPath: binary)
+        chmod(binary, 0o755)
         func schedule(_ flags: [String]) throws -> String {
-            let result = try runCapturing("/usr/sbin/runuser", ["-u", user.name, "--", clmnt, "fleet", "schedule", "-d", base,
+            let result = try runCapturing("/usr/sbin/runuser", ["-u", user.name, "--", binary, "fleet", "schedule", "-d", base,
                                                                 "--backup-dir", backups] + flags, currentDirectory: "/")
             #expect(result.status == 0, "\(flags): \(result.stderr)")
             let lines = BackupSchedule.entryLines(in: try user.crontab.read(), baseDir: base)
