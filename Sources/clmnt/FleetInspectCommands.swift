@@ -16,6 +16,14 @@ extension Fleet {
         @Flag(inversion: .prefixedNo, help: "Print the list as JSON.")
         var json = false
 
+        @Flag(name: [.customShort("0"), .customLong("null")],
+              help: "Print only the archives' paths, each ended by a NUL byte instead of a newline, exactly as named (for xargs -0).")
+        var null = false
+
+        func validate() throws {
+            if null && json { throw ValidationError("give --json or -0/--null, not both") }
+        }
+
         func run() throws {
             try reportingErrors {
                 let location = backups.resolved(baseDir: global.resolvedBaseDir)
@@ -31,11 +39,14 @@ extension Fleet {
                     try printJSON(listings)
                     return
                 }
-                if global.quiet {
+                if null {
+                    // Exact bytes, as `find -print0`: a name may hold a newline or a control character.
+                    for listing in listings { FileHandle.standardOutput.write(Data(listing.file.utf8) + Data([0])) }
+                } else if global.quiet {
                     // For scripts (`for f in $(clmnt fleet list-backups -q)`): the archives' paths, nothing else.
-                    for listing in listings { print(listing.file) }
+                    for listing in listings { printText(TerminalText.line(listing.file)) }
                 } else if listings.isEmpty {
-                    print("no backups in \(directory)")
+                    printText("no backups in \(directory)")
                 } else {
                     var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
                     for listing in listings {
@@ -50,9 +61,11 @@ extension Fleet {
                                          (listing.compression ?? "-") + legacy])
                         }
                     }
-                    print(renderTable(rows))
+                    printText(renderTable(rows))
                 }
-                if let leftoverLine { global.say(leftoverLine) }
+                if let leftoverLine {
+                    if null { printError("clmnt: warning: \(leftoverLine)") } else { global.say(leftoverLine) }
+                }
             }
         }
     }
@@ -89,14 +102,14 @@ extension Fleet {
                     try printJSON(report)
                     return
                 }
-                for problem in report.problems { print("DAMAGED: \(problem)") }
-                for note in report.notes { output.say("note: \(note)") }
-                for file in report.missed { print("MISSED: \(file.line)") }
+                for problem in report.problems { printText("DAMAGED: \(TerminalText.line("\(problem)"))") }
+                for note in report.notes { output.say("note: \(TerminalText.line(note))") }
+                for file in report.missed { printText("MISSED: \(TerminalText.line(file.line))") }
                 let verdict = !report.isIntact ? "FAILED (\(report.problems.count) problems)"
                     : !report.isComplete ? "INCOMPLETE (the backup missed \(report.missed.count) file\(report.missed.count == 1 ? "" : "s"))" : "OK"
                 // -q: nothing when intact and complete (the exit status says it).
                 if output.quiet && intact && complete { return }
-                print("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
+                printText("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
                       + "\(formatBytes(report.bytesChecked)) checked, \(report.compression)")
             }
             if !intact { throw ExitCode(ExitStatus.checkFailed) }
@@ -105,14 +118,18 @@ extension Fleet {
     }
 }
 
-/// Left-aligned columns separated by two spaces.
-func renderTable(_ rows: [[String]]) -> String {
+/// Left-aligned columns separated by two spaces, the last one not padded: every table clmnt
+/// prints (list-backups, prune, the dry run, the restore plan, health) comes from here.
+func renderTable(_ rows: [[String]], indent: String = "") -> String {
+    // Cells hold values from archives, state files and file names: one line each, escaped.
+    let rows = rows.map { $0.map(TerminalText.line) }
     guard let columns = rows.first?.count else { return "" }
     var widths = [Int](repeating: 0, count: columns)
     for row in rows { for (index, cell) in row.enumerated() where index < columns - 1 { widths[index] = max(widths[index], cell.count) } }
     return rows.map { row in
-        row.enumerated().map { index, cell in
+        let line = row.enumerated().map { index, cell in
             index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }.joined(separator: "  ")
+        return indent + String(line.reversed().drop(while: { $0 == " " }).reversed())
     }.joined(separator: "\n")
 }
