@@ -1,3 +1,4 @@
+import CArchiveTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -10,9 +11,8 @@ struct HealthTerminalEscapeTests {
     static let hostile = "refused\u{1B}]0;pwned\u{07}\u{1B}[2J\nclmnt: everything fine"
 
     static func assertNoControls(_ text: String, _ what: String) {
-        let controls = text.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) }
-        #expect(controls.isEmpty, "\(what) printed raw control characters: \(controls.map { String($0.value, radix: 16) })")
-        #expect(!text.split(separator: "\n").contains { $0.hasPrefix("clmnt: everything fine") }, "\(what) printed a forged line")
+        #expect(rawControlCharacters(text).isEmpty, "\(what) printed raw control characters: \(rawControlCharacters(text))")
+        #expect(!hasForgedLine(text), "\(what) printed a forged line")
     }
 
     @Test("status, history and logs escape a molt's detail and log lines")
