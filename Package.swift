@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "ClmntDashboard", dependencies: [
             "ClmntCore", "ClmntHealth",
             .product(name: "Hummingbird", package: "hummingbird"),
+            // Its HTTP/1 idle timeout and connection cap.
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "clmnt", dependencies: [

@@ -107,7 +107,13 @@ def main():
                        check=True, stdout=subprocess.DEVNULL)
         port = free_port()
         log = open(os.path.join(work, "server.log"), "w")
-        server = subprocess.Popen([clmnt, "dashboard", "serve", "-d", fleet, "--backup-dir", backups, "--port", str(port)],
+        # Token mode, as `dashboard setup --systemd` runs it: the page must work from a one-time ?token=.
+        token = "browser-check-" + os.urandom(16).hex()
+        token_file = os.path.join(work, "token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(token + "\n")
+        server = subprocess.Popen([clmnt, "dashboard", "serve", "-d", fleet, "--backup-dir", backups, "--port", str(port),
+                                   "--token-file", token_file],
                                   stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -128,7 +134,12 @@ def main():
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
         driver.set_page_load_timeout(20)
-        driver.get(base + "/")
+        driver.get(base + "/?token=" + token)
+        check("?token= traded for a cookie, the address without it", driver.current_url == base + "/", driver.current_url)
+        cookies = driver.get_cookies()
+        check("the cookie is HttpOnly and SameSite=Strict, not the token",
+              len(cookies) == 1 and cookies[0].get("httpOnly") and cookies[0].get("sameSite") == "Strict"
+              and token not in cookies[0].get("value", ""), cookies)
 
         def badge(name):
             # The event stream swaps cards at any moment: read again when one went stale.

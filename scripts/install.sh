@@ -9,6 +9,11 @@
 #
 # Builds with the Swift 6 toolchain (/opt/swift); the installed binary needs only Debian's
 # libarchive13, libzstd1, libdeflate0, libsqlite3-0, libssl3, and cron for scheduling.
+# As root it installs only the Debian packages building and running need (install-deps.sh);
+# the test bench (install-test-deps.sh) is for scripts/test.sh on a build machine.
+# The build (and the man-page plugin) runs as whoever runs this script; to keep it away from
+# root, stage as yourself and copy as root:
+#   DESTDIR=$HOME/stage bash scripts/install.sh && sudo cp -a $HOME/stage/usr/local/. /usr/local/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${PREFIX:-/usr/local}

@@ -14,6 +14,10 @@ public enum DashboardError: Error, HTTPResponseError, CustomStringConvertible, E
     case unauthorized
     /// A Host header naming something else than loopback (DNS rebinding) on a token-less server.
     case foreignHost(String)
+    /// No Host header, or more than one.
+    case badHost(String)
+    /// An event stream beyond the caps (DashboardLimits).
+    case tooManyStreams(String)
     /// A configuration mistake at start-up (exit 64).
     case invalidOption(String)
     /// `dashboard setup` could not write, remove or enable its unit (exit 1).
@@ -27,6 +31,8 @@ public enum DashboardError: Error, HTTPResponseError, CustomStringConvertible, E
         case .invalidQuery(let text): return text
         case .unauthorized: return "missing or wrong bearer token"
         case .foreignHost(let host): return "host '\(host)' is not served: this dashboard answers on loopback only"
+        case .badHost(let problem): return "\(problem): a request names exactly one Host"
+        case .tooManyStreams(let reason): return "\(reason): try again later"
         case .invalidOption(let text), .setupFailed(let text): return text
         }
     }
@@ -39,10 +45,11 @@ public enum DashboardError: Error, HTTPResponseError, CustomStringConvertible, E
 
     public var status: HTTPResponse.Status {
         switch self {
-        case .invalidMoltName, .invalidQuery, .invalidOption: return .badRequest
+        case .invalidMoltName, .invalidQuery, .invalidOption, .badHost: return .badRequest
         case .unknownMolt, .notChecked: return .notFound
         case .unauthorized: return .unauthorized
         case .foreignHost: return .forbidden
+        case .tooManyStreams: return .serviceUnavailable
         case .setupFailed: return .internalServerError
         }
     }
@@ -53,6 +60,7 @@ public enum DashboardError: Error, HTTPResponseError, CustomStringConvertible, E
         if case .notChecked = self { members.append(("status", .string("unknown"))) }
         var response = JSONOutput.object(members).response(status: status)
         if self == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
+        if case .tooManyStreams = self { response.headers[.retryAfter] = "30" }
         return response
     }
 }

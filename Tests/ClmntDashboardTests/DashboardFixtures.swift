@@ -71,9 +71,15 @@ struct DashboardFleet: @unchecked Sendable {  // immutable after init; FleetFixt
         return secret
     }
 
+    /// Without a token: `--no-auth` (on loopback), as the tests of everything but access want.
+    /// Files are re-read on every change (no minimum interval), as the freshness tests want.
     func configuration(host: String = "127.0.0.1", token: String? = nil) -> DashboardConfiguration {
-        DashboardConfiguration(baseDir: fixture.baseDir, backupDir: backupDir.path, host: host, port: 0, token: token,
-                               refreshInterval: .milliseconds(50), crontabFile: backupDir.path + "/no-crontab")
+        var limits = DashboardLimits.default
+        limits.minimumReparseInterval = .zero
+        return DashboardConfiguration(baseDir: fixture.baseDir, backupDir: backupDir.path, host: host, port: 0, token: token,
+                                      noAuth: token == nil && DashboardConfiguration.isLoopback(host),
+                                      refreshInterval: .milliseconds(50), crontabFile: backupDir.path + "/no-crontab",
+                                      limits: limits)
     }
 
     func remove() {

@@ -7,7 +7,7 @@ import Testing
 @testable import ClmntDashboard
 
 @Suite(.serialized) struct MetricsEventsTests {
-    /// `/metrics` as the Prometheus client's own parser reads it (prometheus_client from PyPI).
+    /// `/metrics` as the Prometheus client's own parser reads it (Debian's python3-prometheus-client).
     @Test func metricsParseWithPrometheusOwnParser() async throws {
         let fleet = try DashboardFleet()
         defer { fleet.remove() }
@@ -82,29 +82,58 @@ import Testing
     @Test func systemdUnitIsHardenedAndSetupIsIdempotent() throws {
         let units = try TemporaryDirectory(prefix: "clmnt-dash-units")
         defer { units.remove() }
+        let secrets = try TemporaryDirectory(prefix: "clmnt-dash-token")
+        defer { secrets.remove() }
+        let tokenFile = secrets.path + "/etc-clmnt/dashboard-token"
         let service = DashboardService(unitDir: units.path)
         let settings = DashboardService.Settings(executable: "/usr/local/bin/clmnt", baseDir: "/srv/molts",
-                                                 backupDir: "/var/backups/clmnt")
+                                                 backupDir: "/var/backups/clmnt", tokenFile: tokenFile)
         let unit = DashboardService.unit(settings)
+        let exec = "/usr/local/bin/clmnt dashboard serve -d /srv/molts --host 127.0.0.1 --port 19000 --backup-dir /var/backups/clmnt --token-file \(tokenFile)"
         for line in ["NoNewPrivileges=yes", "ProtectSystem=strict", "ReadOnlyPaths=/srv/molts",
-                     "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
-                     "ExecStart=/usr/local/bin/clmnt dashboard serve -d /srv/molts --host 127.0.0.1 --port 19000 --backup-dir /var/backups/clmnt"] {
+                     "CapabilityBoundingSet=CAP_DAC_READ_SEARCH", "ExecStart=" + exec,
+                     "LimitNOFILE=8192", "TasksMax=512", "MemoryMax=512M"] {
             #expect(unit.contains("\n" + line + "\n"), "\(line)")
         }
         #expect(service.status().first?.hasPrefix("no dashboard service installed") == true)
-        _ = try service.install(settings)
-        _ = try service.install(settings)
+        // The first setup makes a random token, private to root; the second keeps it.
+        let first = try service.install(settings)
+        #expect(first.contains { $0.hasPrefix("wrote a new token to \(tokenFile) (mode 0600): open http://127.0.0.1:19000/?token=") }, "\(first)")
+        let token = try DashboardToken.read(path: tokenFile)
+        #expect(token.count == 64 && token.allSatisfy(\.isHexDigit))
+        var info = stat()
+        #expect(stat(tokenFile, &info) == 0 && info.st_mode & 0o777 == 0o600 && info.st_uid == 0)
+        let second = try service.install(settings)
+        #expect(second.contains { $0.hasPrefix("kept the token in \(tokenFile)") }, "\(second)")
+        #expect(try DashboardToken.read(path: tokenFile) == token)
         #expect(try String(contentsOfFile: service.unitPath, encoding: .utf8) == unit)
         #expect(try FileManager.default.contentsOfDirectory(atPath: units.path) == [DashboardService.unitName])
-        #expect(service.status().contains("runs: /usr/local/bin/clmnt dashboard serve -d /srv/molts --host 127.0.0.1 --port 19000 --backup-dir /var/backups/clmnt"))
+        #expect(service.status().contains("runs: " + exec))
         #expect(try service.remove().contains("removed \(service.unitPath)"))
         #expect(try service.remove().isEmpty)
 
+        // No token file named: the default one. --no-auth only on loopback, and says so in the unit.
+        #expect(DashboardService.Settings(executable: "/c", baseDir: "/b").resolvingTokenFile.tokenFile == DashboardToken.defaultPath)
+        var noAuth = settings
+        noAuth.tokenFile = nil
+        noAuth.noAuth = true
+        #expect(DashboardService.unit(noAuth).contains("--port 19000 --backup-dir /var/backups/clmnt --no-auth\n"))
+        _ = try service.install(noAuth)
         var open = settings
         open.host = "0.0.0.0"
+        open.tokenFile = nil
+        open.noAuth = true
         #expect(throws: DashboardError.self) { _ = try service.install(open) }
-        open.tokenFile = "/etc/clmnt/dashboard.token"
+        open.tokenFile = tokenFile
+        open.noAuth = false
         _ = try service.install(open)
+        // A Unix socket: no token by default, the socket's directory writable for the service.
+        let socket = DashboardService.Settings(executable: "/c", baseDir: "/srv/molts", unixSocket: "/run/clmnt/dashboard.sock",
+                                               socketGroup: "adm")
+        #expect(socket.resolvingTokenFile.tokenFile == nil)
+        let socketUnit = DashboardService.unit(socket)
+        #expect(socketUnit.contains("ExecStart=/c dashboard serve -d /srv/molts --unix-socket /run/clmnt/dashboard.sock --socket-group adm\n"))
+        #expect(socketUnit.contains("\nReadWritePaths=/run/clmnt\n"))
         var unsafe = settings
         unsafe.baseDir = "/srv/my molts"
         #expect(throws: DashboardError.self) { _ = try service.install(unsafe) }
@@ -113,11 +142,11 @@ import Testing
     }
 }
 
-/// Runs `script` with python3 (PATH), `input` on stdin; the test fails with stderr when it does.
+/// Runs `script` with Debian's python3 (its packages, not a PATH-first one's), `input` on stdin; the test fails with stderr when it does.
 func runPython(_ script: String, input: String) throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = ["-c", script]
     let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
     process.standardInput = stdin
     process.standardOutput = stdout
@@ -135,9 +164,9 @@ func runPython(_ script: String, input: String) throws -> String {
     return String(decoding: output, as: UTF8.self)
 }
 
-/// The HTTP status of `GET /api/molts` sent by curl to 127.0.0.1:`port` with `Host: host`.
-func curlStatus(port: Int, host: String) throws -> Int {
-    let output = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(host)",
+/// The HTTP status of `GET /api/molts` sent by curl to 127.0.0.1:`port` with `Host: host` (nil: no Host header).
+func curlStatus(port: Int, host: String?) throws -> Int {
+    let output = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host:" + (host.map { " " + $0 } ?? ""),
                                            "http://127.0.0.1:\(port)/api/molts"])
     return Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
 }

@@ -242,10 +242,67 @@ import Testing
             for host in ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "localhost", "127.0.0.2"] {
                 #expect(try curlStatus(port: port, host: host) == 200, "\(host)")
             }
-            for host in ["evil.example:\(port)", "127.0.0.1.evil.example", "localhost.evil", "[::2]"] {
+            for host in ["evil.example:\(port)", "127.0.0.1.evil.example", "localhost.evil", "[::2]",
+                         // Odd forms a loose parser let through.
+                         "[::1].evil", "localhost:evil", "127.0.0.1:80@evil.example", "localhost.", "127.0.0.1:",
+                         "127.0.0.1:99999", "[::1]x", "127.0.0.256", "localhost:80:80"] {
                 #expect(try curlStatus(port: port, host: host) == 403, "\(host)")
             }
+            // No Host at all (curl's -H "Host:" drops it), and two Host headers: 400.
+            #expect(try curlStatus(port: port, host: nil) == 400)
+            let twice = LoopbackHTTP.request(method: "GET", port: port, path: "/api/molts",
+                                             headers: [("Host", "evil.example")], timeout: 10)
+            #expect(twice.map(\.status) == .success(400), "\(twice)")
         }
+    }
+
+    /// The page in token mode: `?token=` once, traded for an HttpOnly, SameSite=Strict cookie and a
+    /// redirect that drops the token from the address; the cookie then opens the page, the API and
+    /// the event stream. A wrong token or cookie opens nothing.
+    @Test func aTokenInTheAddressIsTradedForACookie() async throws {
+        let fleet = try DashboardFleet()
+        defer { fleet.remove() }
+        let token = "s3cret-token-0123456789"
+        try await buildApplication(fleet.configuration(host: "0.0.0.0", token: token)).test(.router) { client in
+            let traded = try await client.execute(uri: "/?token=\(token)&view=all", method: .get)
+            #expect(traded.status == .seeOther)
+            #expect(traded.headers[.location] == "/?view=all")
+            let cookie = try #require(traded.headers[.setCookie])
+            #expect(cookie.hasSuffix("; Path=/; HttpOnly; SameSite=Strict"), "\(cookie)")
+            #expect(!cookie.contains(token), "the cookie holds the token itself")
+            let session = String(try #require(cookie.split(separator: ";").first))
+            for uri in ["/", "/api/molts", "/assets/dashboard.js", "/metrics"] {
+                let response = try await client.execute(uri: uri, method: .get, headers: [.cookie: "theme=dark; " + session])
+                #expect(response.status == .ok, "\(uri)")
+            }
+            #expect(try await client.execute(uri: "/api/molts", method: .get, headers: [.cookie: session + "x"]).status == .unauthorized)
+            #expect(try await client.execute(uri: "/api/molts", method: .get, headers: [.cookie: "clmnt_dashboard=\(token)"]).status == .unauthorized)
+            #expect(try await client.execute(uri: "/?token=wrong-token-0123456789", method: .get).status == .unauthorized)
+            #expect(try await client.execute(uri: "/api/molts?token=\(token)", method: .post).status == .unauthorized)
+        }
+    }
+
+    /// A loopback TCP bind without a token serves only when told so (`--no-auth`); a token and
+    /// `--no-auth` together, or `--no-auth` on a public address, are usage mistakes.
+    @Test func loopbackWithoutATokenNeedsNoAuth() throws {
+        let fleet = try DashboardFleet()
+        defer { fleet.remove() }
+        var configuration = fleet.configuration()
+        configuration.noAuth = false
+        #expect(throws: DashboardError.self) { try configuration.validate() }
+        configuration.noAuth = true
+        try configuration.validate()
+        configuration.token = "0123456789abcdef"
+        #expect(throws: DashboardError.self) { try configuration.validate() }
+        configuration.token = nil
+        configuration.host = "0.0.0.0"
+        #expect(throws: DashboardError.self) { try configuration.validate() }
+        // Through the binary: one line, exit 64, nothing served.
+        let run = try runCapturing(clmntExecutable(), ["dashboard", "serve", "-d", fleet.fixture.baseDir, "--port", "0"])
+        #expect(run.status == 64)
+        #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+        #expect(run.stderr.contains("serving 127.0.0.1 needs a token (--token-file FILE or CLMNT_DASHBOARD_TOKEN"), "\(run.stderr)")
+        #expect(run.stderr.contains("or --no-auth"))
     }
 
     @Test func aNonLoopbackBindWithoutTokenIsRefused() throws {

@@ -257,6 +257,64 @@ struct TestUser {
     }
 }
 
+/// A TCP listener on 127.0.0.1:`port` run by python3 as `user` (through setpriv): it prints
+/// `accepted` for each connection and then the request head it received, into `output`
+/// (opened by root's shell, so the user needs no writable directory), and answers 200.
+final class PortListener {
+    let output: String
+    private let child: ChildProcess
+
+    init(port: Int, user: TestUser, output: String, dir: String) throws {
+        self.output = output
+        let script = dir + "/port-listener-\(port).py"
+        try """
+        import socket, sys
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", int(sys.argv[1])))
+        s.listen(16)
+        while True:
+            c, _ = s.accept()
+            print("accepted", flush=True)
+            c.settimeout(3)
+            data = b""
+            try:
+                while b"\\r\\n\\r\\n" not in data:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            sys.stdout.write(data.decode("latin-1"))
+            sys.stdout.flush()
+            if data:
+                c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+            c.close()
+
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o644)
+        child = try ChildProcess("/bin/sh", ["-c", "exec /usr/bin/setpriv --reuid=\(user.uid) --regid=\(user.gid) --clear-groups "
+                                                 + "/usr/bin/python3 \(script) \(port) > \(output) 2>&1"])
+        let deadline = Date().addingTimeInterval(10)
+        while !LoopbackSocketOwner.listeners(port: port).contains(user.uid) && Date() < deadline { usleep(20_000) }
+    }
+
+    /// What it printed, once it holds `text` or after a few seconds.
+    func waitFor(_ text: String, seconds: Double = 5) -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        var current = ""
+        repeat {
+            current = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            if current.contains(text) { break }
+            usleep(50_000)
+        } while Date() < deadline
+        return current
+    }
+
+    func stop() { child.kill() }
+}
+
 /// Debian's aiosmtpd as an SMTP sink on 127.0.0.1, storing mail in a Maildir.
 final class SMTPSink {
     let port: Int

@@ -88,4 +88,46 @@ import Glibc
         #expect(state.contains(#""alert_sent": true"#))
         #expect(state.contains(#""delivering": null"#))
     }
+
+    /// Before: `logs -f` held an unterminated line whole: a molt writing no newline grew
+    /// root's process without bound. Now a line is printed in 64 KiB pieces, each marked.
+    @Test func followCutsALineWithoutANewline() throws {
+        let fleet = try TestFleet()
+        defer { fleet.remove() }
+        try fleet.addMolt("alpha", port: 19001)
+        try FileManager.default.createDirectory(atPath: fleet.base + "/alpha/.molt-state", withIntermediateDirectories: true)
+        let log = fleet.stateFile("alpha", "cron.log")
+        try "start\n".write(toFile: log, atomically: true, encoding: .utf8)
+        let output = fleet.base + "/follow.out"
+        let binary = try #require(clmntBinary())
+        let follower = try ChildProcess("/bin/sh", ["-c", "exec \(binary) molt health logs alpha -f -n 1 -d \(fleet.base) > \(output) 2>&1"])
+        defer { follower.kill() }
+        func printed() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        let started = Date().addingTimeInterval(20)
+        while !printed().contains("start") && Date() < started { usleep(20_000) }
+
+        func peakKiB() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(follower.pid)/status", encoding: .utf8)) ?? ""
+            return status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }?
+                .split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? Int.max
+        }
+        let baseline = peakKiB()
+        // 32 MiB with no newline, written the way a molt appends to its log.
+        let writer = try #require(FileHandle(forWritingAtPath: log))
+        writer.seekToEndOfFile()
+        let piece = Data(repeating: UInt8(ascii: "x"), count: 1 << 20)
+        for _ in 0..<32 { writer.write(piece) }
+        try writer.close()
+        let deadline = Date().addingTimeInterval(60)
+        while printed().components(separatedBy: LogTail.cutMarker).count - 1 < 512 && Date() < deadline { usleep(50_000) }
+
+        let lines = printed().split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.first == "start")
+        let pieces = lines.dropFirst()
+        #expect(pieces.count == 512, "\(pieces.count) pieces of a 32 MiB line")
+        #expect(pieces.allSatisfy { $0 == String(repeating: "x", count: LogTail.longestLine) + LogTail.cutMarker })
+        // Nothing like the line's 32 MiB stayed in the process: its peak grew by a few pieces at most.
+        let peak = peakKiB()
+        #expect(peak - baseline < 8 * 1024, "peak RSS \(baseline) KiB before, \(peak) KiB after")
+    }
 }

@@ -197,6 +197,52 @@ import Glibc
         #expect(scene.hooks.requests.isEmpty)
     }
 
+    /// Before: while the commander's gateway was down, any local user could bind its port
+    /// and root posted the commander's hooks token to it on the next alert. Now the token
+    /// goes only to a listener owned by the commander's user; the mail still goes.
+    @Test func webhookTokenGoesOnlyToTheCommandersOwnListener() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let squatter = try TestUser()
+        defer { squatter.remove() }
+        let commanderUser = try TestUser()
+        defer { commanderUser.remove() }
+        // The commander molt belongs to its own user (owner of its home), its port is free.
+        let probe = try HTTPStub(.hang)
+        let port = probe.port
+        probe.stop()
+        let bossHome = try scene.fleet.addMolt("boss", port: port, config: """
+        { gateway: { port: \(port) }, hooks: { enabled: true, token: "s3cret-hook-token", path: "/ingress/" } }
+        """)
+        chown(bossHome, commanderUser.uid, commanderUser.gid)
+
+        // A squatter, as another user, takes the port while the commander's gateway is down.
+        let seen = scene.fleet.base + "/squatter-saw"
+        let squat = try PortListener(port: port, user: squatter, output: seen, dir: scene.fleet.base)
+        let report = try scene.watch(scene.options(threshold: 1), at: at(0))
+        let webhook = try #require(report.deliveries.first { $0.channel.contains("webhook") })
+        #expect(webhook.error?.contains("webhook skipped: the listener on 127.0.0.1:\(port) is held by uid \(squatter.uid)") == true,
+                "\(webhook)")
+        #expect(webhook.error?.contains("not uid \(commanderUser.uid)") == true, "\(webhook)")
+        #expect(report.deliveries.first { $0.channel.hasPrefix("mail") }?.delivered == true, "\(report.deliveries)")
+        #expect(scene.sink.waitForMessages(1).count == 1)
+        // It was reached (the check is on the connection it accepted), and got nothing.
+        let squatterLog = squat.waitFor("accepted")
+        squat.stop()
+        #expect(squatterLog.contains("accepted"), "the squatter was never reached: \(squatterLog)")
+        #expect(!squatterLog.contains("s3cret"), "the token went to the squatter: \(squatterLog)")
+        #expect(!squatterLog.contains("POST"), "\(squatterLog)")
+
+        // The commander's own user on the same port gets the alert, token and all.
+        let own = try PortListener(port: port, user: commanderUser, output: scene.fleet.base + "/commander-saw", dir: scene.fleet.base)
+        let delivery = AlertSender.sendWebhook(summary: "Molt alpha is unhealthy", key: "clmnt-health-test", commander: "boss",
+                                               fleet: try scene.fleet.fleet(), timeout: 5)
+        let ownLog = own.waitFor("s3cret")
+        own.stop()
+        #expect(delivery.delivered, "\(delivery)")
+        #expect(ownLog.contains("Authorization: Bearer s3cret-hook-token"), "\(ownLog)")
+    }
+
     @Test func remindersWhileStillFailing() throws {
         let scene = try Scene()
         defer { scene.tearDown() }

@@ -39,7 +39,7 @@ mkdir -p "$work/backups"
 "$CLMNT" fleet backup -d "$work/fleet" --backup-dir "$work/backups" --compress zstd >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$CLMNT" dashboard serve -d "$work/fleet" --backup-dir "$work/backups" --port "$port" 2> "$work/server.log" &
+"$CLMNT" dashboard serve -d "$work/fleet" --backup-dir "$work/backups" --port "$port" --no-auth 2> "$work/server.log" &
 server_pid=$!
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.05; done
 curl -sf "http://127.0.0.1:$port/api/molts" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["summary"]["total"]==40, d["summary"]; print("fleet:", d["summary"])'

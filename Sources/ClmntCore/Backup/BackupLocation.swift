@@ -27,13 +27,22 @@ public struct BackupLocation: Sendable, Equatable {
     public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                                baseDir: String?, crontab: CronTab?,
                                fallback: String = fallbackDirectory) -> BackupLocation {
+        resolve(flag: flag, environment: environment, fallback: fallback) {
+            guard let baseDir, let crontab else { return nil }
+            return BackupSchedule.scheduledBackupDir(baseDir: baseDir, crontab: crontab)
+        }
+    }
+
+    /// The same order with the schedule's backup dir found by the caller (the dashboard reads
+    /// root's crontab as a file; it runs no `crontab -l`): asked for only when the flag and the
+    /// environment give nothing.
+    public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                               fallback: String = fallbackDirectory, scheduled: () -> String?) -> BackupLocation {
         if let flag, !flag.isEmpty { return BackupLocation(directory: absolutePath(flag), source: .flag) }
         if let value = environment[environmentVariable], !value.isEmpty {
             return BackupLocation(directory: absolutePath(value), source: .environment)
         }
-        if let baseDir, let crontab, let scheduled = BackupSchedule.scheduledBackupDir(baseDir: baseDir, crontab: crontab) {
-            return BackupLocation(directory: scheduled, source: .schedule)
-        }
+        if let scheduled = scheduled() { return BackupLocation(directory: absolutePath(scheduled), source: .schedule) }
         return BackupLocation(directory: absolutePath(fallback), source: .fallback)
     }
 

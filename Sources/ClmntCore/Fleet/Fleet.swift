@@ -90,7 +90,10 @@ public struct Fleet: Sendable {
 
     /// Discovers the molts under `baseDir` (made absolute). Directories whose
     /// names are not valid molt names are ignored: they cannot be molt users.
-    public static func discover(baseDir: String) throws(FleetError) -> Fleet {
+    /// With a `cache` (a long-running reader's), a molt whose `.molt-info` and `openclaw.json` did
+    /// not change is not read again, and one that changes them all the time is re-read at most
+    /// once per the cache's interval.
+    public static func discover(baseDir: String, cache: DiscoveryCache? = nil) throws(FleetError) -> Fleet {
         let base = absolutePath(baseDir)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -103,20 +106,27 @@ public struct Fleet: Sendable {
             throw .baseDirUnreadable(path: base, reason: describeFileError(error))
         }
         var molts: [Molt] = []
+        var homes: Set<String> = []
+        let now = ProcessInfo.processInfo.systemUptime
         for child in children.sorted() where MoltName.isValid(child) {
             let home = base + "/" + child
             var st = stat()
             // lstat: a symlinked "molt" pointing elsewhere is not part of this fleet.
             guard lstat(home, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
-            // Read without following a symlink or opening a FIFO; a .molt-info that is present
-            // but not a readable regular file still makes a molt (with no info): its home is backed up.
-            let data: Data?
-            do { data = try Molt.readFile(home: home, ".molt-info") } catch {
-                data = SafeFileSystem.status(at: AT_FDCWD, home + "/.molt-info") == nil ? nil : Data()
+            homes.insert(home)
+            let load = { () -> Molt? in
+                // Read without following a symlink or opening a FIFO; a .molt-info that is present
+                // but not a readable regular file still makes a molt (with no info): its home is backed up.
+                let data: Data?
+                do { data = try Molt.readFile(home: home, ".molt-info") } catch {
+                    data = SafeFileSystem.status(at: AT_FDCWD, home + "/.molt-info") == nil ? nil : Data()
+                }
+                guard let data else { return nil }
+                return loadMolt(name: child, home: home, infoText: String(decoding: data, as: UTF8.self))
             }
-            guard let data else { continue }
-            molts.append(loadMolt(name: child, home: home, infoText: String(decoding: data, as: UTF8.self)))
+            if let molt = cache.map({ $0.molt(home: home, now: now, load: load) }) ?? load() { molts.append(molt) }
         }
+        cache?.keep(only: homes)
         return Fleet(baseDir: base, molts: molts)
     }
 

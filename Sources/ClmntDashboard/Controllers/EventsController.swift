@@ -11,12 +11,15 @@ import ServiceLifecycle
 struct EventsController<Store: DashboardStore> {
     let store: Store
     let interval: Duration
+    let gate: EventStreamGate
 
     var endpoints: RouteCollection<DashboardContext> {
         let routes = RouteCollection(context: DashboardContext.self)
-        routes.get { _, _ in
-            // Ends with the client (a write fails) or with the server's graceful shutdown.
-            let events = FleetEvents(store: store, interval: interval).cancelOnGracefulShutdown()
+        routes.get { _, context in
+            // Counted while open (503 beyond the caps); ends with the client (a write fails, at the
+            // latest with the next keep-alive) or with the server's graceful shutdown.
+            let slot = try gate.enter(context.clientAddress)
+            let events = FleetEvents(store: store, interval: interval, slot: slot).cancelOnGracefulShutdown()
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                             body: ResponseBody(asyncSequence: events))
         }
@@ -47,13 +50,16 @@ struct FleetEvents<Store: DashboardStore>: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let store: Store
     let interval: Duration
+    /// Nil for streams no gate counts (tests of the sequence alone).
+    var slot: EventStreamGate.Slot? = nil
     static var keepAlive: Duration { .seconds(15) }
 
-    func makeAsyncIterator() -> Iterator { Iterator(store: store, interval: interval) }
+    func makeAsyncIterator() -> Iterator { Iterator(store: store, interval: interval, slot: slot) }
 
     struct Iterator: AsyncIteratorProtocol {
         let store: Store
         let interval: Duration
+        let slot: EventStreamGate.Slot?
         var sent: [String: String] = [:]
         var quiet = Duration.zero
         var started = false

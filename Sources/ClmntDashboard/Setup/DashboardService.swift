@@ -26,20 +26,35 @@ public struct DashboardService: Sendable {
         public var host: String
         public var port: Int
         public var tokenFile: String?
+        /// A loopback TCP bind without a token, asked for explicitly.
+        public var noAuth: Bool
+        public var unixSocket: String?
+        public var socketGroup: String?
 
         public init(executable: String, baseDir: String, backupDir: String? = nil, host: String = "127.0.0.1",
-                    port: Int = DashboardConfiguration.defaultPort, tokenFile: String? = nil) {
+                    port: Int = DashboardConfiguration.defaultPort, tokenFile: String? = nil, noAuth: Bool = false,
+                    unixSocket: String? = nil, socketGroup: String? = nil) {
             self.executable = executable
             self.baseDir = baseDir
             self.backupDir = backupDir
             self.host = host
             self.port = port
             self.tokenFile = tokenFile
+            self.noAuth = noAuth
+            self.unixSocket = unixSocket
+            self.socketGroup = socketGroup
+        }
+
+        /// A TCP listener gets a token unless `--no-auth` says otherwise: the default file when none is named.
+        public var resolvingTokenFile: Settings {
+            var settings = self
+            if settings.tokenFile == nil && !noAuth && unixSocket == nil { settings.tokenFile = DashboardToken.defaultPath }
+            return settings
         }
 
         public func validate() throws(DashboardError) {
             for (what, path) in [("clmnt binary", executable), ("base dir", baseDir), ("backup dir", backupDir),
-                                 ("token file", tokenFile)] {
+                                 ("token file", tokenFile), ("unix socket", unixSocket)] {
                 guard let path else { continue }
                 guard path.hasPrefix("/") else { throw .invalidOption("\(what) '\(path)' must be an absolute path") }
                 if let bad = CronTab.unsafeCharacter(in: path) {
@@ -47,14 +62,22 @@ public struct DashboardService: Sendable {
                 }
             }
             if CronTab.unsafeCharacter(in: host, allowing: "[]") != nil { throw .invalidOption("invalid --host '\(host)'") }
-            try DashboardConfiguration(baseDir: baseDir, host: host, port: port,
-                                       token: tokenFile == nil ? nil : "set").validate()
+            if let socketGroup, CronTab.unsafeCharacter(in: socketGroup) != nil { throw .invalidOption("invalid --socket-group '\(socketGroup)'") }
+            try DashboardConfiguration(baseDir: baseDir, host: host, port: port, token: tokenFile == nil ? nil : "set",
+                                       noAuth: noAuth, unixSocket: unixSocket, socketGroup: socketGroup).validate()
         }
 
         var arguments: [String] {
-            var words = ["dashboard", "serve", "-d", baseDir, "--host", host, "--port", String(port)]
+            var words = ["dashboard", "serve", "-d", baseDir]
+            if let unixSocket {
+                words += ["--unix-socket", unixSocket]
+                if let socketGroup { words += ["--socket-group", socketGroup] }
+            } else {
+                words += ["--host", host, "--port", String(port)]
+            }
             if let backupDir { words += ["--backup-dir", backupDir] }
             if let tokenFile { words += ["--token-file", tokenFile] }
+            if noAuth { words.append("--no-auth") }
             return words
         }
     }
@@ -71,13 +94,18 @@ public struct DashboardService: Sendable {
         ExecStart=\(([settings.executable] + settings.arguments).joined(separator: " "))
         Restart=on-failure
         RestartSec=5s
+        # What any local user can make it hold (docs/api.md, "Limits"): a descriptor per connection
+        # up to its cap of \(DashboardLimits.default.maxConnections), threads (one event loop and one worker per core), memory.
+        LimitNOFILE=\(DashboardLimits.default.descriptorLimit)
+        TasksMax=512
+        MemoryMax=512M
         # Root's uid (root's crontab is 0600), but only the right to read any file.
         CapabilityBoundingSet=CAP_DAC_READ_SEARCH
         AmbientCapabilities=CAP_DAC_READ_SEARCH
         NoNewPrivileges=yes
         ProtectSystem=strict
         ProtectHome=read-only
-        ReadOnlyPaths=\(settings.baseDir)
+        ReadOnlyPaths=\(settings.baseDir)\(settings.unixSocket.map { "\nReadWritePaths=" + ($0 as NSString).deletingLastPathComponent } ?? "")
         PrivateTmp=yes
         PrivateDevices=yes
         ProtectKernelTunables=yes
@@ -99,13 +127,23 @@ public struct DashboardService: Sendable {
     }
 
     /// Writes the unit (replacing ours); enables and (re)starts it where systemd runs.
-    public func install(_ settings: Settings) throws(DashboardError) -> [String] {
+    public func install(_ requested: Settings) throws(DashboardError) -> [String] {
+        let settings = requested.resolvingTokenFile
         try settings.validate()
+        var notes: [String] = []
+        if let tokenFile = settings.tokenFile {
+            // An existing token is kept (and must pass the checks serve makes); a missing one is made.
+            let made = try DashboardToken.ensure(path: tokenFile)
+            let page = settings.unixSocket == nil ? "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(settings.port)/" : "the page"
+            notes.append((made ? "wrote a new token to \(tokenFile) (mode 0600)" : "kept the token in \(tokenFile)")
+                         + ": open \(page)?token=<the token> once in a browser (it trades it for a cookie), "
+                         + "or send 'Authorization: Bearer <the token>' (curl -H \"Authorization: Bearer $(cat \(tokenFile))\")")
+        }
         let directory = StateDirectory(path: unitDir, owner: nil)
         do { try directory.writeAtomically(Self.unit(settings), name: Self.unitName) } catch {
             throw .setupFailed(error.description)
         }
-        var notes = ["wrote \(unitPath)"]
+        notes.insert("wrote \(unitPath)", at: 0)
         if SystemdTimer.isUsable {
             try systemctl(["daemon-reload"])
             try systemctl(["enable", Self.unitName])

@@ -38,6 +38,10 @@ public actor FleetStateStore: DashboardStore, Service {
     /// What requests read: swapped in whole after each refresh, outside the actor.
     private nonisolated let published = Mutex<Published>(Published())
     private var cache: [String: CachedMolt] = [:]
+    /// Each molt's `.molt-info` and `openclaw.json` parse, by their stamps, re-parsed at most once per `minimumReparseInterval`.
+    nonisolated let discovery: DiscoveryCache
+    /// How many times a molt's state files were read (measurements read it).
+    private(set) var stateReads = 0
     private var backupStamp: [String: FileStamp] = [:]
 
     private struct Published: Sendable {
@@ -55,6 +59,7 @@ public actor FleetStateStore: DashboardStore, Service {
         self.configuration = configuration
         let interval = configuration.refreshInterval.components
         maxAge = Double(interval.seconds) + Double(interval.attoseconds) / 1e18
+        discovery = DiscoveryCache(minimumInterval: configuration.limits.minimumReparseSeconds)
     }
 
     public nonisolated func fleet() async -> FleetSnapshot {
@@ -110,7 +115,7 @@ public actor FleetStateStore: DashboardStore, Service {
     /// older than `historyMaxAge`; keeps the rest.
     func readFleet(now: Date, agedHistories: Int) -> FleetSnapshot {
         let fleet: Fleet
-        do { fleet = try Fleet.discover(baseDir: configuration.baseDir) } catch {
+        do { fleet = try Fleet.discover(baseDir: configuration.baseDir, cache: discovery) } catch {
             cache = [:]
             return FleetSnapshot(baseDir: absolutePath(configuration.baseDir), molts: [], takenAt: now, problem: error.description)
         }
@@ -119,15 +124,21 @@ public actor FleetStateStore: DashboardStore, Service {
         var agedBudget = agedHistories
         for molt in fleet.molts {
             let stamps = Self.stamps(of: molt)
-            if let cached = cache[molt.name], cached.stamps == stamps, cached.snapshot.molt == molt {
-                let aged = now.timeIntervalSince(cached.loadedAt) >= Self.historyMaxAge
-                if !aged || agedBudget == 0 {
+            if let cached = cache[molt.name], cached.snapshot.molt == molt {
+                let sinceRead = now.timeIntervalSince(cached.loadedAt)
+                // Changed again soon after the last read: the last read stands until the interval is over
+                // (a molt rewriting its history in a loop would otherwise have root parse megabytes twice a second).
+                let keep = cached.stamps == stamps
+                    ? sinceRead < Self.historyMaxAge || agedBudget == 0
+                    : sinceRead < configuration.limits.minimumReparseSeconds
+                if keep {
                     kept[molt.name] = cached
                     molts.append(cached.snapshot)
                     continue
                 }
-                agedBudget -= 1
+                if cached.stamps == stamps { agedBudget -= 1 }
             }
+            stateReads += 1
             let state = HealthMonitor.state(of: molt)
             let history = HealthMonitor.history(of: molt, limit: Self.historyDepth, now: now)
             let snapshot = MoltSnapshot(molt: molt, last: state.last, watch: state.watch, history: history,
@@ -147,8 +158,11 @@ public actor FleetStateStore: DashboardStore, Service {
 
     private func listBackups(now: Date, current: BackupsSnapshot?) -> BackupsSnapshot {
         let schedule = readSchedule()
-        let directory = absolutePath(configuration.backupDir
-            ?? schedule.entry.last.flatMap(BackupSchedule.backupDirArgument) ?? BackupJob.defaultBackupDir)
+        // The CLI's one resolution (`serve` passes the directory it resolved at start; a caller
+        // that passes none gets the same order here: environment, schedule, `./backups`).
+        let directory = BackupLocation.resolve(flag: configuration.backupDir, environment: configuration.environment) {
+            schedule.entry.last.flatMap(BackupSchedule.backupDirArgument)
+        }.directory
         // Listing decompresses every manifest: only when a file came, went or changed.
         var stamps: [String: FileStamp] = [:]
         if let names = try? FileManager.default.contentsOfDirectory(atPath: directory) {
@@ -185,24 +199,5 @@ public actor FleetStateStore: DashboardStore, Service {
         guard count >= 0 else { return ScheduleSnapshot(entry: [], problem: "cannot read \(path): \(String(cString: strerror(errno)))") }
         let text = String(decoding: bytes.prefix(count), as: UTF8.self)
         return ScheduleSnapshot(entry: BackupSchedule.entryLines(in: text, baseDir: absolutePath(configuration.baseDir)), problem: nil)
-    }
-}
-
-/// What `lstat` says of a file, enough to tell that it changed.
-struct FileStamp: Equatable, Sendable {
-    let device: UInt64
-    let inode: UInt64
-    let size: Int64
-    let modified: Int64
-    let modifiedNanoseconds: Int64
-
-    init?(path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
-        size = Int64(info.st_size)
-        modified = Int64(info.st_mtim.tv_sec)
-        modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
     }
 }

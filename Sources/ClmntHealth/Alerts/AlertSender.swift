@@ -107,6 +107,11 @@ public enum AlertSender {
         case .failure(let problem): return Delivery(channel: channel, error: problem.description)
         case .success(let resolved): hook = resolved
         }
+        // The token goes only to a listener the commander's user owns: while its gateway is down,
+        // any local user could bind the port and would otherwise receive it (docs/health.md).
+        guard let owner = MoltOwner.of(commander) else {
+            return Delivery(channel: channel, error: "cannot tell who owns commander \(name) (no user, no home): webhook skipped")
+        }
         let body = JSONOutput.object([
             ("message", .string(summary)),
             ("name", .string("Claw Mountain health")),
@@ -117,8 +122,10 @@ public enum AlertSender {
             method: "POST", port: hook.port, path: hook.agentPath,
             headers: [("Authorization", "Bearer \(hook.token)"), ("Content-Type", "application/json"),
                       ("Idempotency-Key", key)],
-            body: Data(body.utf8), timeout: timeout, bodyLimit: 4096)
+            body: Data(body.utf8), timeout: timeout, bodyLimit: 4096, listenerOwner: owner.uid)
         switch result {
+        case .failure(let failure) where failure.isForeignListener:
+            return Delivery(channel: channel, error: "webhook skipped: \(failure)")
         case .failure(let failure):
             return Delivery(channel: channel, error: "POST 127.0.0.1:\(hook.port)\(hook.agentPath): \(failure)")
         case .success(let response) where (200..<300).contains(response.status):

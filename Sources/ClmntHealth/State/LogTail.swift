@@ -23,12 +23,17 @@ public enum LogTail {
         }
     }
 
+    /// The most `follow` holds of a line it has not seen the end of: a longer one is
+    /// printed in pieces of this size, each ending in ``cutMarker``.
+    public static let longestLine = 64 * 1024
+    public static let cutMarker = " [clmnt: line cut at 64 KiB]"
+
     /// Prints lines appended to the log as they come, like `tail -F`: follows a
     /// file that is replaced (rotated) or truncated, waits for one that is
     /// missing (or unsafe: it says so once). Returns when `shouldStop` says so
     /// (checked every `poll` seconds).
     public static func follow(in directory: StateDirectory, name: String = StateDirectory.cronLogName,
-                              from start: Int64? = nil, poll: Double = 0.5,
+                              from start: Int64? = nil, poll: Double = 0.5, longestLine: Int = LogTail.longestLine,
                               shouldStop: () -> Bool = { false }, warning: (String) -> Void = { _ in },
                               output: (String) -> Void) {
         var fd: Int32 = -1
@@ -69,10 +74,15 @@ public enum LogTail {
                     guard got > 0 else { break }
                     position += Int64(got)
                     pending.append(contentsOf: buffer[0..<got])
-                }
-                while let newline = pending.firstIndex(of: 10) {
-                    output(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                    pending = Data(pending[(newline + 1)...])
+                    while let newline = pending.firstIndex(of: 10) {
+                        output(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                        pending = Data(pending[(newline + 1)...])
+                    }
+                    // A molt writing no newline must not grow root's process: print what we hold, marked.
+                    if pending.count >= longestLine {
+                        output(String(decoding: pending, as: UTF8.self) + Self.cutMarker)
+                        pending = Data()
+                    }
                 }
             }
             // A new file at the name (rotated, or created after we started): read it from its start.

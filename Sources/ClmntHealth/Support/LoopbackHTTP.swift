@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,8 @@ public enum HTTPFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case timedOut(seconds: Double)
     case network(operation: String, reason: String)
     case malformed(String)
+    /// The listener is not the user the request was meant for: nothing was sent.
+    case foreignListener(port: Int, owner: uid_t?, expected: uid_t)
 
     public var description: String {
         switch self {
@@ -27,7 +30,19 @@ public enum HTTPFailure: Error, Sendable, Equatable, CustomStringConvertible {
         case .timedOut(let seconds): return "no answer within \(JSONOutput.number(seconds)) s"
         case .network(let operation, let reason): return "\(operation) failed: \(reason)"
         case .malformed(let what): return "malformed HTTP answer: \(what)"
+        case .foreignListener(let port, let owner, let expected):
+            let holder = owner.map { "is held by \(userText($0))" } ?? "has no owner we can see"
+            return "the listener on 127.0.0.1:\(port) \(holder), not \(userText(expected)): nothing sent"
         }
+    }
+
+    public var isForeignListener: Bool {
+        if case .foreignListener = self { return true }
+        return false
+    }
+
+    private func userText(_ uid: uid_t) -> String {
+        UserAccounts.user(uid: uid).map { "uid \(uid) (\(PathBytes($0.name).description))" } ?? "uid \(uid)"
     }
 }
 
@@ -38,8 +53,12 @@ public enum HTTPFailure: Error, Sendable, Equatable, CustomStringConvertible {
 /// a process that cron starts every few minutes. One request per connection,
 /// `Connection: close`, one deadline for the whole exchange.
 public enum LoopbackHTTP {
+    /// With `listenerOwner`, the request is sent only when the socket that took the
+    /// connection belongs to that uid (``LoopbackSocketOwner``): a secret in the headers
+    /// goes to its owner's listener, not to whoever holds the port.
     public static func request(method: String, port: Int, path: String, headers: [(String, String)] = [],
-                               body: Data? = nil, timeout: Double, bodyLimit: Int = 64 * 1024) -> Result<HTTPResponse, HTTPFailure> {
+                               body: Data? = nil, timeout: Double, bodyLimit: Int = 64 * 1024,
+                               listenerOwner: uid_t? = nil) -> Result<HTTPResponse, HTTPFailure> {
         guard (1...65535).contains(port) else { return .failure(.network(operation: "connect", reason: "invalid port \(port)")) }
         let start = monotonicSeconds()
         let deadline = start + timeout
@@ -68,6 +87,10 @@ public enum LoopbackHTTP {
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &socketError, &length)
             if socketError != 0 { return .failure(connectFailure(socketError)) }
+        }
+        if let expected = listenerOwner {
+            let owner = serverSideOwner(fd, port: port, until: min(deadline, monotonicSeconds() + 1))
+            guard owner == expected else { return .failure(.foreignListener(port: port, owner: owner, expected: expected)) }
         }
 
         // Send the request.
@@ -196,6 +219,22 @@ public enum LoopbackHTTP {
             if result == 0 { continue }
             if errno == EINTR { continue }
             return .failed(errnoText())
+        }
+    }
+
+    /// The owner of the accepting end of our connection; the kernel may list it a moment after connect returns.
+    private static func serverSideOwner(_ fd: Int32, port: Int, until deadline: Double) -> uid_t? {
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        let clientPort = Int(UInt16(bigEndian: local.sin_port))
+        while true {
+            if let owner = LoopbackSocketOwner.serverSide(serverPort: port, clientPort: clientPort) { return owner }
+            if monotonicSeconds() >= deadline { return nil }
+            usleep(2_000)
         }
     }
 
