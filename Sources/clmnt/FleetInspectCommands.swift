@@ -21,6 +21,10 @@ extension Fleet {
                 let location = backups.resolved(baseDir: global.resolvedBaseDir)
                 let directory = location.directory
                 let listings = try BackupCatalog.list(directory: directory)
+                // Listed all the same (only root's files are read), but backup, prune and schedule refuse it.
+                if let problem = BackupDirectory.trustProblem(path: directory) {
+                    printError("clmnt: warning: backup dir \(directory): \(problem)")
+                }
                 let leftovers = PartialFiles.stale(in: directory)
                 let leftoverLine = leftovers.isEmpty ? nil
                     : "\(leftovers.count) file\(leftovers.count == 1 ? "" : "s") left by killed backups \(leftovers.count == 1 ? "holds" : "hold") "
@@ -44,7 +48,8 @@ extension Fleet {
                             rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "-", "unreadable: \(reason)"])
                         } else {
                             let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
-                            let status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+                            var status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+                            if listing.untrustedDate != nil { status += ", DATE NOT TRUSTED" }
                             rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
                                          String(listing.moltCount ?? 0), listing.hostname ?? "-", status,
                                          (listing.compression ?? "-") + legacy])
@@ -53,6 +58,12 @@ extension Fleet {
                     print(renderTable(rows))
                 }
                 if let leftoverLine { global.say(leftoverLine) }
+                if !json {
+                    for listing in listings {
+                        guard let why = listing.untrustedDate else { continue }
+                        global.say("\((listing.file as NSString).lastPathComponent): date not trusted: \(why)")
+                    }
+                }
             }
         }
     }

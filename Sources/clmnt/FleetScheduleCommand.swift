@@ -61,6 +61,8 @@ extension Fleet {
                     for line in report.entry { print("  \(line)") }
                     if let newest = report.newestArchive {
                         print("newest archive: \(newest.file) (\(newest.date ?? "-"), \(formatBytes(newest.sizeBytes)))")
+                        // An untrusted backup dir still lists: the job would refuse it tonight.
+                        if let problem = report.backupDirProblem { printError("clmnt: warning: \(problem)") }
                     } else if let problem = report.backupDirProblem {
                         print("newest archive: none (\(problem))")
                     } else {
