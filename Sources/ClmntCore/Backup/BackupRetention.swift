@@ -21,7 +21,7 @@ public struct RetentionResult: Sendable, Equatable {
     /// Paths removed, oldest first (none in a dry run).
     public var removed: [String] = []
     /// Files named like archives that were not candidates: symlinks, unreadable,
-    /// foreign or another base dir's archives.
+    /// foreign, another owner's or another base dir's archives.
     public var skipped: [RetentionSkip] = []
     /// Old archives that should have been removed but could not be.
     public var failed: [RetentionSkip] = []
@@ -124,7 +124,7 @@ public enum BackupRetention {
                 result.skipped.append(RetentionSkip(file: file.path, reason: "an archive of another base dir (\(manifest.baseDir ?? "none"))"))
                 continue
             }
-            // The escaped name is lossless: it keys the decision and finds the bytes again.
+            // The escaped name is lossless, so unique: it keys the decision (and the JSON shows it).
             let name = file.name.description
             candidates.append(RetentionCandidate(name: name, timestamp: manifest.timestamp, modified: file.modified,
                                                  complete: file.mark?.complete, sizeBytes: file.sizeBytes,
