@@ -29,6 +29,10 @@ extension Fleet {
                 let location = backups.resolved(baseDir: global.resolvedBaseDir)
                 let directory = location.directory
                 let listings = try BackupCatalog.list(directory: directory)
+                // Listed all the same (only root's files are read), but backup, prune and schedule refuse it.
+                if let problem = BackupDirectory.trustProblem(path: directory) {
+                    printError("clmnt: warning: backup dir \(directory): \(problem)")
+                }
                 let leftovers = PartialFiles.stale(in: directory)
                 let leftoverLine = leftovers.isEmpty ? nil
                     : "\(leftovers.count) file\(leftovers.count == 1 ? "" : "s") left by killed backups \(leftovers.count == 1 ? "holds" : "hold") "
@@ -41,7 +45,12 @@ extension Fleet {
                 }
                 if null {
                     // Exact bytes, as `find -print0`: a name may hold a newline or a control character.
-                    for listing in listings { FileHandle.standardOutput.write(Data(listing.file.utf8) + Data([0])) }
+                    for listing in listings {
+                        // The listing names the file in its escaped form; -0 gives back the bytes the directory holds.
+                        let name = (listing.file as NSString).lastPathComponent
+                        let bytes = PathBytes(escaped: name)?.bytes ?? Array(name.utf8)
+                        FileHandle.standardOutput.write(Data((directory + "/").utf8) + Data(bytes) + Data([0]))
+                    }
                 } else if global.quiet {
                     // For scripts (`for f in $(clmnt fleet list-backups -q)`): the archives' paths, nothing else.
                     for listing in listings { printText(TerminalText.line(listing.file)) }
@@ -55,7 +64,8 @@ extension Fleet {
                             rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "-", "unreadable: \(reason)"])
                         } else {
                             let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
-                            let status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+                            var status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+                            if listing.untrustedDate != nil { status += ", DATE NOT TRUSTED" }
                             rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
                                          String(listing.moltCount ?? 0), listing.hostname ?? "-", status,
                                          (listing.compression ?? "-") + legacy])
@@ -65,6 +75,12 @@ extension Fleet {
                 }
                 if let leftoverLine {
                     if null { printError("clmnt: warning: \(leftoverLine)") } else { global.say(leftoverLine) }
+                }
+                if !json && !null {
+                    for listing in listings {
+                        guard let why = listing.untrustedDate else { continue }
+                        global.say("\(TerminalText.line((listing.file as NSString).lastPathComponent)): date not trusted: \(TerminalText.line(why))")
+                    }
                 }
             }
         }

@@ -10,9 +10,11 @@ extension Fleet {
             Rules are a union: an archive any rule keeps stays. Days, ISO weeks and months are the host's \
             local ones, and an archive's time is its manifest's timestamp, never its mtime. Incomplete \
             archives (backups that missed files) never take a complete archive's place; they stay while \
-            they are newer than the oldest complete archive kept. Only regular files named fleet-*.tar* \
-            whose manifest names this base dir are ever removed. Exits 1 when an archive could not be \
-            removed, 75 when a backup or restore of the base dir is running.
+            they are newer than the oldest complete archive kept. Only regular files of root's with one \
+            link, named fleet-*.tar*, whose manifest names this base dir are ever removed; an archive \
+            dated in the future or more than a day from its mtime fills no slot and stays. Exits 1 when \
+            an archive could not be removed or the backup dir is not root's or is writable by group or \
+            others, 75 when a backup or restore of the base dir is running.
             """
         )
 
@@ -66,10 +68,24 @@ struct PruneReport: Encodable {
         var sizeBytes: Int64
         var action: String
         var reasons: [String]
+        /// Why the archive's date does not rank it (then it is kept, filling no slot).
+        var untrustedDate: String?
 
         enum CodingKeys: String, CodingKey {
             case file, date, complete, action, reasons
             case sizeBytes = "size_bytes"
+            case untrustedDate = "untrusted_date"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(file, forKey: .file)
+            try container.encode(date, forKey: .date)
+            try container.encode(complete, forKey: .complete)
+            try container.encode(sizeBytes, forKey: .sizeBytes)
+            try container.encode(action, forKey: .action)
+            try container.encode(reasons, forKey: .reasons)
+            try container.encode(untrustedDate, forKey: .untrustedDate)
         }
     }
 
@@ -97,7 +113,8 @@ struct PruneReport: Encodable {
         archives = result.decisions.map { decision in
             let candidate = decision.candidate
             return Archive(file: backupDir + "/" + candidate.name, date: candidate.timestamp, complete: candidate.complete,
-                           sizeBytes: candidate.sizeBytes, action: decision.keep ? "keep" : "remove", reasons: decision.reasons)
+                           sizeBytes: candidate.sizeBytes, action: decision.keep ? "keep" : "remove", reasons: decision.reasons,
+                           untrustedDate: candidate.untrustedDate)
         }
         removed = result.removed
         failed = result.failed
@@ -125,6 +142,11 @@ struct PruneReport: Encodable {
             let freed = archives.filter { removed.contains($0.file) }.reduce(Int64(0)) { $0 + $1.sizeBytes }
             lines.append("removed \(removed.count) \(plural(removed.count)) (\(formatBytes(freed))), kept \(kept)")
             for path in removed { lines.append("removed old backup \(TerminalText.line(path))") }
+        }
+        // The plan says why an archive was not ranked by its date, even without -v.
+        for archive in archives {
+            guard let why = archive.untrustedDate else { continue }
+            lines.append("not ranked: \((archive.file as NSString).lastPathComponent): \(why); kept until removed by hand")
         }
         if verbose {
             for skip in skipped { lines.append("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }

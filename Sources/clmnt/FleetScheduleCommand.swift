@@ -61,6 +61,8 @@ extension Fleet {
                     for line in report.entry { printText("  \(line)") }
                     if let newest = report.newestArchive {
                         printText("newest archive: \(TerminalText.line(newest.file)) (\(TerminalText.line(newest.date ?? "-")), \(formatBytes(newest.sizeBytes)))")
+                        // An untrusted backup dir still lists: the job would refuse it tonight.
+                        if let problem = report.backupDirProblem { printError("clmnt: warning: \(TerminalText.line(problem))") }
                     } else if let problem = report.backupDirProblem {
                         printText("newest archive: none (\(TerminalText.line(problem)))")
                     } else {

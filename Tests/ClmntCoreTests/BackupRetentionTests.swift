@@ -20,7 +20,11 @@ struct BackupRetentionTests {
         options.output = directory + "/" + name
         options.compression = name.hasSuffix(".zst") ? .zstd : .gzip
         options.keep = keep
-        return try FleetBackup(options: options).run(now: Date(timeIntervalSince1970: 1_790_000_000 + Double(day) * 86_400))
+        let seconds = 1_790_000_000 + day * 86_400
+        let summary = try FleetBackup(options: options).run(now: Date(timeIntervalSince1970: Double(seconds)))
+        // Written at that time, as far as the file says: a date far from the mtime is not trusted.
+        RestoreFixture.setTime(summary.output, seconds: seconds)
+        return summary
     }
 
     @Test("keep N removes only the oldest archives of this base dir; foreign, corrupt, other fleets' files and symlinks stay")

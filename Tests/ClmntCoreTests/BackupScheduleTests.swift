@@ -121,8 +121,11 @@ struct BackupScheduleTests {
         _ = try BackupSchedule.install(job, crontab: user.crontab)
         var options = BackupOptions(baseDir: fleet.baseDir)
         options.backupDir = backups
-        _ = try FleetBackup(options: options).run(now: Date(timeIntervalSince1970: 1_790_000_000))
+        let older = try FleetBackup(options: options).run(now: Date(timeIntervalSince1970: 1_790_000_000)).output
         let newest = try FleetBackup(options: options).run(now: Date(timeIntervalSince1970: 1_790_086_400)).output
+        // Written at those times, as far as the files say (a date far from the mtime is not trusted).
+        RestoreFixture.setTime(older, seconds: 1_790_000_000)
+        RestoreFixture.setTime(newest, seconds: 1_790_086_400)
         // Asked about another dir: the installed line's --backup-dir wins.
         let after = try BackupSchedule.status(baseDir: fleet.baseDir, backupDir: "/nonexistent", crontab: user.crontab)
         #expect(after.entry == job.cronLines)

@@ -25,7 +25,10 @@ struct PruneCommandTests {
         var options = BackupOptions(baseDir: fixture.baseDir)
         options.output = directory + "/" + name(date)
         options.threads = 1
-        return try FleetBackup(options: options).run(now: date)
+        let summary = try FleetBackup(options: options).run(now: date)
+        // Written at that time, as far as the file says: a date far from the mtime is not trusted.
+        RestoreFixture.setTime(summary.output, seconds: Int(date.timeIntervalSince1970))
+        return summary
     }
 
     /// A one-molt fleet with archives of 2026-11-01 and 2026-11-02 in its `bk/`.

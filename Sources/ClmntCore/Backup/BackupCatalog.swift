@@ -12,15 +12,23 @@ public struct BackupListing: Sendable, Codable {
     public var compression: String?
     /// "clmnt" or "bash" (the plan's tool); nil when unreadable.
     public var writtenBy: String?
-    /// Why the file could not be read as a fleet archive.
+    /// Why the file could not be read as a fleet archive, or was not read (another owner, several links).
     public var unreadable: String?
+    /// Why the manifest's date does not rank this archive (in the future, or far from the file's
+    /// mtime: `BackupDirectory.dateProblem`); such an archive is never "the newest".
+    public var untrustedDate: String?
     /// From the archive's `BackupStatusMark`: false when the backup missed files; nil when unknown.
     public var complete: Bool?
     public var missedFiles: Int?
 
+    /// Read, and its date trusted: only such an archive can be the newest backup
+    /// (`doctor`, `schedule --status`, the dashboard's last-success time).
+    public var isDated: Bool { unreadable == nil && untrustedDate == nil && date != nil }
+
     enum CodingKeys: String, CodingKey {
         case file, date, molts, hostname, compression, unreadable, complete
         case missedFiles = "missed_files"
+        case untrustedDate = "untrusted_date"
         case sizeBytes = "size_bytes"
         case moltCount = "molt_count"
         case writtenBy = "written_by"
@@ -43,37 +51,39 @@ public enum BackupCatalog {
         }
     }
 
-    /// Every archive in `directory` (by file ending), oldest first; unreadable ones included.
+    /// Every archive in `directory` (by file ending), oldest first; unreadable ones included,
+    /// through the one descriptor listing (`BackupDirectory`): symlinks and special files are
+    /// not listed, a regular file of another owner or with several links is listed as not
+    /// read (size 0: nothing of it is shown), names that are not UTF-8 are listed escaped.
     /// A directory that does not exist holds no backups (no backup has been made there yet).
-    public static func list(directory: String) throws(BackupError) -> [BackupListing] {
-        var info = stat()
-        if stat(directory, &info) != 0 && errno == ENOENT { return [] }
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
-            throw .unreadable(path: directory, reason: describeFileError(error))
+    public static func list(directory: String, now: Date = Date()) throws(BackupError) -> [BackupListing] {
+        guard let dirFD = try BackupDirectory.openDirectory(directory, requireTrusted: false) else { return [] }
+        defer { close(dirFD) }
+        let files = try BackupDirectory.scan(dirFD, directory: directory, now: now) { name in
+            !name.hasPrefix(".") && Compression.archiveExtensions.contains { name.hasSuffix(PathBytes("." + $0)) }
         }
         var listings: [BackupListing] = []
-        for name in names.sorted() where !name.hasPrefix(".") && Compression.archiveExtensions.contains(where: { name.hasSuffix("." + $0) }) {
-            let path = directory + "/" + name
-            var status = stat()
-            guard stat(path, &status) == 0, (UInt32(status.st_mode) & 0o170000) == 0o100000 else { continue }
-            var listing = BackupListing(file: path, sizeBytes: Int64(status.st_size))
-            do {
-                let located = try locate(path: path)
+        for file in files where file.isRegular {
+            var listing = BackupListing(file: file.path, sizeBytes: file.sizeBytes)
+            if let refused = file.refused {
+                listing.sizeBytes = 0
+                listing.unreadable = refused
+            } else if let located = file.located {
                 let manifest = located.manifest
                 // In UTC like every date clmnt prints (an offset written by another tool is converted).
                 listing.date = Timestamp.parse(manifest.timestamp).map(Timestamp.format) ?? manifest.timestamp
+                listing.untrustedDate = file.untrustedDate
                 listing.moltCount = manifest.molts.count
                 listing.molts = manifest.molts.map(\.name)
                 listing.hostname = manifest.hostname
-                listing.compression = manifest.compression ?? compressionFromName(name)
+                listing.compression = manifest.compression ?? compressionFromName(file.path)
                 listing.writtenBy = located.format.rawValue
-                if located.format == .clmnt, let mark = BackupStatusMark.read(path: path) {
+                if located.format == .clmnt, let mark = file.mark {
                     listing.complete = mark.complete
                     listing.missedFiles = mark.missed
                 }
-            } catch {
-                listing.unreadable = error.description
+            } else {
+                listing.unreadable = file.unreadable ?? "unreadable"
             }
             listings.append(listing)
         }

@@ -98,6 +98,7 @@ extension FleetBackup {
         defer { withExtendedLifetime(lock) {} }
         let (outputPath, _) = try resolveOutputPath(now: now, create: false)
         try refuseOutputInside(molts: molts, outputPath: outputPath)
+        try refuseUntrustedDirectory((outputPath as NSString).deletingLastPathComponent)
 
         let scanner = TreeScanner(rules: options.rules, inventory: true)
         var plans: [BackupPlan.MoltPlan] = []

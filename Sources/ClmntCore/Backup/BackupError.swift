@@ -12,6 +12,9 @@ public enum BackupError: Error, CustomStringConvertible {
     case locked(BaseDirLockError)
     /// `--verify` found the archive just written damaged (it is kept, for inspection; nothing was pruned).
     case damaged(path: String, problems: [String])
+    /// A backup dir someone other than root (or the invoking user) owns or can write:
+    /// archives there could be planted or replaced (exit 1).
+    case untrustedBackupDir(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -28,6 +31,8 @@ public enum BackupError: Error, CustomStringConvertible {
             let first = problems.first.map { ": \($0)" } ?? ""
             let more = problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""
             return "\(path) failed verification\(first)\(more); no old backup was removed"
+        case .untrustedBackupDir(let path, let reason):
+            return "refusing backup dir \(path): \(reason) (chown root and chmod go-w it, or choose another --backup-dir)"
         }
     }
 }

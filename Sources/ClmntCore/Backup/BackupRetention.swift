@@ -21,7 +21,7 @@ public struct RetentionResult: Sendable, Equatable {
     /// Paths removed, oldest first (none in a dry run).
     public var removed: [String] = []
     /// Files named like archives that were not candidates: symlinks, unreadable,
-    /// foreign or another base dir's archives.
+    /// foreign, another owner's or another base dir's archives.
     public var skipped: [RetentionSkip] = []
     /// Old archives that should have been removed but could not be.
     public var failed: [RetentionSkip] = []
@@ -33,11 +33,13 @@ public struct RetentionResult: Sendable, Equatable {
 /// backup, and `fleet prune`. The policy (`RetentionPolicy`) decides; this finds the
 /// candidates and removes what it lets go.
 ///
-/// Only regular files named `fleet-*.tar*` whose manifest (the first entry)
-/// says `tool: clmnt` and names this base dir are candidates. Everything is
-/// done relative to one descriptor of the directory: names are examined with
-/// `fstatat(AT_SYMLINK_NOFOLLOW)` and opened with `O_NOFOLLOW`, and a file is
-/// unlinked only if it is still the same inode whose manifest was read. The
+/// Only regular files named `fleet-*.tar*`, owned by root (or the invoking user)
+/// with one link, whose manifest (the first entry) says `tool: clmnt` and names
+/// this base dir are candidates, in a backup dir no one else can write
+/// (`BackupDirectory`: the listing `list-backups` uses too). Everything is done
+/// relative to one descriptor of the directory, and a file is unlinked only if it
+/// is still the same inode whose manifest was read. An archive whose date is not
+/// trusted (in the future, far from its mtime) fills no slot and is never removed. The
 /// report and `SHA256SUMS` are entries of the archive: they go with it; no other
 /// file is ever removed.
 public enum BackupRetention {
@@ -45,7 +47,12 @@ public enum BackupRetention {
     public static let namePattern = "fleet-*.tar*"
 
     public static func matchesName(_ name: String) -> Bool {
-        fnmatch(namePattern, name, FNM_PERIOD) == 0
+        matchesName(PathBytes(name))
+    }
+
+    /// The name as bytes: one that is not UTF-8 matches too (`fleet-\xFF.tar.gz`).
+    static func matchesName(_ name: PathBytes) -> Bool {
+        name.withCString { fnmatch(namePattern, $0, FNM_PERIOD) == 0 }
     }
 
     /// `fleet prune`: applies `policy` to the archives of `baseDir` in `directory` under the
@@ -59,14 +66,9 @@ public enum BackupRetention {
         }
         try policy.validate()
         guard wait >= 0, wait <= 86_400 else { throw .invalidOption("--wait must be between 0 and 86400 seconds") }
-        var info = stat()
-        if stat(directory, &info) != 0 {
-            if errno == ENOENT { return RetentionResult() }
-            throw .unreadable(path: directory, reason: errnoText())
-        }
-        guard (UInt32(info.st_mode) & FileType.mask) == FileType.directory else {
-            throw .unreadable(path: directory, reason: "not a directory")
-        }
+        // A backup dir others can write is refused, even for a dry run: its archives could be anyone's.
+        guard let dirFD = try BackupDirectory.openDirectory(directory, requireTrusted: true) else { return RetentionResult() }
+        close(dirFD)
         var lock: BaseDirLock?
         if !dryRun {
             var options = BackupOptions(baseDir: baseDir)
@@ -84,99 +86,70 @@ public enum BackupRetention {
     public static func prune(directory: String, baseDir: String, policy: RetentionPolicy, newArchive: String? = nil,
                              dryRun: Bool = false, timeZone: TimeZone = .current) -> RetentionResult {
         var result = RetentionResult()
-        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dirFD >= 0 else {
-            result.failed.append(RetentionSkip(file: directory, reason: "cannot open the directory: \(errnoText())"))
+        let dirFD: Int32
+        do {
+            guard let opened = try BackupDirectory.openDirectory(directory, requireTrusted: true) else { return result }
+            dirFD = opened
+        } catch {
+            result.failed.append(RetentionSkip(file: directory, reason: error.description))
             return result
         }
         defer { close(dirFD) }
 
-        var identities: [String: (dev: UInt64, ino: UInt64)] = [:]
+        let newName = newArchive.map { PathBytes($0) }
+        let files: [ArchiveFile]
+        do {
+            files = try BackupDirectory.scan(dirFD, directory: directory) { $0 == newName || matchesName($0) }
+        } catch {
+            // A listing that fails leaves nothing to remove.
+            result.failed.append(RetentionSkip(file: directory, reason: error.description))
+            return result
+        }
+        var examined: [String: ArchiveFile] = [:]
         var candidates: [RetentionCandidate] = []
-        // Archive names are clmnt's own (UTF-8); a listing that fails leaves nothing to remove.
-        for name in (try? directoryNames(dirFD)) ?? [] where name == newArchive || matchesName(name) {
-            let path = directory + "/" + name
-            var info = stat()
-            guard fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                result.skipped.append(RetentionSkip(file: path, reason: errnoText()))
+        for file in files {
+            if let refused = file.refused {
+                result.skipped.append(RetentionSkip(file: file.path, reason: refused))
                 continue
             }
-            let type = UInt32(info.st_mode) & FileType.mask
-            guard type == FileType.regular else {
-                let reason = type == FileType.symlink ? "a symlink (not followed)" : "not a regular file"
-                result.skipped.append(RetentionSkip(file: path, reason: reason))
+            guard let manifest = file.located?.manifest else {
+                result.skipped.append(RetentionSkip(file: file.path, reason: "unreadable: \(file.unreadable ?? "no manifest")"))
                 continue
             }
-            switch examine(dirFD: dirFD, name: name, path: path, expected: info, baseDir: baseDir) {
-            case .candidate(let timestamp, let complete):
-                let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-                candidates.append(RetentionCandidate(name: name, timestamp: timestamp, modified: modified, complete: complete,
-                                                     sizeBytes: Int64(info.st_size)))
-                identities[name] = (UInt64(info.st_dev), UInt64(info.st_ino))
-            case .skip(let skip):
-                result.skipped.append(skip)
+            guard manifest.tool == "clmnt" else {
+                result.skipped.append(RetentionSkip(file: file.path, reason: "not written by clmnt (tool: \(manifest.tool ?? "none"))"))
+                continue
             }
+            guard manifest.baseDir == baseDir else {
+                result.skipped.append(RetentionSkip(file: file.path, reason: "an archive of another base dir (\(manifest.baseDir ?? "none"))"))
+                continue
+            }
+            // The escaped name is lossless, so unique: it keys the decision (and the JSON shows it).
+            let name = file.name.description
+            candidates.append(RetentionCandidate(name: name, timestamp: manifest.timestamp, modified: file.modified,
+                                                 complete: file.mark?.complete, sizeBytes: file.sizeBytes,
+                                                 untrustedDate: file.name == newName ? nil : file.untrustedDate))
+            examined[name] = file
         }
 
-        result.decisions = policy.decide(candidates, newArchive: newArchive, timeZone: timeZone)
+        result.decisions = policy.decide(candidates, newArchive: newArchive.map { PathBytes($0).description },
+                                         timeZone: timeZone)
         guard !dryRun else { return result }
-        for victim in result.decisions.reversed() where !victim.keep && victim.candidate.name != newArchive {
-            let name = victim.candidate.name
-            let path = directory + "/" + name
+        for victim in result.decisions.reversed() where !victim.keep {
+            guard let file = examined[victim.candidate.name], file.name != newName else { continue }
             var info = stat()
-            guard fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0,
-                  let identity = identities[name],
-                  UInt64(info.st_dev) == identity.dev, UInt64(info.st_ino) == identity.ino else {
-                result.failed.append(RetentionSkip(file: path, reason: "replaced while being examined; left alone"))
+            guard file.name.withCString({ fstatat(dirFD, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0,
+                  InodeKey(info) == file.identity else {
+                result.failed.append(RetentionSkip(file: file.path, reason: "replaced while being examined; left alone"))
                 continue
             }
-            if unlinkat(dirFD, name, 0) == 0 {
-                result.removed.append(path)
+            if file.name.withCString({ unlinkat(dirFD, $0, 0) }) == 0 {
+                result.removed.append(file.path)
             } else {
-                result.failed.append(RetentionSkip(file: path, reason: errnoText()))
+                result.failed.append(RetentionSkip(file: file.path, reason: errnoText()))
             }
         }
         return result
-    }
-
-    /// The manifest timestamp of a clmnt archive of `baseDir`, read through a
-    /// descriptor opened without following links; otherwise why it is left alone.
-    private static func examine(dirFD: Int32, name: String, path: String, expected: stat,
-                                baseDir: String) -> Examined {
-        let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return .skip(RetentionSkip(file: path, reason: errnoText())) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_dev == expected.st_dev, info.st_ino == expected.st_ino else {
-            return .skip(RetentionSkip(file: path, reason: "replaced while being examined"))
-        }
-        let descriptorPath = descriptorDirectory + "/\(fd)"
-        let manifest: Manifest
-        do { manifest = try BackupCatalog.readManifest(path: descriptorPath) } catch {
-            let reason = error.description.replacingOccurrences(of: descriptorPath, with: path)
-            return .skip(RetentionSkip(file: path, reason: "unreadable: \(reason)"))
-        }
-        guard manifest.tool == "clmnt" else {
-            return .skip(RetentionSkip(file: path, reason: "not written by clmnt (tool: \(manifest.tool ?? "none"))"))
-        }
-        guard manifest.baseDir == baseDir else {
-            return .skip(RetentionSkip(file: path, reason: "an archive of another base dir (\(manifest.baseDir ?? "none"))"))
-        }
-        return .candidate(timestamp: manifest.timestamp, complete: BackupStatusMark.read(fd: fd)?.complete)
-    }
-
-    private enum Examined {
-        case candidate(timestamp: String, complete: Bool?)
-        case skip(RetentionSkip)
-    }
-
-    /// Where an open descriptor can be opened again by path (libarchive takes a path).
-    private static var descriptorDirectory: String {
-        #if os(Linux)
-        "/proc/self/fd"
-        #else
-        "/dev/fd"
-        #endif
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }

@@ -169,7 +169,7 @@ public struct BackupScheduleStatus: Sendable, Codable {
     public var entry: [String]
     /// From the installed line, else the one asked about.
     public var backupDir: String
-    /// The newest readable archive in `backupDir`.
+    /// The newest readable archive in `backupDir` whose date is trusted.
     public var newestArchive: BackupListing?
     /// Why `backupDir` could not be listed.
     public var backupDirProblem: String?
@@ -204,6 +204,10 @@ public enum BackupSchedule {
 
         var notes: [String] = []
         if try prepareBackupDir(job.backupDir) { notes.append("created \(job.backupDir) (mode 0700)") }
+        // The nightly job would refuse it (and prune nothing): refuse now, before the crontab changes.
+        if let problem = BackupDirectory.trustProblem(path: job.backupDir) {
+            throw .backupDir(path: job.backupDir, reason: problem)
+        }
         prepareLog(job.logPath)
 
         let replaced = !entryLines(in: current, baseDir: job.baseDir).isEmpty
@@ -243,7 +247,8 @@ public enum BackupSchedule {
         let directory = entry.compactMap(backupDirArgument).first ?? absolutePath(backupDir)
         var status = BackupScheduleStatus(baseDir: base, entry: entry, backupDir: directory)
         do {
-            status.newestArchive = try BackupCatalog.list(directory: directory).last { $0.unreadable == nil }
+            status.newestArchive = try BackupCatalog.list(directory: directory).last(where: \.isDated)
+            status.backupDirProblem = BackupDirectory.trustProblem(path: directory).map { "refusing backup dir \(directory): \($0)" }
         } catch {
             status.backupDirProblem = error.description
         }

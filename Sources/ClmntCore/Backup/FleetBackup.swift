@@ -22,6 +22,7 @@ public struct FleetBackup {
         let (outputPath, alternatives) = try resolveOutputPath(now: now)
         try refuseOutputInside(molts: molts, outputPath: outputPath)
         let outputDirectory = (outputPath as NSString).deletingLastPathComponent
+        try refuseUntrustedDirectory(outputDirectory)
         let leftovers = PartialFiles.removeStale(in: outputDirectory)
 
         // Scan first: the manifest, written first, carries every count and size.
@@ -107,6 +108,14 @@ public struct FleetBackup {
             summary.pruneSkipped = result.skipped
             summary.pruneFailed = result.failed
         }
+    }
+
+    /// The backup dir (and, when retention acts, the directory of `-o`) must be one no one else
+    /// can write: others could plant archives that retention ranks, or replace ours
+    /// (`BackupDirectory`). A one-off `-o` file without `--keep...` is the admin's own choice.
+    func refuseUntrustedDirectory(_ directory: String) throws(BackupError) {
+        guard options.output == nil || !options.retention.isEmpty else { return }
+        try BackupDirectory.requireTrusted(directory)
     }
 
     /// The shared base-dir lock of a backup (see `BaseDirLock`); `.inspect` for a dry run.

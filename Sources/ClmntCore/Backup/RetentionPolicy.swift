@@ -81,13 +81,17 @@ public struct RetentionCandidate: Sendable, Equatable {
     public var complete: Bool?
     /// The file's size, for what a prune frees.
     public var sizeBytes: Int64
+    /// Why its timestamp may not rank it (in the future, far from its mtime); nil: trusted.
+    public var untrustedDate: String?
 
-    public init(name: String, timestamp: String, modified: Double = 0, complete: Bool? = true, sizeBytes: Int64 = 0) {
+    public init(name: String, timestamp: String, modified: Double = 0, complete: Bool? = true, sizeBytes: Int64 = 0,
+                untrustedDate: String? = nil) {
         self.name = name
         self.timestamp = timestamp
         self.modified = modified
         self.complete = complete
         self.sizeBytes = sizeBytes
+        self.untrustedDate = untrustedDate
     }
 
     /// When the backup started; a timestamp that does not parse sorts as the oldest.
@@ -119,9 +123,14 @@ extension RetentionPolicy {
     ///
     /// `newArchive` (the backup just written) is always kept and counts as the newest,
     /// whatever its clock said.
+    ///
+    /// An archive whose date is not trusted (`untrustedDate`: in the future, or far from its
+    /// mtime) is not ranked at all: it fills no slot, so it never pushes a trusted archive
+    /// out, and it is kept (`date not trusted`), listed after the others, until removed by hand.
     public func decide(_ candidates: [RetentionCandidate], newArchive: String? = nil,
                        timeZone: TimeZone = .current) -> [RetentionDecision] {
-        let sorted = candidates.sorted { a, b in
+        let unranked = candidates.filter { $0.untrustedDate != nil && $0.name != newArchive }.sorted { $0.name < $1.name }
+        let sorted = candidates.filter { $0.untrustedDate == nil || $0.name == newArchive }.sorted { a, b in
             if (a.name == newArchive) != (b.name == newArchive) { return a.name == newArchive }
             return (a.date.timeIntervalSince1970, a.modified, a.name) > (b.date.timeIntervalSince1970, b.modified, b.name)
         }
@@ -140,7 +149,11 @@ extension RetentionPolicy {
             reasons[newArchive] = ["the new archive"]
         }
         return sorted.map { RetentionDecision(candidate: $0, reasons: reasons[$0.name] ?? []) }
+            + unranked.map { RetentionDecision(candidate: $0, reasons: [Self.untrustedDateReason]) }
     }
+
+    /// Why an archive whose date is not trusted stays.
+    public static let untrustedDateReason = "date not trusted"
 
     /// restic's walk: newest first; a rule keeps an archive whose period differs from the
     /// last period it kept, until its count is used up. Returns name -> reasons.

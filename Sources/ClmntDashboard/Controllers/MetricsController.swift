@@ -36,7 +36,7 @@ struct MetricsController<Store: DashboardStore> {
                molts.compactMap { snapshot in snapshot.last.map { (labels(snapshot), $0.timestamp.timeIntervalSince1970) } })
         let newest = backups.newest
         let newestDate = newest?.date.flatMap(Timestamp.parse)
-        family("clmnt_backup_last_success_timestamp_seconds", "Unix time of the newest readable fleet archive in the backup dir that is not marked incomplete.",
+        family("clmnt_backup_last_success_timestamp_seconds", "Unix time of the newest fleet archive root wrote in the backup dir, dated no later than now, not marked incomplete.",
                newestDate.map { [("", $0.timeIntervalSince1970)] } ?? [])
         family("clmnt_backup_last_size_bytes", "Size of that archive.",
                newest.map { [("", Double($0.sizeBytes))] } ?? [])

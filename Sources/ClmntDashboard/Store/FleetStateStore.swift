@@ -174,7 +174,7 @@ public actor FleetStateStore: DashboardStore, Service {
         }
         backupStamp = stamps
         do {
-            return BackupsSnapshot(backupDir: directory, listings: try BackupCatalog.list(directory: directory),
+            return BackupsSnapshot(backupDir: directory, listings: try BackupCatalog.list(directory: directory, now: now),
                                    problem: nil, schedule: schedule, takenAt: now)
         } catch {
             return BackupsSnapshot(backupDir: directory, listings: [], problem: error.description, schedule: schedule, takenAt: now)

@@ -71,7 +71,8 @@ public struct BackupsSnapshot: Sendable {
     public let takenAt: Date
 
     /// The newest archive that could be read and is not marked incomplete: the last good backup.
-    public var newest: BackupListing? { listings.last { $0.unreadable == nil && $0.complete != false } }
+    /// Never a file root did not write, nor an archive whose date is not trusted (dated in the future).
+    public var newest: BackupListing? { listings.last { $0.isDated && $0.complete != false } }
 }
 
 /// The page's four colours, each with a word: colour is never the only signal.

@@ -176,16 +176,20 @@ public enum FleetDoctor {
         let resolvedBase = realPath(fleet.baseDir) ?? fleet.baseDir
         if let molt = fleet.molts.first(where: { isInside(resolvedBackups, resolvedBase + "/" + $0.name) }) {
             checks.append(DoctorCheck(.fail, "backup-dir", "backup dir \(directory) is inside the home of molt \(molt.name), which can read and replace the archives"))
+        } else if let problem = BackupDirectory.trustProblem(path: directory) {
+            // backup, prune and schedule refuse it: say so before the nightly job does.
+            checks.append(DoctorCheck(.fail, "backup-dir", "backup dir \(directory): \(problem); backup --keep, prune and schedule refuse it"))
         } else {
             checks.append(DoctorCheck(.ok, "backup-dir", "backup dir \(directory) (\(options.backupDir.explanation))"))
         }
 
         let listings: [BackupListing]
-        do { listings = try BackupCatalog.list(directory: directory) } catch {
+        do { listings = try BackupCatalog.list(directory: directory, now: options.now) } catch {
             checks.append(DoctorCheck(.fail, "backup-recent", "cannot list \(directory): \(error)"))
             return checks
         }
-        let ours = listings.filter { $0.unreadable == nil }
+        // An archive dated in the future (or far from its mtime) is never the newest: it would hide a stale backup.
+        let ours = listings.filter(\.isDated)
         let newest = ours.max { (Timestamp.parse($0.date ?? "") ?? .distantPast) < (Timestamp.parse($1.date ?? "") ?? .distantPast) }
         guard let newest, let date = newest.date.flatMap(Timestamp.parse) else {
             checks.append(DoctorCheck(.fail, "backup-recent", "no backup in \(directory) (clmnt fleet backup, or clmnt fleet schedule)"))
