@@ -79,9 +79,20 @@ extension Fleet {
             var complete = true
             try reportingErrors {
                 let started = Date()
-                let report = try ArchiveVerifier.verify(path: absolutePath(file))
+                let path = absolutePath(file)
+                let held = VerifiedMark.open(path)
+                defer { held?.close() }
+                let report = try ArchiveVerifier.verify(path: path)
                 intact = report.isIntact
                 complete = report.isComplete
+                // Root's record that this file read back intact: fleet doctor's verify advice clears.
+                if intact && complete, let held {
+                    if let reason = held.markVerified(path: path) {
+                        output.detail("could not record the verification on \(path): \(reason)", json: json)
+                    } else {
+                        output.detail("recorded the verification on \(path) (\(VerifiedMark.attributeName))", json: json)
+                    }
+                }
                 let seconds = Date().timeIntervalSince(started)
                 output.detail(String(format: "read %@ in %.2f s (%@/s)", report.archive, seconds,
                                      formatBytes(Int64(Double(report.bytesChecked) / max(seconds, 0.001)))), json: json)
