@@ -16,6 +16,13 @@ extension Fleet {
         @Flag(inversion: .prefixedNo, help: "Print the list as JSON.")
         var json = false
 
+        @Argument(help: .hidden)
+        var strayArguments: [String] = []
+
+        func validate() throws {
+            try refuseStray(strayArguments, command: "fleet list-backups")
+        }
+
         func run() throws {
             try reportingErrors {
                 let location = backups.resolved(baseDir: global.resolvedBaseDir)
@@ -35,8 +42,9 @@ extension Fleet {
                     // For scripts (`for f in $(clmnt fleet list-backups -q)`): the archives' paths, nothing else.
                     for listing in listings { print(listing.file) }
                 } else if listings.isEmpty {
-                    print("no backups in \(directory)")
+                    print("no backups in \(directory)" + (location.pointer.map { " (\($0))" } ?? ""))
                 } else {
+                    if location.source == .bashTool { print("backup dir \(directory): \(location.explanation)") }
                     var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
                     for listing in listings {
                         let file = (listing.file as NSString).lastPathComponent
@@ -66,7 +74,7 @@ extension Fleet {
             """
         )
 
-        @Argument(help: "The archive to verify.")
+        @Argument(help: "The archive to verify.", completion: .file())
         var file: String
 
         @OptionGroup var output: OutputOptions
