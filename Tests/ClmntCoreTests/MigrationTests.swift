@@ -162,6 +162,37 @@ struct MigrationTests {
         #expect(again.stdout.contains("no backups in \(fixture.root.path)/backups"), "\(again.stdout)")
     }
 
+    /// Before: molt names, --from and -d completed nothing.
+    @Test("completion offers the base dir's molt names (also in a --select list) and files for --from")
+    func completions() throws {
+        let fixture = try FleetFixture(molts: ["alpha", "beta"])
+        defer { fixture.remove() }
+        let setup = try runCapturing(clmnt, ["---completion", "molt", "health", "setup", "--", "positional@0", "6", "0",
+                                             "clmnt", "molt", "health", "setup", "-d", fixture.baseDir, ""])
+        #expect(setup.stdout == "alpha\nbeta\n", "\(setup.stdout)\(setup.stderr)")
+        let select = try runCapturing(clmnt, ["---completion", "fleet", "backup", "--", "--select", "5", "8",
+                                              "clmnt", "fleet", "backup", "--base-dir", fixture.baseDir, "--select", "alpha,b"])
+        #expect(select.stdout == "alpha,beta\n", "\(select.stdout)\(select.stderr)")
+        let script = try runCapturing(clmnt, ["--generate-completion-script", "bash"])
+        #expect(script.stdout.contains("'--from')"), "--from completes files")
+    }
+
+    /// Before: on a host without systemd, one loginctl warning per created user.
+    @Test("a restore that creates users on a host without systemd says nothing about lingering")
+    func noLoginctlWarnings() throws {
+        guard !FileManager.default.fileExists(atPath: "/run/systemd/system") else { return }
+        let directory = try TemporaryDirectory(prefix: "clmnt-migration")
+        let names = [F.uniqueName("l"), F.uniqueName("l")]
+        defer { F.removeUsers(names); directory.remove() }
+        let archive = directory.path + "/fleet.tar.gz"
+        try F.bashArchive(archive, molts: [F.CraftedMolt(name: names[0], port: 19001, entries: [.file(".molt-info", "MOLT_NAME=x\n")]),
+                                           F.CraftedMolt(name: names[1], port: 19021, entries: [.file(".molt-info", "MOLT_NAME=y\n")])])
+        let run = try runCapturing(clmnt, ["fleet", "restore", "--from", archive, "-d", directory.path + "/molts", "--yes"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(UserAccounts.user(named: names[0]) != nil)
+        #expect(!run.stderr.contains("linger"), "\(run.stderr)")
+    }
+
     /// Before: --no-verbose, --no-dry-run, --no-force, --no-skip-users were usage errors.
     @Test("the bash tool's --no- spellings are accepted")
     func bashSpellings() throws {
