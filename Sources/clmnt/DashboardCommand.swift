@@ -117,7 +117,7 @@ extension Dashboard {
             try reportingErrors {
                 let service = DashboardService(unitDir: unitDir)
                 if status {
-                    print(service.status().joined(separator: "\n"))
+                    printText(service.status().joined(separator: "\n"))
                 } else if remove {
                     let notes = try service.remove()
                     global.say(notes.isEmpty ? "no dashboard service was installed" : notes.joined(separator: "\n"))

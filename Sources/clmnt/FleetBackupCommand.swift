@@ -88,7 +88,7 @@ extension Fleet {
             return message.split(separator: "\n", omittingEmptySubsequences: false).map { "\(now) \($0)" }.joined(separator: "\n")
         }
 
-        func say(_ message: String) { print(stamped(message)) }
+        func say(_ message: String) { printText(stamped(message)) }
         func warn(_ message: String) { printError(stamped(message)) }
 
         func validate() throws {
@@ -139,22 +139,22 @@ extension Fleet {
                 let command = self
                 backup.onWarning = { message in
                     progress.clear()
-                    command.warn("clmnt: warning: \(message)")
+                    command.warn("clmnt: warning: \(TerminalText.line(message))")
                 }
                 let summary: BackupSummary
                 do { summary = try backup.run() } catch BackupError.damaged(let path, let problems) {
                     progress.clear()
-                    for problem in problems where verbose { warn("clmnt: DAMAGED: \(problem)") }
+                    for problem in problems where verbose { warn("clmnt: DAMAGED: \(TerminalText.line("\(problem)"))") }
                     warn("clmnt: \(BackupError.damaged(path: path, problems: problems))")
                     throw ExitCode(ExitStatus.checkFailed)
                 }
                 progress.clear()
                 timer.reached(nil)
                 for leftover in summary.leftoversRemoved where !quiet && !json {
-                    say("removed \(leftover.file) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
+                    say("removed \(TerminalText.line(leftover.file)) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
                 }
                 for failure in summary.leftoversFailed {
-                    warn("clmnt: warning: cannot remove \(failure.file), left by a killed backup: \(failure.reason)")
+                    warn("clmnt: warning: cannot remove \(TerminalText.line(failure.file)), left by a killed backup: \(TerminalText.line(failure.reason))")
                 }
                 // Worth a line when the archive is incomplete (list-backups cannot show it) or asked for.
                 if let reason = summary.markFailed, !summary.complete || verbose {
@@ -162,7 +162,7 @@ extension Fleet {
                 }
                 // A backup that could not remove an old archive still succeeded; say so even with -q.
                 for failure in summary.pruneFailed {
-                    warn("clmnt: warning: cannot remove old backup \(failure.file): \(failure.reason)")
+                    warn("clmnt: warning: cannot remove old backup \(TerminalText.line(failure.file)): \(TerminalText.line(failure.reason))")
                 }
                 if json {
                     try printJSON(summary)
@@ -175,9 +175,9 @@ extension Fleet {
                         }
                     }
                     say(summary.oneLine)
-                    for path in summary.pruned { say("removed old backup \(path)") }
+                    for path in summary.pruned { say("removed old backup \(TerminalText.line(path))") }
                     if verbose {
-                        for skip in summary.pruneSkipped { say("  left alone: \(skip.file): \(skip.reason)") }
+                        for skip in summary.pruneSkipped { say("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }
                     }
                 }
                 if !summary.complete {

@@ -48,7 +48,7 @@ extension Fleet {
                 // -q: only what needs attention.
                 for check in report.checks where !(global.quiet && check.verdict == .ok) {
                     let subject = check.molt.map { "\($0): " } ?? ""
-                    print("\(check.verdict.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))  \(check.check.padding(toLength: 16, withPad: " ", startingAt: 0))  \(subject)\(check.message)")
+                    printText("\(check.verdict.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))  \(check.check.padding(toLength: 16, withPad: " ", startingAt: 0))  \(subject)\(TerminalText.line(check.message))")
                 }
                 let counts = Dictionary(grouping: report.checks, by: \.verdict).mapValues(\.count)
                 global.say("\(counts[.ok] ?? 0) OK, \(counts[.warn] ?? 0) WARN, \(counts[.fail] ?? 0) FAIL")

@@ -16,11 +16,16 @@ extension Fleet {
         @Flag(inversion: .prefixedNo, help: "Print the list as JSON.")
         var json = false
 
+        @Flag(name: [.customShort("0"), .customLong("null")],
+              help: "Print only the archives' paths, each ended by a NUL byte instead of a newline, exactly as named (for xargs -0).")
+        var null = false
+
         @Argument(help: .hidden)
         var strayArguments: [String] = []
 
         func validate() throws {
             try refuseStray(strayArguments, command: "fleet list-backups")
+            if null && json { throw ValidationError("give --json or -0/--null, not both") }
         }
 
         func run() throws {
@@ -38,13 +43,16 @@ extension Fleet {
                     try printJSON(listings)
                     return
                 }
-                if global.quiet {
+                if null {
+                    // Exact bytes, as `find -print0`: a name may hold a newline or a control character.
+                    for listing in listings { FileHandle.standardOutput.write(Data(listing.file.utf8) + Data([0])) }
+                } else if global.quiet {
                     // For scripts (`for f in $(clmnt fleet list-backups -q)`): the archives' paths, nothing else.
-                    for listing in listings { print(listing.file) }
+                    for listing in listings { printText(TerminalText.line(listing.file)) }
                 } else if listings.isEmpty {
-                    print("no backups in \(directory)" + (location.pointer.map { " (\($0))" } ?? ""))
+                    printText("no backups in \(directory)" + (location.pointer.map { " (\($0))" } ?? ""))
                 } else {
-                    if location.source == .bashTool { print("backup dir \(directory): \(location.explanation)") }
+                    if location.source == .bashTool { printText("backup dir \(directory): \(location.explanation)") }
                     var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
                     for listing in listings {
                         let file = (listing.file as NSString).lastPathComponent
@@ -58,9 +66,11 @@ extension Fleet {
                                          (listing.compression ?? "-") + legacy])
                         }
                     }
-                    print(renderTable(rows))
+                    printText(renderTable(rows))
                 }
-                if let leftoverLine { global.say(leftoverLine) }
+                if let leftoverLine {
+                    if null { printError("clmnt: warning: \(leftoverLine)") } else { global.say(leftoverLine) }
+                }
             }
         }
     }
@@ -108,14 +118,14 @@ extension Fleet {
                     try printJSON(report)
                     return
                 }
-                for problem in report.problems { print("DAMAGED: \(problem)") }
-                for note in report.notes { output.say("note: \(note)") }
-                for file in report.missed { print("MISSED: \(file.line)") }
+                for problem in report.problems { printText("DAMAGED: \(TerminalText.line("\(problem)"))") }
+                for note in report.notes { output.say("note: \(TerminalText.line(note))") }
+                for file in report.missed { printText("MISSED: \(TerminalText.line(file.line))") }
                 let verdict = !report.isIntact ? "FAILED (\(report.problems.count) problems)"
                     : !report.isComplete ? "INCOMPLETE (the backup missed \(report.missed.count) file\(report.missed.count == 1 ? "" : "s"))" : "OK"
                 // -q: nothing when intact and complete (the exit status says it).
                 if output.quiet && intact && complete { return }
-                print("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
+                printText("\(report.archive): \(verdict): \(report.entries) entries, \(report.filesChecked) files, "
                       + "\(formatBytes(report.bytesChecked)) checked, \(report.compression)")
             }
             if !intact { throw ExitCode(ExitStatus.checkFailed) }
@@ -124,14 +134,18 @@ extension Fleet {
     }
 }
 
-/// Left-aligned columns separated by two spaces.
-func renderTable(_ rows: [[String]]) -> String {
+/// Left-aligned columns separated by two spaces, the last one not padded: every table clmnt
+/// prints (list-backups, prune, the dry run, the restore plan, health) comes from here.
+func renderTable(_ rows: [[String]], indent: String = "") -> String {
+    // Cells hold values from archives, state files and file names: one line each, escaped.
+    let rows = rows.map { $0.map(TerminalText.line) }
     guard let columns = rows.first?.count else { return "" }
     var widths = [Int](repeating: 0, count: columns)
     for row in rows { for (index, cell) in row.enumerated() where index < columns - 1 { widths[index] = max(widths[index], cell.count) } }
     return rows.map { row in
-        row.enumerated().map { index, cell in
+        let line = row.enumerated().map { index, cell in
             index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }.joined(separator: "  ")
+        return indent + String(line.reversed().drop(while: { $0 == " " }).reversed())
     }.joined(separator: "\n")
 }

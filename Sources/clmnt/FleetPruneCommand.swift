@@ -43,14 +43,14 @@ extension Fleet {
                 failed = !result.failed.isEmpty
                 let report = PruneReport(backupDir: location.directory, baseDir: baseDir, dryRun: dryRun, policy: policy,
                                          result: result)
-                for failure in result.failed { printError("clmnt: cannot remove \(failure.file): \(failure.reason)") }
+                for failure in result.failed { printError("clmnt: cannot remove \(TerminalText.line(failure.file)): \(TerminalText.line(failure.reason))") }
                 global.detail("backup dir \(location.directory) (\(location.explanation))", json: json)
                 if json {
                     try printJSON(report)
                     return
                 }
                 // A dry run is a report, printed even with -q; a prune that acts is quiet with -q.
-                if dryRun { print(report.text(verbose: global.verbose)) } else { global.say(report.text(verbose: global.verbose)) }
+                if dryRun { printText(report.text(verbose: global.verbose)) } else { global.say(report.text(verbose: global.verbose)) }
             }
             if failed { throw ExitCode(ExitStatus.failure) }
         }
@@ -124,10 +124,10 @@ struct PruneReport: Encodable {
         } else {
             let freed = archives.filter { removed.contains($0.file) }.reduce(Int64(0)) { $0 + $1.sizeBytes }
             lines.append("removed \(removed.count) \(plural(removed.count)) (\(formatBytes(freed))), kept \(kept)")
-            for path in removed { lines.append("removed old backup \(path)") }
+            for path in removed { lines.append("removed old backup \(TerminalText.line(path))") }
         }
         if verbose {
-            for skip in skipped { lines.append("  left alone: \(skip.file): \(skip.reason)") }
+            for skip in skipped { lines.append("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }
         }
         return lines.joined(separator: "\n")
     }

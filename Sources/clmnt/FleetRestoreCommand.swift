@@ -106,7 +106,7 @@ extension Fleet {
                 if plan.format == .bash { shown.notes.append(BashArchiveModes.note(fixing: fixModes)) }
                 if dryRun {
                     try shown.scanBashArchive()
-                    if json { try printJSON(shown) } else { print(shown.rendered(dryRun: true)) }
+                    if json { try printJSON(shown) } else { printText(shown.rendered(dryRun: true)) }
                     return
                 }
                 guard plan.canRun else {
@@ -120,7 +120,7 @@ extension Fleet {
                         throw RestoreConfirmation.noTerminal
                     }
                     printError(shown.rendered(dryRun: false))
-                    FileHandle.standardError.write(Data("Restore \(plan.molts.count) molt\(plan.molts.count == 1 ? "" : "s") into \(plan.baseDir)? [y/N] ".utf8))
+                    FileHandle.standardError.write(Data("Restore \(plan.molts.count) molt\(plan.molts.count == 1 ? "" : "s") into \(TerminalText.line(plan.baseDir))? [y/N] ".utf8))
                     let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                     guard answer == "y" || answer == "yes" else { throw RestoreConfirmation.declined }
                 } else if !json {
@@ -142,7 +142,7 @@ extension Fleet {
                     throw ExitCode(128 + signals.received)
                 }
                 progress.clear()
-                for warning in summary.warnings { printError("clmnt: warning: \(warning)") }
+                for warning in summary.warnings { printError("clmnt: warning: \(TerminalText.line(warning))") }
                 if fixModes {
                     for change in try BashArchiveModes.tighten(baseDir: summary.baseDir, molts: summary.molts.map(\.name)) {
                         global.say("tightened \(change)")
@@ -204,9 +204,11 @@ extension RestorePlan {
     func rendered(dryRun: Bool) -> String {
         var lines: [String] = []
         let archiveName = (archive as NSString).lastPathComponent
-        lines.append("\(dryRun ? "Dry run: " : "")restore from \(archiveName) (\(format == .clmnt ? "clmnt" : "bash tool") archive, \(compression)), made on \(hostname) at \(timestamp)")
-        lines.append("into \(baseDir)\(baseDirExists ? "" : " (will be created)")"
-            + (sourceBaseDir.map { $0 != baseDir ? ", backed up from \($0)" : "" } ?? ""))
+        // The hostname, timestamp and source base dir are the archive's words: escaped.
+        lines.append("\(dryRun ? "Dry run: " : "")restore from \(TerminalText.line(archiveName)) (\(format == .clmnt ? "clmnt" : "bash tool") archive, "
+            + "\(TerminalText.line(compression))), made on \(TerminalText.line(hostname)) at \(TerminalText.line(timestamp))")
+        lines.append("into \(TerminalText.line(baseDir))\(baseDirExists ? "" : " (will be created)")"
+            + (sourceBaseDir.map { $0 != baseDir ? ", backed up from \(TerminalText.line($0))" : "" } ?? ""))
         let rows: [[String]] = [["MOLT", "SIZE", "FILES", "BACKUP", "TARGET", "USER", "PORT"]] + molts.map { molt in
             let target: String
             switch molt.action {
@@ -232,16 +234,10 @@ extension RestorePlan {
             let backup = molt.missedFiles.map { $0 == 0 ? "complete" : "INCOMPLETE (\($0) missed)" } ?? "?"
             return [molt.name, formatBytes(molt.sizeBytes), molt.fileCount.map(String.init) ?? "?", backup, target, user, port]
         }
-        let widths = (0..<7).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        for row in rows {
-            let cells = row.enumerated().map { column, cell in
-                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
-            }
-            lines.append("  " + cells.joined(separator: "  "))
-        }
-        if !notSelected.isEmpty { lines.append("not selected: \(notSelected.joined(separator: ", "))") }
-        for note in notes { lines.append("note: \(note)") }
-        for refusal in refusals { lines.append("\(dryRun ? "would refuse" : "refused"): \(refusal)") }
+        lines.append(renderTable(rows, indent: "  "))
+        if !notSelected.isEmpty { lines.append("not selected: \(TerminalText.line(notSelected.joined(separator: ", ")))") }
+        for note in notes { lines.append("note: \(TerminalText.line(note))") }
+        for refusal in refusals { lines.append("\(dryRun ? "would refuse" : "refused"): \(TerminalText.line(refusal))") }
         if dryRun { lines.append("dry run: nothing was changed") }
         return lines.joined(separator: "\n")
     }
@@ -256,7 +252,7 @@ extension RestoreSummary {
             if molt.userCreated { detail += " (created)" }
             if molt.replaced { detail += ", replaced the previous tree" }
             if verbose || !molt.rewrites.isEmpty { lines.append(detail) }
-            for rewrite in molt.rewrites { lines.append("  rewritten: \(rewrite)") }
+            for rewrite in molt.rewrites { lines.append("  rewritten: \(TerminalText.line(rewrite))") }
         }
         let time = String(format: "%.2f s", seconds)
         lines.append("restored \(molts.count) molt\(molts.count == 1 ? "" : "s") into \(baseDir): \(files) files, \(formatBytes(bytes)), \(time)"

@@ -57,14 +57,14 @@ extension Fleet {
                 global.detail("backup dir \(backupDir) (\(location?.explanation ?? "from --backup-dir")); crontab of \(crontab.user)")
                 if status {
                     let report = try BackupSchedule.status(baseDir: baseDir, backupDir: backupDir, crontab: crontab)
-                    print(report.isScheduled ? "scheduled in the crontab of \(crontab.user):" : "not scheduled: no backup of \(baseDir) in the crontab of \(crontab.user)")
-                    for line in report.entry { print("  \(line)") }
+                    printText(report.isScheduled ? "scheduled in the crontab of \(crontab.user):" : "not scheduled: no backup of \(baseDir) in the crontab of \(crontab.user)")
+                    for line in report.entry { printText("  \(line)") }
                     if let newest = report.newestArchive {
-                        print("newest archive: \(newest.file) (\(newest.date ?? "-"), \(formatBytes(newest.sizeBytes)))")
+                        printText("newest archive: \(TerminalText.line(newest.file)) (\(TerminalText.line(newest.date ?? "-")), \(formatBytes(newest.sizeBytes)))")
                     } else if let problem = report.backupDirProblem {
-                        print("newest archive: none (\(problem))")
+                        printText("newest archive: none (\(TerminalText.line(problem)))")
                     } else {
-                        print("newest archive: none in \(report.backupDir)")
+                        printText("newest archive: none in \(report.backupDir)")
                     }
                     return
                 }

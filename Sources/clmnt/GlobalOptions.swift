@@ -47,12 +47,12 @@ struct OutputOptions: ParsableArguments {
     }
 
     /// A line of normal output: hidden by `-q`.
-    func say(_ text: String) { if !quiet { print(text) } }
+    func say(_ text: String) { if !quiet { printText(text) } }
 
     /// A line of `-v` detail: on standard output, or on standard error when standard output carries JSON.
     func detail(_ text: String, json: Bool = false) {
         guard verbose else { return }
-        if json { printError(text) } else { print(text) }
+        if json { printError(text) } else { printText(text) }
     }
 }
 
@@ -122,7 +122,7 @@ func reportingErrors(stamp: (String) -> String = { $0 }, _ body: () throws -> Vo
         throw error
     } catch {
         let hint = nothingFound(error).map { " (\(baseDirHint($0)))" } ?? ""
-        printError(stamp("clmnt: \(error)\(hint)"))
+        printError(stamp("clmnt: " + TerminalText.line("\(error)\(hint)")))
         throw ExitCode(isUsageMistake(error) ? ExitStatus.usage : isBusy(error) ? ExitStatus.busy : ExitStatus.failure)
     }
 }
@@ -207,8 +207,9 @@ func currentUserName() -> String {
     return String(cString: entry.pointee.pw_name)
 }
 
+/// A human-readable message on standard error, control characters escaped (`TerminalText`).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    FileHandle.standardError.write(Data((TerminalText.lines(message) + "\n").utf8))
 }
 
 extension MoltName: ExpressibleByArgument {

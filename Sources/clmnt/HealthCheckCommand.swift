@@ -52,10 +52,10 @@ extension Molt.Health {
                 } else if global.quiet {
                     // -q: only the molts that are not healthy (the exit status says the rest).
                     for outcome in outcomes where !outcome.record.status.isHealthy {
-                        print("\(outcome.molt): \(HealthRendering.summary(outcome.record))")
+                        printText("\(outcome.molt): \(HealthRendering.summary(outcome.record))")
                     }
                 } else if all {
-                    print(HealthRendering.table(
+                    printText(HealthRendering.table(
                         ["MOLT", "STATUS", "PID", "PORT", "HTTP", "TIME(ms)", "DETAIL"],
                         outcomes.map { outcome in
                             let record = outcome.record
@@ -64,7 +64,7 @@ extension Molt.Health {
                                     HealthRendering.number(record.responseTimeMs), record.detail ?? ""]
                         }))
                 } else {
-                    print("\(outcomes[0].molt): \(HealthRendering.summary(outcomes[0].record))")
+                    printText("\(outcomes[0].molt): \(HealthRendering.summary(outcomes[0].record))")
                 }
                 if !outcomes.allSatisfy(\.record.status.isHealthy) { throw ExitCode(ExitStatus.checkFailed) }
             }

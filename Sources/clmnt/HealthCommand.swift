@@ -33,7 +33,7 @@ func loadMolt(_ name: String, _ global: GlobalOptions) throws -> (ClmntCore.Flee
 }
 
 func printWarnings(_ warnings: [String]) {
-    for warning in warnings { printError("clmnt: warning: \(warning)") }
+    for warning in warnings { printError("clmnt: warning: \(TerminalText.line(warning))") }
 }
 
 /// The absolute path this clmnt was started as, for crontab lines and units:

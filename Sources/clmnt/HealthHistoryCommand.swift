@@ -27,7 +27,7 @@ extension Molt.Health {
                 let report = HealthMonitor.history(of: molt, limit: limit)
                 printWarnings(report.warnings)
                 global.detail("read \(StateDirectory(molt: molt).historyPath)", json: json)
-                if json { try printJSON(report.json(molt: name)) } else { print(Self.text(report, molt: name)) }
+                if json { try printJSON(report.json(molt: name)) } else { printText(Self.text(report, molt: name)) }
             }
         }
 

@@ -29,14 +29,15 @@ extension Molt.Health {
                 let path = state.cronLogPath
                 global.detail("\(path):")
                 do {
-                    for line in try LogTail.lastLines(in: state, count: n) { print(line) }
+                    // cron.log is written by the molt user's job: every line escaped.
+                    for line in try LogTail.lastLines(in: state, count: n) { printText(TerminalText.line(line)) }
                 } catch HealthError.logMissing where f {
                     printError("clmnt: \(path) does not exist yet; waiting for it")
                 }
                 guard f else { return }
                 fflush(nil)
-                LogTail.follow(in: state, warning: { printError("clmnt: warning: \($0)") }) {
-                    FileHandle.standardOutput.write(Data(($0 + "\n").utf8))
+                LogTail.follow(in: state, warning: { printError("clmnt: warning: \(TerminalText.line($0))") }) {
+                    FileHandle.standardOutput.write(Data((TerminalText.line($0) + "\n").utf8))
                 }
             }
         }

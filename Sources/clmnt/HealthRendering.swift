@@ -16,7 +16,7 @@ enum HealthRendering {
         var facts = [record.pid.map { "pid \($0)" } ?? "no process", record.port.map { "port \($0)" } ?? "no port"]
         facts.append(record.httpStatus.map { "HTTP \($0)" } ?? "no HTTP answer")
         if let time = record.responseTimeMs { facts.append("\(number(time)) ms") }
-        return "\(record.status.rawValue) (\(facts.joined(separator: ", ")))" + (record.detail.map { ": \($0)" } ?? "")
+        return "\(record.status.rawValue) (\(facts.joined(separator: ", ")))" + (record.detail.map { ": \(TerminalText.line($0))" } ?? "")
     }
 
     /// The record as `health-status.json` holds it, with the molt's name first when given.
@@ -26,17 +26,8 @@ enum HealthRendering {
         return .object([("molt", .string(molt))] + members)
     }
 
-    /// Columns padded to their widest cell; the last column is not padded.
-    static func table(_ header: [String], _ rows: [[String]]) -> String {
-        let all = [header] + rows
-        var widths = [Int](repeating: 0, count: header.count)
-        for row in all { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
-        return all.map { row in
-            row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
-    }
+    /// A table with a header row (`renderTable`).
+    static func table(_ header: [String], _ rows: [[String]]) -> String { renderTable([header] + rows) }
 
     static func ago(_ date: Date, now: Date = Date()) -> String {
         let seconds = now.timeIntervalSince(date)

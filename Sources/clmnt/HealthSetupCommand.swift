@@ -75,7 +75,7 @@ extension Molt.Health {
                 if status || remove {
                     let (_, molt) = try loadMolt(name, global)
                     if status {
-                        print(Molt.Health.Status.scheduleText(HealthSetup.status(molt: molt, unitDir: unitDir)))
+                        printText(Molt.Health.Status.scheduleText(HealthSetup.status(molt: molt, unitDir: unitDir)))
                     } else {
                         let notes = try HealthSetup.remove(molt: molt, unitDir: unitDir)
                         global.say(notes.isEmpty ? "no health-watch was scheduled for \(name)" : notes.joined(separator: "\n"))

@@ -28,7 +28,7 @@ extension Molt.Health {
                     try printJSON(Self.json(report))
                 } else if !global.quiet {
                     // -q: like `systemctl is-active -q`, the exit status alone answers.
-                    print(Self.text(report))
+                    printText(Self.text(report))
                 }
                 if report.last?.status.isHealthy != true { throw ExitCode(ExitStatus.checkFailed) }
             }
@@ -65,7 +65,8 @@ extension Molt.Health {
             }
             rows.append(("schedule", scheduleText(report.schedule)))
             let width = rows.map(\.0.count).max() ?? 0
-            return rows.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
+            // Values come from state files a molt user can write: one line each, escaped.
+            return rows.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + TerminalText.line($0.1) }.joined(separator: "\n")
         }
 
         static func scheduleText(_ schedule: ScheduleStatus) -> String {

@@ -59,7 +59,7 @@ extension Molt {
                 let (fleet, molt) = try loadMolt(name, global)
                 let report = ClmntHealth.HealthWatch.run(molt: molt, fleet: fleet,
                                                          options: WatchOptions(check: check, rules: rules, channels: channels))
-                for line in Self.logLines(report, verbose: global.verbose, quiet: global.quiet) { print(line) }
+                for line in Self.logLines(report, verbose: global.verbose, quiet: global.quiet) { printText(line) }
                 if !report.errors.isEmpty { throw ExitCode(ExitStatus.failure) }
                 if !report.record.status.isHealthy { throw ExitCode(ExitStatus.checkFailed) }
             }

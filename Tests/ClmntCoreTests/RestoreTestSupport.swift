@@ -127,6 +127,7 @@ enum RestoreFixture {
     /// A complete clmnt-layout archive: manifest, molts, global/, report and SHA256SUMS
     /// (all consistent unless the caller edits `tamper`).
     static func clmntArchive(_ path: String, molts: [CraftedMolt], baseDir: String = "/srv/old-molts",
+                             hostname: String = "old-host", warnings: [String] = [],
                              extra: [Entry] = [], gzip: Bool = true, tamper: ((inout [Entry]) -> Void)? = nil) throws {
         var body: [Entry] = []
         var stats: [String: Manifest.SectionStats] = [:]
@@ -163,7 +164,7 @@ enum RestoreFixture {
         body += extra
         let registry = Entry.file("global/molts.json", "{\"version\":\"1\",\"molts\":{}}\n")
         body += [Entry.dir("global/"), registry]
-        var manifest = Manifest(timestamp: "2026-11-29T10:30:00Z", hostname: "old-host", molts: records,
+        var manifest = Manifest(timestamp: "2026-11-29T10:30:00Z", hostname: hostname, molts: records,
                                 totalSizeBytes: records.reduce(0) { $0 + $1.backupSizeBytes })
         manifest.baseDir = baseDir
         manifest.compression = "gzip"
@@ -171,7 +172,7 @@ enum RestoreFixture {
         manifest.entryCount = entryCount
         let report = BackupReport(entryCount: entryCount, molts: stats,
                                   global: Manifest.SectionStats(backupSizeBytes: Int64(registry.data.utf8.count), fileCount: 1, entryCount: 2),
-                                  warnings: [])
+                                  warnings: warnings)
         let manifestText = String(decoding: manifest.encoded(), as: UTF8.self)
         let reportText = String(decoding: report.encoded(), as: UTF8.self)
         // As the backup does: every file with data has a line, the manifest and the report included.

@@ -13,3 +13,15 @@ public struct TemporaryDirectory: Sendable {
 
     public func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// The control characters (other than newline) in `text`, as hex code points: what a test of
+/// terminal escaping expects to be empty.
+public func rawControlCharacters(_ text: String) -> [String] {
+    text.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) }
+        .map { String($0.value, radix: 16) }
+}
+
+/// Whether a line of `text` starts with `forged`: a value that broke out onto a line of its own.
+public func hasForgedLine(_ text: String, _ forged: String = "clmnt: everything fine") -> Bool {
+    text.split(separator: "\n").contains { $0.hasPrefix(forged) }
+}
