@@ -38,14 +38,17 @@ install -m 0755 "$binary" "$destdir$prefix/bin/clmnt"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$destdir$prefix/bin/clmnt"
 # The plugin names pages clmnt.fleet.backup.1 with `.Nm "clmnt fleet backup"`, which man-db's
 # whatis parser rejects; pages are installed git-style instead (`man clmnt-fleet-backup`), the
-# NAME being clmnt-fleet-backup and the synopsis still showing `clmnt fleet backup`.
+# NAME being clmnt-fleet-backup and the synopsis still showing `clmnt fleet backup`. The plugin
+# also quotes `.Nd "..."`, and man-db's lexgrog copies those quotes into whatis/apropos: the
+# description is unquoted (.Nd takes the rest of its line; a quote inside stays \(dq).
 for page in "$manual_dir"/*.1; do
   dotted=$(basename "$page" .1)
   name=${dotted//./-}
   sed -e "s/^\.Dt [^ ]* /.Dt ${name^^} /" \
       -e "0,/^\.Nm .*/s//.Nm $name/" \
       -e "s/^\.Nm\$/.Nm \"${dotted//./ }\"/" \
-      -e '/^\.Xr /{s/\./-/g;s/^-/./}' "$page" \
+      -e '/^\.Xr /{s/\./-/g;s/^-/./}' \
+      -e '/^\.Nd "/{s/^\.Nd "/.Nd /;s/"$//}' "$page" \
     | gzip -9n >"$destdir$prefix/share/man/man1/$name.1.gz"
   chmod 0644 "$destdir$prefix/share/man/man1/$name.1.gz"
 done

@@ -5,7 +5,7 @@
 #
 # Depends: is derived from the binary's real NEEDED libraries by dpkg-shlibdeps, plus the
 # programs clmnt runs (crontab from cron; useradd, userdel and su are in essential packages).
-# msmtp (alert mail) is a Recommends. Needs dpkg-dev (scripts/install-test-deps.sh installs it).
+# msmtp (alert mail) and bash-completion (the completions it installs) are Recommends. Needs dpkg-dev (scripts/install-test-deps.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"

@@ -22,10 +22,10 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: fleet-YYYY-MM-DD.tar.gz in the backup dir).", valueName: "file"))
+        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: fleet-YYYY-MM-DD.tar.gz in the backup dir); YYYY, MM, DD and HHMMSS in its name become the local date and time.", valueName: "file"), completion: .file())
         var output: String?
 
-        @Option(help: "The compression of the archive.")
+        @Option(help: "The compression of the archive (gz, tgz, zst and bz2 are accepted too).")
         var compress: Compression = .gzip
 
         @Option(help: ArgumentHelp("Compression level (gzip 1-12, zstd 1-19, xz 0-9, bzip2 1-9).", valueName: "n"))
@@ -46,13 +46,13 @@ extension Fleet {
         @Option(help: ArgumentHelp("Leave out paths matching this pattern (repeatable; with a '/', matched from the molt's home).", valueName: "pattern"))
         var exclude: [String] = []
 
-        @Option(help: ArgumentHelp("Back up only these molts (comma-separated).", valueName: "molts"))
+        @Option(help: ArgumentHelp("Back up only these molts (comma-separated).", valueName: "molts"), completion: moltNameCompletion)
         var select: [MoltNameList] = []
 
         @Flag(inversion: .prefixedNo, help: "Replace an existing archive at --output.")
         var force = false
 
-        @Option(help: ArgumentHelp("Write the default-named archive into this directory (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the base dir's scheduled backup dir, else ./backups).", valueName: "dir"))
+        @Option(help: ArgumentHelp("Write the default-named archive into this directory (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the base dir's scheduled backup dir, else ./backups).", valueName: "dir"), completion: .directory)
         var backupDir: String?
 
         @OptionGroup(title: "Retention after a successful backup (the new archive always stays)")
@@ -66,6 +66,14 @@ extension Fleet {
 
         @Flag(help: "Show what would be archived, left out and missed per molt; write nothing.")
         var dryRun = false
+
+        /// The bash tool's spelling: the default.
+        @Flag(name: .customLong("no-dry-run"), help: .hidden)
+        var noDryRun = false
+
+        /// `fleet backup /srv/molts`, as the bash tool took it: pointed at -d.
+        @Argument(help: .hidden)
+        var strayArguments: [String] = []
 
         @Flag(inversion: .prefixedNo, help: "Print the summary as JSON.")
         var json = false
@@ -83,7 +91,12 @@ extension Fleet {
         func say(_ message: String) { printText(stamped(message)) }
         func warn(_ message: String) { printError(stamped(message)) }
 
+        func validate() throws {
+            try refuseStray(strayArguments, command: "fleet backup")
+        }
+
         func run() throws {
+            let dryRun = self.dryRun && !noDryRun
             try reportingErrors(stamp: stamped) {
                 var options = BackupOptions(baseDir: global.resolvedBaseDir)
                 options.output = output

@@ -9,8 +9,8 @@ extension Fleet {
             abstract: "Check this host the way an admin would before trusting it: users, homes, health monitoring, backups.",
             discussion: """
             Prints one OK, WARN or FAIL line per check: every molt's user exists and owns its home; health \
-            monitoring is scheduled and its last check is recent; the newest backup is recent, complete and \
-            verified by its schedule; the backup dir is outside every molt and has room for the next backup; \
+            monitoring is scheduled, would run for this base dir and alerts someone, and its last check is recent \
+            and healthy; the newest backup is recent, complete and verified (by its schedule, or by fleet verify); the backup dir is outside every molt and has room for the next backup; \
             no partial archive or restore staging is left behind. Changes nothing. Exits 1 when a check fails.
             """
         )
@@ -22,6 +22,13 @@ extension Fleet {
         @Flag(inversion: .prefixedNo, help: "Print the checks as JSON.")
         var json = false
 
+        @Argument(help: .hidden)
+        var strayArguments: [String] = []
+
+        func validate() throws {
+            try refuseStray(strayArguments, command: "fleet doctor")
+        }
+
         func run() throws {
             var passed = true
             try reportingErrors {
@@ -29,6 +36,7 @@ extension Fleet {
                 let location = backups.resolved(baseDir: baseDir)
                 var options = DoctorOptions(baseDir: baseDir, backupDir: location)
                 options.scheduleCrontab = CronTab(user: currentUserName())
+                options.baseDirHint = baseDirHint(baseDir)
                 let report = FleetDoctor.examine(options)
                 passed = report.passed
                 global.detail("base dir \(baseDir); backup dir \(location.directory) (\(location.explanation)); "

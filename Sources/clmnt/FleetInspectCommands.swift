@@ -20,7 +20,11 @@ extension Fleet {
               help: "Print only the archives' paths, each ended by a NUL byte instead of a newline, exactly as named (for xargs -0).")
         var null = false
 
+        @Argument(help: .hidden)
+        var strayArguments: [String] = []
+
         func validate() throws {
+            try refuseStray(strayArguments, command: "fleet list-backups")
             if null && json { throw ValidationError("give --json or -0/--null, not both") }
         }
 
@@ -55,8 +59,9 @@ extension Fleet {
                     // For scripts (`for f in $(clmnt fleet list-backups -q)`): the archives' paths, nothing else.
                     for listing in listings { printText(TerminalText.line(listing.file)) }
                 } else if listings.isEmpty {
-                    printText("no backups in \(directory)")
+                    printText("no backups in \(directory)" + (location.pointer.map { " (\($0))" } ?? ""))
                 } else {
+                    if location.source == .bashTool { printText("backup dir \(directory): \(location.explanation)") }
                     var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
                     for listing in listings {
                         let file = (listing.file as NSString).lastPathComponent
@@ -95,7 +100,7 @@ extension Fleet {
             """
         )
 
-        @Argument(help: "The archive to verify.")
+        @Argument(help: "The archive to verify.", completion: .file())
         var file: String
 
         @OptionGroup var output: OutputOptions
@@ -108,9 +113,20 @@ extension Fleet {
             var complete = true
             try reportingErrors {
                 let started = Date()
-                let report = try ArchiveVerifier.verify(path: absolutePath(file))
+                let path = absolutePath(file)
+                let held = VerifiedMark.open(path)
+                defer { held?.close() }
+                let report = try ArchiveVerifier.verify(path: path)
                 intact = report.isIntact
                 complete = report.isComplete
+                // Root's record that this file read back intact: fleet doctor's verify advice clears.
+                if intact && complete, let held {
+                    if let reason = held.markVerified(path: path) {
+                        output.detail("could not record the verification on \(path): \(reason)", json: json)
+                    } else {
+                        output.detail("recorded the verification on \(path) (\(VerifiedMark.attributeName))", json: json)
+                    }
+                }
                 let seconds = Date().timeIntervalSince(started)
                 output.detail(String(format: "read %@ in %.2f s (%@/s)", report.archive, seconds,
                                      formatBytes(Int64(Double(report.bytesChecked) / max(seconds, 0.001)))), json: json)

@@ -7,7 +7,7 @@ extension Fleet {
         static let configuration = CommandConfiguration(
             abstract: "Restore molts from a fleet archive, on this host or a new one.",
             usage: """
-            clmnt fleet restore --from <file> [--base-dir <dir>] [--select <molts> ...] [--dry-run] [--force] [--skip-users] [--reassign-ports] [--allow-outside-symlinks] [--wait <seconds>] [--yes] [--json] [--quiet|--verbose]
+            clmnt fleet restore --from <file> [--base-dir <dir>] [--select <molts> ...] [--dry-run] [--force] [--skip-users] [--reassign-ports] [--allow-outside-symlinks] [--adopt-existing-users] [--fix-modes] [--wait <seconds>] [--yes] [--json] [--quiet|--verbose]
             clmnt fleet restore --resume [--base-dir <dir>] [--wait <seconds>]
             """,
             discussion: """
@@ -23,7 +23,7 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .long, help: ArgumentHelp("The archive to restore from.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("The archive to restore from.", valueName: "file"), completion: .file())
         var from: String?
 
         @Flag(help: "Only complete a restore that was killed while swapping molts in (no --from).")
@@ -52,8 +52,16 @@ extension Fleet {
         @Flag(help: "Reuse an existing regular account of a molt's name even when its home is elsewhere (the plan shows it).")
         var adoptExistingUsers = false
 
+        @Flag(help: "After restoring, take group and other bits off each home (0750) and its .openclaw (0700), as the bash tool's archives lost them.")
+        var fixModes = false
+
         @Flag(name: .shortAndLong, help: "Do not ask for confirmation (needed without a terminal).")
         var yes = false
+
+        /// The bash tool's spellings of the defaults: accepted, and each wins over its positive form.
+        @Flag(name: .customLong("no-dry-run"), help: .hidden) var noDryRun = false
+        @Flag(name: .customLong("no-force"), help: .hidden) var noForce = false
+        @Flag(name: .customLong("no-skip-users"), help: .hidden) var noSkipUsers = false
 
         @Flag(help: "Print the plan (with --dry-run) or the summary as JSON.")
         var json = false
@@ -65,6 +73,7 @@ extension Fleet {
         }
 
         func run() throws {
+            let dryRun = self.dryRun && !noDryRun, force = self.force && !noForce, skipUsers = self.skipUsers && !noSkipUsers
             try reportingErrors {
                 let baseDir = global.resolvedBaseDir
                 if resume {
@@ -92,26 +101,30 @@ extension Fleet {
 
                 var restore = FleetRestore(options: options)
                 let plan = try restore.plan()
+                // What is shown; `plan` itself goes back to the restore, which re-plans and compares.
+                var shown = plan
+                if plan.format == .bash { shown.notes.append(BashArchiveModes.note(fixing: fixModes)) }
                 if dryRun {
-                    if json { try printJSON(plan) } else { printText(plan.rendered(dryRun: true)) }
+                    try shown.scanBashArchive()
+                    if json { try printJSON(shown) } else { printText(shown.rendered(dryRun: true)) }
                     return
                 }
                 guard plan.canRun else {
                     // The plan shows every reason; with --json the error line carries them.
                     if json { throw RestoreError.refused(plan.refusals) }
-                    printError(plan.rendered(dryRun: false))
+                    printError(shown.rendered(dryRun: false))
                     throw RestoreConfirmation.refused
                 }
                 if !yes {
                     guard isatty(0) == 1 else {
                         throw RestoreConfirmation.noTerminal
                     }
-                    printError(plan.rendered(dryRun: false))
+                    printError(shown.rendered(dryRun: false))
                     FileHandle.standardError.write(Data("Restore \(plan.molts.count) molt\(plan.molts.count == 1 ? "" : "s") into \(TerminalText.line(plan.baseDir))? [y/N] ".utf8))
                     let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                     guard answer == "y" || answer == "yes" else { throw RestoreConfirmation.declined }
                 } else if !json {
-                    global.say(plan.rendered(dryRun: false))
+                    global.say(shown.rendered(dryRun: false))
                 }
 
                 let cancellation = RestoreCancellation()
@@ -130,6 +143,11 @@ extension Fleet {
                 }
                 progress.clear()
                 for warning in summary.warnings { printError("clmnt: warning: \(TerminalText.line(warning))") }
+                if fixModes {
+                    for change in try BashArchiveModes.tighten(baseDir: summary.baseDir, molts: summary.molts.map(\.name)) {
+                        global.say("tightened \(change)")
+                    }
+                }
                 if json { try printJSON(summary) } else { global.say(summary.rendered(verbose: global.verbose)) }
             }
         }

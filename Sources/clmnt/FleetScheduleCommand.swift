@@ -22,10 +22,10 @@ extension Fleet {
         @Option(help: "Run weekly on this day instead of daily: 0 (Sunday) to 6 (Saturday).")
         var weekday: Int?
 
-        @Option(help: ArgumentHelp("The absolute directory the archives go to (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the one already scheduled, else /var/backups/clmnt).", valueName: "dir"))
+        @Option(help: ArgumentHelp("The absolute directory the archives go to (created 0700 if missing; default: $CLMNT_BACKUP_DIR, else the one already scheduled, else /var/backups/clmnt).", valueName: "dir"), completion: .directory)
         var backupDir: String?
 
-        @Option(help: "Compression: \(Compression.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(help: "The compression of the archives (gz, tgz, zst and bz2 are accepted too).")
         var compress: Compression = .zstd
 
         @OptionGroup(title: "Retention of the scheduled job (default: keep the 7 newest)")

@@ -11,7 +11,7 @@ extension Molt.Health {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The molt to check.")
+        @Argument(help: "The molt to check.", completion: moltNameCompletion)
         var name: String?
 
         @Flag(help: "Check every molt of the fleet at once and print a table.")

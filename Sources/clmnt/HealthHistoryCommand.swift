@@ -11,7 +11,7 @@ extension Molt.Health {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The molt to show.")
+        @Argument(help: "The molt to show.", completion: moltNameCompletion)
         var name: String
 
         @Option(help: "How many of the last checks to list.")

@@ -11,7 +11,7 @@ extension Molt.Health {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The molt whose log to show.")
+        @Argument(help: "The molt whose log to show.", completion: moltNameCompletion)
         var name: String
 
         // --lines and --follow: the bash tool's spellings.

@@ -12,7 +12,7 @@ extension Molt.Health {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The molt to show.")
+        @Argument(help: "The molt to show.", completion: moltNameCompletion)
         var name: String
 
         @Flag(inversion: .prefixedNo, help: "Print the status as JSON.")

@@ -18,7 +18,7 @@ extension Molt {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The molt to watch.")
+        @Argument(help: "The molt to watch.", completion: moltNameCompletion)
         var name: String
 
         @Option(help: "Where to mail alerts (several separated by commas).")

@@ -70,6 +70,24 @@ struct BackupCommandTests {
         #expect(verified.stdout.contains(": OK:"))
     }
 
+    /// Before: `-o .../fleet-YYYY-MM-DD.tar.gz` wrote that name literally and failed the next night.
+    @Test("date placeholders in -o's file name become the local date")
+    func outputDatePlaceholders() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        let out = fixture.root.path + "/YYYY-out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let run = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "-q", "-o", out + "/fleet-YYYY-MM-DD.tar.gz"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let names = files(in: out)
+        #expect(names.count == 1 && names[0].range(of: #"^fleet-\d{4}-\d{2}-\d{2}\.tar\.gz$"#, options: .regularExpression) != nil, "\(names)")
+
+        let noon = Date(timeIntervalSince1970: 1_796_000_000)
+        let expanded = Timestamp.expandingDatePlaceholders(in: "fleet-YYYY-MM-DD-HHMMSS.tar.gz", noon)
+        #expect(expanded.range(of: #"^fleet-20\d\d-\d\d-\d\d-\d{6}\.tar\.gz$"#, options: .regularExpression) != nil, "\(expanded)")
+        #expect(Timestamp.expandingDatePlaceholders(in: "ADDRESS-MMM.tar", noon) == "ADDRESS-MMM.tar")
+    }
+
     @Test("verify exits 2 on a damaged archive")
     func verifyExitCode() throws {
         let fixture = try FleetFixture(molts: ["alpha"])

@@ -44,7 +44,7 @@ extension BackupScheduleTests {
         env["CLMNT_BACKUP_DIR"] = shared
         let missing = try runCapturing(clmnt, ["fleet", "list-backups", "-d", fleet.baseDir], environment: env)
         #expect(missing.status == 0, "\(missing.stderr)")
-        #expect(missing.stdout == "no backups in \(shared)\n", "\(missing.stdout)")
+        #expect(missing.stdout == "no backups in \(shared) (from $CLMNT_BACKUP_DIR; give --backup-dir DIR for another)\n", "\(missing.stdout)")
         #expect(missing.stderr.isEmpty, "\(missing.stderr)")
         let json = try runCapturing(clmnt, ["fleet", "list-backups", "--backup-dir", fleet.root.path + "/nothing", "--json"])
         #expect(json.status == 0 && json.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]"

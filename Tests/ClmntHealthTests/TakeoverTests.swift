@@ -64,13 +64,114 @@ import Glibc
         #expect(explicit.status == 0, "\(explicit.stderr)")
         let second = scene.crontab()
         #expect(second.contains("--alert-email ops@example.com --consecutive-failures 5"), "\(second)")
-        #expect(!explicit.stdout.contains("--consecutive-failures 3"))
+        #expect(explicit.stdout.contains("changed --consecutive-failures 3 → 5"), "\(explicit.stdout)")
+        #expect(!explicit.stdout.contains("carried over from the bash tool's crontab entry: --consecutive-failures"))
 
-        // Our own entry is not the bash tool's: re-running setup takes the flags as given.
+        // Our own entry now: re-running setup keeps its settings and says so.
         let again = try scene.clmnt(["molt", "health", "setup", scene.name])
         #expect(again.status == 0)
-        #expect(!again.stdout.contains("carried over"))
-        #expect(!scene.crontab().contains("--alert-email"))
+        #expect(again.stdout.contains("kept from the current entry: --alert-email ops@example.com"), "\(again.stdout)")
+        #expect(scene.crontab().contains("--alert-email ops@example.com --consecutive-failures 5"), "\(scene.crontab())")
+    }
+
+    /// Before: a second setup (after fixing a refusal) dropped --alert-email and --consecutive-failures,
+    /// and takeover turned `--interval 15 --offset 7` (and 60, and 10) into every 5 minutes.
+    @Test func settingsSurviveTakeoverAndASecondSetup() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let job = "7,22,37,52 * * * * /srv/molts/.scripts/_molt/_health/../health-watch \(scene.name) "
+            + "--alert-email ops@example.com,oncall@example.com --consecutive-failures 4 --verbose >> /srv/molts/\(scene.name)/.molt-state/cron.log 2>&1"
+        try CronTab(user: scene.name).write("# MOLT-HEALTH-WATCH - Health check every 15min (offset: 7, failures: 4)\n\(job)\n")
+        let takeover = try scene.clmnt(["molt", "health", "setup", scene.name, "--timeout", "3", "--ready"])
+        #expect(takeover.status == 0, "\(takeover.stderr)")
+        #expect(takeover.stdout.contains("carried over from the bash tool's crontab entry: every 15 min at minutes 7,22,37,52"), "\(takeover.stdout)")
+        let expectedJob = "7-59/15 * * * * "
+        let options = "--alert-email ops@example.com,oncall@example.com --consecutive-failures 4 --timeout 3 --ready"
+        #expect(scene.crontab().contains(expectedJob), "\(scene.crontab())")
+        #expect(scene.crontab().contains(options), "\(scene.crontab())")
+
+        // Again without a flag: every setting is still there, each said to be kept.
+        let again = try scene.clmnt(["molt", "health", "setup", scene.name])
+        #expect(again.status == 0, "\(again.stderr)")
+        let text = scene.crontab()
+        #expect(text.contains(expectedJob) && text.contains(options), "\(text)")
+        for kept in ["every 15 min at minutes 7,22,37,52", "--alert-email ops@example.com,oncall@example.com",
+                     "--consecutive-failures 4", "--timeout 3", "--ready"] {
+            #expect(again.stdout.contains("kept from the current entry: \(kept)"), "\(kept): \(again.stdout)")
+        }
+
+        // A flag changes one setting, an empty value removes one, the rest stays; each said.
+        let changed = try scene.clmnt(["molt", "health", "setup", scene.name, "--consecutive-failures", "2", "--alert-email", "", "--no-ready"])
+        #expect(changed.status == 0, "\(changed.stderr)")
+        #expect(changed.stdout.contains("changed --consecutive-failures 4 → 2"), "\(changed.stdout)")
+        #expect(changed.stdout.contains("removed --alert-email ops@example.com,oncall@example.com"), "\(changed.stdout)")
+        #expect(changed.stdout.contains("removed --ready"), "\(changed.stdout)")
+        let after = scene.crontab()
+        #expect(after.contains(expectedJob) && after.contains("--consecutive-failures 2 --timeout 3 >>"), "\(after)")
+        #expect(!after.contains("--alert-email") && !after.contains("--ready"))
+
+        // --fresh keeps nothing, and says what it dropped.
+        let fresh = try scene.clmnt(["molt", "health", "setup", scene.name, "--fresh"])
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        #expect(fresh.stdout.contains("--fresh: not kept from the current entry: --consecutive-failures 2 --timeout 3"), "\(fresh.stdout)")
+        #expect(!scene.crontab().contains("--timeout"))
+    }
+
+    /// The bash tool's hourly and 10-minute entries keep their timing.
+    @Test func takeoverKeepsHourlyAndTenMinuteTiming() throws {
+        let scene = try Scene()
+        defer { scene.tearDown() }
+        let script = "/srv/molts/.scripts/_molt/_health/../health-watch \(scene.name) --consecutive-failures 2 --verbose >> /dev/null 2>&1"
+        try CronTab(user: scene.name).write("# MOLT-HEALTH-WATCH - Health check every 60min (offset: 7, failures: 2)\n7 * * * * \(script)\n")
+        let hourly = try scene.clmnt(["molt", "health", "setup", scene.name])
+        #expect(hourly.status == 0, "\(hourly.stderr)")
+        #expect(scene.crontab().contains("\n7 * * * * "), "\(scene.crontab())")
+        #expect(hourly.stdout.contains("every 1 h at minute 7"), "\(hourly.stdout)")
+
+        try CronTab(user: scene.name).write("# MOLT-HEALTH-WATCH - Health check every 10min (offset: 3, failures: 2)\n3,13,23,33,43,53 * * * * \(script)\n")
+        let ten = try scene.clmnt(["molt", "health", "setup", scene.name])
+        #expect(ten.status == 0, "\(ten.stderr)")
+        #expect(scene.crontab().contains("\n3-59/10 * * * * "), "\(scene.crontab())")
+
+        // A minute list that is no regular interval: said, not silently changed.
+        try CronTab(user: scene.name).write("# MOLT-HEALTH-WATCH - x\n0,7,30 * * * * \(script)\n")
+        let odd = try scene.clmnt(["molt", "health", "setup", scene.name])
+        #expect(odd.status == 0, "\(odd.stderr)")
+        #expect(odd.stdout.contains("runs at cron minutes '0,7,30' hours '*', not one regular interval"), "\(odd.stdout)")
+
+        // The bash tool's -i/-o spellings.
+        let short = try scene.clmnt(["molt", "health", "setup", scene.name, "-i", "20", "-o", "4"])
+        #expect(short.status == 0, "\(short.stderr)")
+        #expect(scene.crontab().contains("\n4-59/20 * * * * "), "\(scene.crontab())")
+        #expect(short.stdout.contains("changed the timing"), "\(short.stdout)")
+    }
+
+    /// The cron and OnCalendar forms clmnt and the bash tool write, read back.
+    @Test func scheduleFieldsReadBack() throws {
+        let fleet = try TestFleet()
+        defer { fleet.remove() }
+        _ = try fleet.addMolt("readback", port: 19041)
+        let molt = try fleet.molt("readback")
+        #expect(ScheduledEntry.interval(minutes: "7,22,37,52", hours: "*")! == (15, 7))
+        #expect(ScheduledEntry.interval(minutes: "7", hours: "*")! == (60, 7))
+        #expect(ScheduledEntry.interval(minutes: "7", hours: "*/3")! == (180, 7))
+        #expect(ScheduledEntry.interval(minutes: "*/5", hours: "*")! == (5, 0))
+        #expect(ScheduledEntry.interval(minutes: "3-59/5", hours: "*")! == (5, 3))
+        #expect(ScheduledEntry.interval(minutes: "*", hours: "*")! == (1, 0))
+        #expect(ScheduledEntry.interval(minutes: "0,7,14,21,28,35,42,49,56", hours: "*")! == (7, 0))
+        #expect(ScheduledEntry.interval(minutes: "0,7,30", hours: "*") == nil)
+        #expect(ScheduledEntry.interval(minutes: "7,22", hours: "*") == nil)
+        #expect(ScheduledEntry.interval(minutes: "5", hours: "1") == nil)
+        for (interval, offset) in [(5, 3), (1, 0), (15, 7), (60, 7), (180, 12)] {
+            let schedule = try WatchSchedule(molt: molt, baseDir: fleet.base, executable: "/usr/bin/clmnt",
+                                              interval: interval, offset: offset, settings: WatchSettings(mailer: ["msmtp", "-a", "x"]))
+            let cron = ScheduledEntry.parse(crontab: schedule.cronLines.joined(separator: "\n"), molt: "readback")
+            #expect(cron?.interval == interval && cron?.offset == offset, "\(schedule.cronLines)")
+            #expect(cron?.settings == schedule.settings && cron?.baseDir == fleet.base)
+            let units = ScheduledEntry.parse(service: SystemdTimer.service(for: schedule), timer: SystemdTimer.timer(for: schedule))
+            #expect(units?.interval == interval && units?.offset == offset, "\(schedule.onCalendar)")
+            #expect(units?.settings == schedule.settings)
+        }
     }
 
     /// Before: setup installed a job its user could never run (home of another uid, state it cannot write).

@@ -121,6 +121,9 @@ final class IntegrityCheck {
     private var sawManifest = false
     private var homes = Set<String>()
     private var byteLimits: [String: Int64] = [:]
+    /// Bash-tool archives: entries under a valid molt name the manifest does not list
+    /// (a molt dir renamed after the backup), counted per directory, never extracted.
+    private var unlisted: [String: Int] = [:]
 
     /// `fallbackByteLimit` bounds each molt's data where the manifest gives no
     /// trustworthy size (bash-tool archives); nil: unbounded.
@@ -144,6 +147,10 @@ final class IntegrityCheck {
         entries += 1
         if checksums != nil {
             problems.append(.damaged("entry '\(entry.path)' follows \(ArchiveLayout.checksumsPath), which must be last"))
+            return nil
+        }
+        if let name = unlistedMolt(entry.path) {
+            unlisted[name, default: 0] += 1
             return nil
         }
         let place: EntryPlace
@@ -196,6 +203,16 @@ final class IntegrityCheck {
         }
     }
 
+    /// The directory of a bash-tool archive entry that lies under a valid molt name
+    /// the manifest does not list: one problem for the directory (see `finish`), not
+    /// one per entry. clmnt's own archives list every molt: there it stays hostile.
+    private func unlistedMolt(_ path: PathBytes) -> String? {
+        guard format == .bash, let parts = try? EntryPolicy.components(of: path, format: format),
+              let name = parts.first?.string, name != ArchiveLayout.globalDir, !moltNames.contains(name), MoltName.isValid(name),
+              parts.count > 1 || path.hasSuffix("/") else { return nil }
+        return name
+    }
+
     private func count(_ entry: EntryMetadata, in section: String) {
         var stats = sections[section] ?? Manifest.SectionStats()
         stats.entryCount += 1
@@ -246,12 +263,19 @@ final class IntegrityCheck {
     /// in `selection` (nil: every molt matters), where it is a note.
     func finish(selection: Set<String>? = nil) {
         if !sawManifest { problems.append(.damaged("manifest.json is missing from the pass over the archive")) }
+        let renamed = unlisted.keys.sorted()
         for name in absentMolts {
             if format == .bash, let selection, !selection.contains(name) {
                 notes.append("molt \(name) is listed by the manifest but absent from the archive")
             } else {
-                problems.append(.damaged("the manifest lists molt '\(name)' but the archive holds no home directory for it"))
+                let hint = renamed.isEmpty ? "" : " (renamed to \(renamed.joined(separator: ", "))? restore the others with --select)"
+                problems.append(.damaged("the manifest lists molt '\(name)' but the archive holds no home directory for it\(hint)"))
             }
+        }
+        for name in renamed {
+            let line = "the archive holds \(name)/ (\(unlisted[name] ?? 0) entries), which its manifest does not list "
+                + "(a molt dir renamed after the backup?)"
+            if selection != nil { notes.append(line + ": not restored") } else { problems.append(.damaged(line)) }
         }
         guard format == .clmnt else { return }
         guard let checksums else {

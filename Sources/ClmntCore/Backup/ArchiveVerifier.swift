@@ -44,7 +44,9 @@ public struct VerifyReport: Sendable, Encodable {
 /// libarchive does not check gzip CRCs and takes a stream cut between two
 /// entries for a clean end: these checks are what catch both.
 public enum ArchiveVerifier {
-    public static func verify(path: String, onProgress: ((Int64) -> Void)? = nil) throws(BackupError) -> VerifyReport {
+    /// `selection`: the molts a restore would take (see `IntegrityCheck.finish`); nil: every molt matters.
+    public static func verify(path: String, selection: Set<String>? = nil,
+                              onProgress: ((Int64) -> Void)? = nil) throws(BackupError) -> VerifyReport {
         var report = VerifyReport(archive: path, compression: "none", entries: 0, filesChecked: 0, bytesChecked: 0,
                                   problems: [], notes: [])
         let located: LocatedManifest
@@ -79,7 +81,7 @@ public enum ArchiveVerifier {
             report.entries = check.entries
             report.problems.append("archive is damaged after \(check.entries) entries: \(error)")
         }
-        check.finish()
+        check.finish(selection: selection)
         report.entries = check.entries
         report.problems += check.problems.map(\.description)
         report.notes += check.notes

@@ -135,7 +135,10 @@ public struct FleetBackup {
     func resolveOutputPath(now: Date, create: Bool = true) throws(BackupError) -> (path: String, alternatives: [String]) {
         let fileManager = FileManager.default
         if let output = options.output {
-            let path = absolutePath(output)
+            // Placeholders only in the file name: a directory is taken as written.
+            let name = Timestamp.expandingDatePlaceholders(in: (output as NSString).lastPathComponent, now)
+            let path = absolutePath((output as NSString).deletingLastPathComponent.isEmpty
+                ? name : (output as NSString).deletingLastPathComponent + "/" + name)
             var isDirectory: ObjCBool = false
             if fileManager.fileExists(atPath: path, isDirectory: &isDirectory) {
                 if isDirectory.boolValue { throw .outputDirectory(path: path, reason: "is a directory") }

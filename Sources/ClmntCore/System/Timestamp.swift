@@ -105,6 +105,29 @@ public enum Timestamp {
         return String(format: "%04d-%02d-%02d", parts.year, parts.month, parts.day)
     }
 
+    /// `name` with the date placeholders of `-o` replaced, local time like the default
+    /// name: `YYYY`, `MM`, `DD` and `HHMMSS` (time of day), each only as a word of its
+    /// own (not inside other letters: `ADDRESS` stays). `fleet-YYYY-MM-DD.tar.gz` →
+    /// `fleet-2026-12-07.tar.gz`, so a nightly job's `-o` names each night's archive.
+    public static func expandingDatePlaceholders(in name: String, _ date: Date) -> String {
+        let parts = localParts(date)
+        let values = ["YYYY": String(format: "%04d", parts.year), "MM": String(format: "%02d", parts.month),
+                      "DD": String(format: "%02d", parts.day), "HHMMSS": timeOfDay(date)]
+        var result = "", word = ""
+        func flush() {
+            result += values[word] ?? word
+            word = ""
+        }
+        for character in name {
+            if character.isLetter { word.append(character) } else {
+                flush()
+                result.append(character)
+            }
+        }
+        flush()
+        return result
+    }
+
     /// `031500`, local time: added to an archive name when today's exists.
     static func timeOfDay(_ date: Date) -> String {
         let parts = localParts(date)

@@ -111,8 +111,12 @@ public enum UserAccounts {
         "root", "sudo", "wheel", "admin", "adm", "shadow", "disk", "kmem", "sys", "staff", "lxd", "libvirt", "systemd-journal",
     ]
 
-    /// Whether `loginctl` (systemd-logind) is installed.
-    public static var hasLoginctl: Bool { ProgramRunner.locate("loginctl") != nil }
+    /// Whether `loginctl` can work here: installed, and systemd running (sd_booted's test,
+    /// `/run/systemd/system`). Without systemd (a container, a sysvinit host) `loginctl`
+    /// exists but fails for every user: lingering is then skipped quietly, not warned per user.
+    /// Checked once per process.
+    public static let hasLoginctl: Bool =
+        ProgramRunner.locate("loginctl") != nil && FileManager.default.fileExists(atPath: "/run/systemd/system")
 
     /// Creates the molt user `name` with home `home` (not created: the
     /// restore puts it in place), shell `/bin/bash`, a primary group of the
@@ -133,7 +137,7 @@ public enum UserAccounts {
     }
 
     /// Turns on systemd lingering for `name` (its user services run without a
-    /// login). Returns false when `loginctl` is not installed.
+    /// login). Returns false when `loginctl` cannot work here (see `hasLoginctl`).
     @discardableResult
     public static func enableLinger(name: String) throws(UserAccountError) -> Bool {
         guard hasLoginctl else { return false }

@@ -14,7 +14,7 @@ public struct DoctorCheck: Sendable, Equatable, Encodable {
     }
 
     public var verdict: Verdict
-    /// `user`, `home`, `health-schedule`, `health-recent`, `backup-recent`, `backup-complete`,
+    /// `user`, `home`, `health-schedule`, `health-alerts`, `health-recent`, `backup-recent`, `backup-complete`,
     /// `backup-verified`, `backup-dir`, `free-space`, `leftovers`, `fleet`.
     public var check: String
     /// The molt the line is about; nil for host-wide lines.
@@ -67,6 +67,8 @@ public struct DoctorOptions: Sendable {
     public var unitDir: String = SystemdTimer.defaultUnitDir
     public var crontabProgram = "crontab"
     public var now = Date()
+    /// How the base dir was chosen and how to point at another, for a base dir with no molts.
+    public var baseDirHint: String?
 
     public init(baseDir: String, backupDir: BackupLocation) {
         self.baseDir = baseDir
@@ -82,11 +84,12 @@ public enum FleetDoctor {
         var report = DoctorReport(baseDir: options.baseDir, backupDir: options.backupDir.directory, checks: [])
         let fleet: Fleet
         do { fleet = try Fleet.discover(baseDir: options.baseDir) } catch {
-            report.checks.append(DoctorCheck(.fail, "fleet", "cannot read the fleet in \(options.baseDir): \(error)"))
+            report.checks.append(DoctorCheck(.fail, "fleet", "cannot read the fleet in \(options.baseDir): \(error)"
+                                             + (options.baseDirHint.map { " (\($0))" } ?? "")))
             return report
         }
         if fleet.molts.isEmpty {
-            report.checks.append(DoctorCheck(.warn, "fleet", "no molts in \(options.baseDir)"))
+            report.checks.append(DoctorCheck(.warn, "fleet", "no molts in \(options.baseDir)" + (options.baseDirHint.map { " (\($0))" } ?? "")))
         } else {
             report.checks.append(DoctorCheck(.ok, "fleet", "\(fleet.molts.count) molts in \(options.baseDir)"))
         }
@@ -145,7 +148,20 @@ public enum FleetDoctor {
             checks.append(DoctorCheck(.warn, "health-schedule", molt: molt.name, "cannot read the crontab of \(molt.name): \(error)"))
         } else if status.schedule.isScheduled {
             let how = status.schedule.systemdInstalled ? "systemd timer \(status.schedule.timerPath)" : "crontab of \(molt.name)"
-            checks.append(DoctorCheck(.ok, "health-schedule", molt: molt.name, "health-watch scheduled (\(how))"))
+            let entry = try? HealthSetup.currentEntry(molt: molt, unitDir: options.unitDir, crontabProgram: options.crontabProgram)
+            if let entry {
+                if let problem = scheduleProblem(molt, entry: entry, baseDir: options.baseDir) {
+                    checks.append(DoctorCheck(.fail, "health-schedule", molt: molt.name,
+                                              "\(problem) (\(how)): rerun clmnt molt health setup \(molt.name) -d \(options.baseDir)"))
+                } else {
+                    let every = entry.interval.map { ", every \(WatchSchedule.intervalText($0))" } ?? ""
+                    checks.append(DoctorCheck(.ok, "health-schedule", molt: molt.name, "health-watch scheduled (\(how)\(every))"))
+                }
+                checks.append(alertCheck(molt, entry: entry))
+            } else {
+                checks.append(DoctorCheck(.fail, "health-schedule", molt: molt.name,
+                                          "the \(how) marks a health-watch entry but holds no job that runs it: rerun clmnt molt health setup \(molt.name)"))
+            }
         } else {
             checks.append(DoctorCheck(.warn, "health-schedule", molt: molt.name,
                                       "health monitoring is not scheduled (clmnt molt health setup \(molt.name))"))
@@ -160,10 +176,52 @@ public enum FleetDoctor {
         if age > options.healthMaxAge {
             checks.append(DoctorCheck(.warn, "health-recent", molt: molt.name,
                                       "last check \(when) (\(last.status.rawValue)): older than \(Timestamp.duration(options.healthMaxAge))"))
+        } else if last.status != .healthy {
+            // A stopped or failing molt is not OK, however recent the check.
+            checks.append(DoctorCheck(.warn, "health-recent", molt: molt.name, "last check \(when): \(last.status.rawValue)"))
         } else {
             checks.append(DoctorCheck(.ok, "health-recent", molt: molt.name, "last check \(when): \(last.status.rawValue)"))
         }
         return checks
+    }
+
+    /// Why `entry` would not check this molt: it watches another base dir, its program
+    /// is gone or not runnable by the job's user, or (cron) that user cannot enter the home.
+    static func scheduleProblem(_ molt: Molt, entry: ScheduledEntry, baseDir: String) -> String? {
+        if let watched = entry.watchedBaseDir, (realPath(watched) ?? watched) != (realPath(baseDir) ?? baseDir) {
+            return "its health-watch entry watches base dir \(watched), not \(baseDir): nothing checks \(molt.name) here"
+        }
+        let program = (entry.executable as NSString).standardizingPath
+        var info = stat()
+        guard stat(program, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            let whose = entry.origin == .bashTool ? "the bash tool's script " : ""
+            return "its health-watch entry runs \(whose)\(entry.executable), which does not exist"
+        }
+        // The crontab job runs as the molt's user; the systemd unit as root.
+        guard !entry.viaSystemd else {
+            return info.st_mode & 0o111 == 0 ? "its health-watch entry runs \(program), which is not executable" : nil
+        }
+        guard let user = UserAccounts.user(named: molt.name) else { return "no user \(molt.name) to run its crontab" }
+        let groups = HealthSetup.groupList(molt.name, user.gid)
+        if !HealthSetup.canAccess(program, uid: user.uid, groups: groups, mode: R_OK | X_OK) {
+            return "user \(molt.name) cannot run \(program)"
+        }
+        if !HealthSetup.canAccess(molt.home, uid: user.uid, groups: groups, mode: X_OK) {
+            return "user \(molt.name) cannot enter its home \(molt.home)\(HealthSetup.describe(molt.home))"
+        }
+        return nil
+    }
+
+    /// A watch that alerts no one finds an outage only when someone looks.
+    static func alertCheck(_ molt: Molt, entry: ScheduledEntry) -> DoctorCheck {
+        var channels: [String] = []
+        if !entry.settings.emails.isEmpty { channels.append("mail to \(entry.settings.emails.joined(separator: ","))") }
+        if let commander = entry.settings.commander { channels.append("webhook to commander \(commander)") }
+        guard !channels.isEmpty else {
+            return DoctorCheck(.warn, "health-alerts", molt: molt.name,
+                               "no alert channel: an outage alerts no one (clmnt molt health setup \(molt.name) --alert-email ADDR or --commander MOLT)")
+        }
+        return DoctorCheck(.ok, "health-alerts", molt: molt.name, "alerts by \(channels.joined(separator: " and "))")
     }
 
     // MARK: - Backups
@@ -192,7 +250,8 @@ public enum FleetDoctor {
         let ours = listings.filter(\.isDated)
         let newest = ours.max { (Timestamp.parse($0.date ?? "") ?? .distantPast) < (Timestamp.parse($1.date ?? "") ?? .distantPast) }
         guard let newest, let date = newest.date.flatMap(Timestamp.parse) else {
-            checks.append(DoctorCheck(.fail, "backup-recent", "no backup in \(directory) (clmnt fleet backup, or clmnt fleet schedule)"))
+            let pointer = options.backupDir.pointer.map { "; \(directory) is \($0)" } ?? ""
+            checks.append(DoctorCheck(.fail, "backup-recent", "no backup in \(directory) (clmnt fleet backup, or clmnt fleet schedule\(pointer))"))
             return checks
         }
         let name = (newest.file as NSString).lastPathComponent
@@ -214,7 +273,11 @@ public enum FleetDoctor {
         case true?:
             checks.append(DoctorCheck(.ok, "backup-complete", "\(name) holds every molt, nothing missed"))
         case nil:
-            checks.append(DoctorCheck(.warn, "backup-complete", "\(name): completeness unknown (no status mark; clmnt fleet verify \(newest.file))"))
+            if let mark = VerifiedMark.read(path: newest.file) {
+                checks.append(DoctorCheck(.ok, "backup-complete", "\(name) read back intact and complete by clmnt fleet verify at \(mark.verified)"))
+            } else {
+                checks.append(DoctorCheck(.warn, "backup-complete", "\(name): completeness unknown (no status mark; clmnt fleet verify \(newest.file))"))
+            }
         }
         checks.append(verifiedCheck(fleet: fleet, archive: name, options: options))
 

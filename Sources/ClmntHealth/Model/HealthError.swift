@@ -24,7 +24,7 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
     case program(action: String, error: ProgramError)
     case logMissing(path: String)
     case jobCannotRun(user: String, reason: String)
-    case invalidCarriedOver(option: String, value: String)
+    case invalidCarriedOver(option: String, value: String, origin: String)
 
     public var description: String {
         switch self {
@@ -52,8 +52,8 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
         case .program(let action, let error): return "cannot \(action): \(error)"
         case .jobCannotRun(let user, let reason):
             return "refusing to schedule a job that cannot run: user \(user) cannot \(reason); give the home to the molt's user (chown) or use --systemd"
-        case .invalidCarriedOver(let option, let value):
-            return "the bash tool's crontab entry has \(option) '\(value)', which clmnt cannot use: give \(option) explicitly"
+        case .invalidCarriedOver(let option, let value, let origin):
+            return "\(origin) has \(option) '\(value)', which clmnt cannot use: give \(option) explicitly (or --fresh)"
         case .logMissing(let path): return "no health log yet: \(path) does not exist (health setup creates it)"
         }
     }

@@ -52,30 +52,6 @@ extension CronTab {
         return result.isEmpty ? "" : result.joined(separator: "\n") + "\n"
     }
 
-    /// The alert options of the bash tool's job for `molt` (`.../health-watch <molt>
-    /// --alert-email A --consecutive-failures N --verbose >> log`), nil when its entry
-    /// is not the bash tool's (ours runs `clmnt molt health-watch`).
-    static func bashToolOptions(in text: String, molt: String) -> (emails: String?, failures: String?)? {
-        guard let job = entryLines(in: text, molt: molt).first(where: { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }),
-              !job.contains(" molt health-watch ") else { return nil }
-        let words = job.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).prefix(while: { !$0.hasPrefix(">") })
-        var options: [String: String] = [:]
-        var index = words.startIndex
-        while index < words.endIndex {
-            let word = words[index]
-            for name in ["--alert-email", "--consecutive-failures"] {
-                if word == name, index + 1 < words.endIndex {
-                    options[name] = words[index + 1]
-                    index += 1
-                } else if word.hasPrefix(name + "=") {
-                    options[name] = String(word.dropFirst(name.count + 1))
-                }
-            }
-            index += 1
-        }
-        return (options["--alert-email"], options["--consecutive-failures"])
-    }
-
     public static func entryLines(in text: String, molt: String) -> [String] {
         text.components(separatedBy: "\n").filter { isWatchLine($0, molt: molt) }
     }

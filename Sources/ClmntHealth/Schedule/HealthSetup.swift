@@ -111,26 +111,35 @@ public enum HealthSetup {
         return report
     }
 
-    /// `settings` completed with the alert options of the bash tool's crontab entry
-    /// for `molt` (its `--alert-email` and `--consecutive-failures`), so replacing that
-    /// entry does not silently stop its alerts. Options given here win. Returns the
-    /// settings and a line per option carried over.
-    public static func carryingOver(_ settings: WatchSettings, molt: Molt,
-                                    crontabProgram: String = "crontab") throws(HealthError) -> (WatchSettings, [String]) {
-        guard UserAccounts.user(named: molt.name) != nil, ProgramRunner.locate(crontabProgram) != nil else { return (settings, []) }
-        let text = try CronTab(user: molt.name, program: crontabProgram).healthRead()
-        guard let old = CronTab.bashToolOptions(in: text, molt: molt.name) else { return (settings, []) }
-        var settings = settings, notes: [String] = []
-        if settings.emails.isEmpty, let emails = old.emails {
-            settings.emails = try AlertChannels.parseEmails(emails)
-            notes.append("carried over from the bash tool's crontab entry: --alert-email \(emails)")
+    /// The health-watch entry `molt` has now: its crontab's (clmnt's or the bash
+    /// tool's), else the systemd units `--systemd` wrote; nil when there is none.
+    public static func currentEntry(molt: Molt, unitDir: String = SystemdTimer.defaultUnitDir,
+                                    crontabProgram: String = "crontab") throws(HealthError) -> ScheduledEntry? {
+        if UserAccounts.user(named: molt.name) != nil, ProgramRunner.locate(crontabProgram) != nil,
+           let entry = ScheduledEntry.parse(crontab: try CronTab(user: molt.name, program: crontabProgram).healthRead(), molt: molt.name) {
+            return entry
         }
-        if settings.threshold == nil, let failures = old.failures {
-            guard let threshold = Int(failures) else { throw .invalidCarriedOver(option: "--consecutive-failures", value: failures) }
-            settings.threshold = threshold
-            notes.append("carried over from the bash tool's crontab entry: --consecutive-failures \(failures)")
+        let timer = SystemdTimer(molt: molt.name, unitDir: unitDir)
+        guard let service = try? String(contentsOfFile: timer.servicePath, encoding: .utf8),
+              let timerText = try? String(contentsOfFile: timer.timerPath, encoding: .utf8) else { return nil }
+        return ScheduledEntry.parse(service: service, timer: timerText)
+    }
+
+    /// What `health setup` will schedule: `options` over the current entry's settings
+    /// (see `SetupOptions.merged`), and a line per setting kept, changed or removed.
+    public static func plan(_ options: SetupOptions, molt: Molt, baseDir: String, executable: String,
+                            current: ScheduledEntry?) throws(HealthError) -> (schedule: WatchSchedule, notes: [String]) {
+        if let current, !options.fresh, let (option, value) = current.unusable.first(where: { !options.given($0.option) }) {
+            throw .invalidCarriedOver(option: option, value: value, origin: current.originText)
         }
-        return (settings, notes)
+        var (interval, offset, settings, notes) = options.merged(with: current)
+        if let mailer = settings.mailer, mailer.isEmpty { settings.mailer = nil }
+        let schedule = try WatchSchedule(molt: molt, baseDir: baseDir, executable: executable, interval: interval,
+                                         offset: offset, settings: settings)
+        if let old = current?.baseDir, old != baseDir, !(options.fresh) {
+            notes.append("changed --base-dir \(old) → \(baseDir)")
+        }
+        return (schedule, notes)
     }
 
     /// Removes the crontab entry and the systemd units, whichever exist; other crontab lines stay.

@@ -85,7 +85,16 @@ public struct WatchSchedule: Sendable, Equatable {
     var hours: Int? { interval >= 60 ? interval / 60 : nil }
 
     /// "5 min", "1 h", "3 h".
-    public var intervalText: String { hours.map { "\($0) h" } ?? "\(interval) min" }
+    public var intervalText: String { Self.intervalText(interval) }
+
+    public static func intervalText(_ interval: Int) -> String { interval >= 60 ? "\(interval / 60) h" : "\(interval) min" }
+
+    /// "every 15 min at minutes 7,22,37,52", "every 1 h at minute 7", "every minute".
+    public static func timingText(interval: Int, offset: Int) -> String {
+        if interval == 1 { return "every minute" }
+        if interval >= 60 { return "every \(intervalText(interval)) at minute \(offset)" }
+        return "every \(intervalText(interval)) at minutes " + stride(from: offset, to: 60, by: interval).map(String.init).joined(separator: ",")
+    }
 
     /// The cron minute field: `*/5`, `3-59/5`, `*`; for whole hours the one minute, `7`.
     public var minuteField: String {
@@ -112,7 +121,12 @@ public struct WatchSchedule: Sendable, Equatable {
     /// `health-watch` and its options, each word safe unquoted (the mailer, which
     /// may hold spaces, is single-quoted by `quoted`).
     public var arguments: [String] {
-        var words = ["molt", "health-watch", molt, "--base-dir", baseDir]
+        ["molt", "health-watch", molt, "--base-dir", baseDir] + Self.optionWords(settings)
+    }
+
+    /// The options of `settings` as health-watch takes them.
+    public static func optionWords(_ settings: WatchSettings) -> [String] {
+        var words: [String] = []
         if !settings.emails.isEmpty { words += ["--alert-email", settings.emails.joined(separator: ",")] }
         if let threshold = settings.threshold { words += ["--consecutive-failures", String(threshold)] }
         if let commander = settings.commander { words += ["--commander", commander] }
