@@ -49,7 +49,7 @@ extension Fleet {
 
         @Option(help: ArgumentHelp("Wait up to this long for a backup or another restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
         var wait: Double?
-        @Flag(help: "Reuse an existing regular account of a molt's name even when its home is elsewhere (the plan shows it).")
+        @Flag(help: "Reuse an existing regular account of a molt's name even when nothing on this host shows it is the molt's (the plan shows it).")
         var adoptExistingUsers = false
 
         @Flag(name: .shortAndLong, help: "Do not ask for confirmation (needed without a terminal).")

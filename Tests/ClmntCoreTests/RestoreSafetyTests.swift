@@ -221,6 +221,107 @@ import Testing
         #expect(adopted.status == 0, "\(adopted.stderr)")
     }
 
+    /// Issue 16 §1: the manifest's `home` is the archive's word. Every home is in /etc/passwd, so an
+    /// archive naming a person's account and real home must not make the person's account the molt's
+    /// (a 4755 copy of `id` in it would run as that person for any local user).
+    @Test func anArchiveNamingAPersonsAccountAndRealHomeIsRefused() throws {
+        let scene = try Scene()
+        defer { scene.directory.remove() }
+        chmod(scene.directory.path, 0o755)
+        let person = F.uniqueName("p"), other = F.uniqueName("o")
+        defer { F.removeUsers([person, other]) }
+        let people = scene.directory.path + "/people", home = people + "/" + person
+        let account = try F.addUser(person, home: home)
+        let intruder = try F.addUser(other)
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try F.write(home + "/diary.txt", "mine\n")
+        chmod(people, 0o755)
+        chmod(home, 0o750)
+        chown(home, account.uid, account.gid)
+        chown(home + "/diary.txt", account.uid, account.gid)
+        let id = try #require(FileManager.default.contents(atPath: "/usr/bin/id"))
+        try F.clmntArchive(scene.archive, molts: [F.CraftedMolt(name: person, port: 19001, home: home, entries: [
+            .file(".molt-info", "MOLT_NAME=\(person)\nMOLT_PORT=19001\nMOLT_HOME=\(home)\n", owner: person),
+            Entry(name: "id", mode: 0o4755, uname: person, gname: person, bytes: Array(id))], owner: person)],
+            baseDir: people) { entries in
+            // A home anyone may enter, so that on a host that adopted the account anyone could run its setuid `id`.
+            if let index = entries.firstIndex(where: { $0.name == person + "/" }) { entries[index].mode = 0o755 }
+        }
+
+        let dry = try scene.restore(["--dry-run"])
+        #expect(dry.stdout.contains("not this molt's (refused)"), "\(dry.stdout)")
+        let refused = try scene.restore(["--yes"])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        // The plan (on stderr without a terminal), then the refusal: one line naming the account and the way out.
+        let refusal = refused.stderr.split(separator: "\n").filter { $0.contains("refused: user \(person)") }
+        #expect(refusal.count == 1 && refusal[0].contains("nothing on this host shows it is this molt's user (--adopt-existing-users reuses it)"),
+                "\(refused.stderr)")
+        #expect(refused.stderr.hasSuffix("clmnt: restore refused (reasons above); nothing was changed\n"), "\(refused.stderr)")
+        // Nothing written: no molt, no staging, the person's home as it was.
+        #expect(!F.exists(scene.base + "/" + person))
+        #expect(F.stagingLeftovers(scene.base).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home) == ["diary.txt"])
+        // Another local user gains nothing: there is no setuid `id` of the person's to run.
+        let probe = try runCapturing("/usr/bin/setpriv", ["--reuid=\(intruder.uid)", "--regid=\(intruder.gid)", "--clear-groups",
+                                                          scene.base + "/" + person + "/id", "-u"])
+        #expect(probe.status != 0 && probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) != String(account.uid),
+                "euid \(probe.stdout) for uid \(intruder.uid)")
+    }
+
+    /// Issue 16 §1, the other side: evidence this host holds makes an existing account the molt's
+    /// without `--adopt-existing-users`: a `.molt-info` naming the molt in the account's real home,
+    /// written by the account or root (not by anyone else), or the base dir's root-written `molts.json`.
+    @Test func anAccountIsTheMoltsOnlyOnEvidenceFromThisHost() throws {
+        let scene = try Scene()
+        defer { scene.directory.remove() }
+        let name = F.uniqueName("e"), other = F.uniqueName("o")
+        defer { F.removeUsers([name, other]) }
+        let oldHome = scene.directory.path + "/old-base/" + name
+        let account = try F.addUser(name, home: oldHome)
+        let stranger = try F.addUser(other)
+        try FileManager.default.createDirectory(atPath: oldHome, withIntermediateDirectories: true)
+        chown(oldHome, account.uid, account.gid)
+        chmod(oldHome, 0o750)
+        try F.clmntArchive(scene.archive, molts: [F.CraftedMolt(name: name, port: 19001, home: oldHome, entries: [
+            .file(".molt-info", "MOLT_NAME=\(name)\nMOLT_PORT=19001\n", owner: name)], owner: name)],
+            baseDir: scene.directory.path + "/old-base")
+        func userColumn() throws -> String {
+            let dry = try scene.restore(["--dry-run"])
+            return dry.stdout
+        }
+        // No .molt-info in its home: refused.
+        #expect(try userColumn().contains("not this molt's (refused)"))
+        // One written by somebody else (or a second link to one): still refused.
+        try F.write(oldHome + "/.molt-info", "MOLT_NAME=\(name)\n")
+        chown(oldHome + "/.molt-info", stranger.uid, stranger.gid)
+        #expect(try userColumn().contains("not this molt's (refused)"))
+        chown(oldHome + "/.molt-info", account.uid, account.gid)
+        try FileManager.default.linkItem(atPath: oldHome + "/.molt-info", toPath: oldHome + "/second-link")
+        #expect(try userColumn().contains("not this molt's (refused)"))
+        try FileManager.default.removeItem(atPath: oldHome + "/second-link")
+        // Naming another molt: refused.
+        try F.write(oldHome + "/.molt-info", "MOLT_NAME=\(other)\n")
+        chown(oldHome + "/.molt-info", account.uid, account.gid)
+        #expect(try userColumn().contains("not this molt's (refused)"))
+        // Its own, by the account: the molt's user; the restore runs without --adopt-existing-users.
+        try F.write(oldHome + "/.molt-info", "MOLT_NAME=\(name)\n")
+        chown(oldHome + "/.molt-info", account.uid, account.gid)
+        #expect(try userColumn().contains("exists (uid \(account.uid))"))
+        let restored = try scene.restore(["--yes"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        var restoredHome = stat()
+        #expect(lstat(scene.base + "/" + name, &restoredHome) == 0 && restoredHome.st_uid == account.uid)
+
+        // The base dir's molts.json (root's) lists it: evidence too, even with the old home gone.
+        try FileManager.default.removeItem(atPath: oldHome)
+        try FileManager.default.removeItem(atPath: scene.base + "/" + name)
+        #expect(F.read(scene.base + "/molts.json")?.contains(name) == true)
+        #expect(try userColumn().contains("exists (uid \(account.uid))"))
+        // The same file, not root's: no evidence.
+        chown(scene.base + "/molts.json", stranger.uid, stranger.gid)
+        #expect(try userColumn().contains("not this molt's (refused)"))
+    }
+
     typealias Entry = RestoreFixture.Entry
 
     @Test func nobodyAndNamesWithoutALeadingLetterAreRefused() throws {
