@@ -511,6 +511,31 @@ import Testing
         #expect(!F.exists(scene.base + "/" + name))
     }
 
+    /// Issue 16 §5: `timeout -s TERM` signals the child and its group, so clmnt gets SIGTERM twice.
+    /// Before, the second `_exit`ed in the middle of the cleanup and left the user it created and
+    /// the staging directory. Signals close together now let the cleanup finish.
+    @Test func twoSigtermsCloseTogetherStillRollBack() throws {
+        let scene = try Scene()
+        defer { scene.directory.remove() }
+        let name = F.uniqueName()
+        defer { F.removeUsers([name]) }
+        let process = try startLongRestore(scene, name: name, skipUsers: false)
+        #expect(process.isRunning)
+        #expect(UserAccounts.user(named: name) != nil, "the restore created its user")
+        for _ in 0..<3 {
+            kill(process.processIdentifier, SIGTERM)
+            usleep(30_000)
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143)
+        #expect(F.stagingLeftovers(scene.base).isEmpty)
+        #expect(UserAccounts.user(named: name) == nil, "the user it created is deleted again")
+        #expect(!F.exists(scene.base + "/" + name))
+    }
+
     @Test func theRunAfterASigkillRemovesWhatTheKilledOneLeft() throws {
         let scene = try Scene()
         defer { scene.directory.remove() }
