@@ -399,6 +399,44 @@ import Testing
         #expect(fromRoot.status == 1 && fromRoot.stderr.contains("system"), "\(fromRoot.stderr)")
     }
 
+    /// Issue 16 §5: a bind mount of `/` or `/etc` is the system directory under another name;
+    /// the check compares device and inode, not only paths. Dry runs only, and the mount points
+    /// are removed with `rmdir` alone, so a mount left behind is never recursed into.
+    @Test func bindMountsOfSystemDirectoriesAreNeverABaseDir() throws {
+        let mounts = try TemporaryDirectory(prefix: "clmnt-bind")
+        let archiveDirectory = try TemporaryDirectory(prefix: "clmnt-bind-archive")
+        defer { try? FileManager.default.removeItem(atPath: archiveDirectory.path) }
+        let archive = archiveDirectory.path + "/fleet.tar.gz"
+        try F.clmntArchive(archive, molts: [F.CraftedMolt(name: "ssh", port: 19001, entries: [
+            .file(".molt-info", "MOLT_NAME=ssh\nMOLT_PORT=19001\n")])])
+        let rootBind = mounts.path + "/rootfs", etcBind = mounts.path + "/etc-copy"
+        var mounted: [String] = []
+        defer {
+            for point in mounted.reversed() { _ = try? F.run("umount", [point]) }
+            for point in [rootBind, etcBind, mounts.path] { rmdir(point) }
+        }
+        for (source, point) in [("/", rootBind), ("/etc", etcBind)] {
+            mkdir(point, 0o700)
+            try F.run("mount", ["--bind", source, point])
+            mounted.append(point)
+        }
+        for (base, says) in [(rootBind, "system directory / under another name"),
+                             (rootBind + "/etc", "system directory /etc under another name"),
+                             (rootBind + "/usr/share/molts", "lies in the system's /usr/share under another name"),
+                             (etcBind, "system directory /etc under another name"),
+                             (etcBind + "/ssh", "lies in the system's /etc under another name"),
+                             (etcBind + "/new/molts", "lies in the system's /etc under another name")] {
+            let dry = try runCapturing(clmnt, ["fleet", "restore", "--from", archive, "-d", base, "--dry-run"])
+            #expect(dry.status == 1 && dry.stderr.contains(says), "\(base): \(dry.stdout)\(dry.stderr)")
+            #expect(dry.stderr.split(separator: "\n").count == 1, "\(dry.stderr)")
+        }
+        // A directory of its own reached through the bind of / is that directory: allowed.
+        let own = try TemporaryDirectory(prefix: "clmnt-bind-own")
+        defer { own.remove() }
+        let through = try runCapturing(clmnt, ["fleet", "restore", "--from", archive, "-d", rootBind + own.path + "/base", "--dry-run"])
+        #expect(through.status == 0, "\(through.stderr)")
+    }
+
     @Test func forceReplacesOnlyAMoltOfThatName() throws {
         let scene = try Scene()
         defer { scene.directory.remove() }
