@@ -272,7 +272,10 @@ final class IntegrityCheck {
             else { problems.append(.damaged(line)) }
         }
         if let expected = manifest.entryCount, expected != entries {
-            disagreement("it holds \(entries) entries, the manifest planned \(expected)")
+            let line = "it holds \(entries) entries, the manifest planned \(expected)"
+            // A backup archives only what its scan saw: more entries than planned is never a change during the backup.
+            if entries > expected { problems.append(.damaged(line + "; more than the manifest lists: a backup never archives what its scan did not see")) }
+            else { disagreement(line) }
         }
         for molt in manifest.molts {
             let actual = sections[molt.name] ?? Manifest.SectionStats()
@@ -287,9 +290,15 @@ final class IntegrityCheck {
                                                 entryCount: molt.entryCount ?? -1)
             if planned != actual {
                 let line = "molt \(molt.name): the archive holds \(Self.describe(actual)), the manifest says \(Self.describe(planned))"
+                // The manifest's totals are what the plan showed and the free-space check used: warnings
+                // in the report relax the comparison, never beyond what the report itself states.
+                if let excess = Self.excess(actual: actual, planned: planned, statedGrowth: report.grownBytes?[molt.name]) {
+                    problems.append(.damaged(line + "; " + excess))
+                    continue
+                }
                 // A database is archived as its snapshot, whose size is known only once taken (a WAL
-                // database's snapshot holds its -wal too): bytes alone differing is no damage; the
-                // report's exact counts, the checksums and the size bound catch the rest.
+                // database's snapshot holds its -wal too): bytes alone differing (within the bound
+                // above) is no damage; the report's exact counts and the checksums catch the rest.
                 if !changedDuringBackup && planned.entryCount == actual.entryCount && planned.fileCount == actual.fileCount {
                     notes.append(line + " (SQLite snapshots differ in size from their files)")
                 } else {
@@ -322,6 +331,30 @@ final class IntegrityCheck {
         let hasher = SHA256Hasher()
         data.withUnsafeBytes { hasher.update($0) }
         return hasher.finalizeHex()
+    }
+
+    /// Without a `grown_bytes` statement (a report of clmnt before it was recorded), bytes may
+    /// exceed the manifest's by this much: an eighth of them plus 1 MiB.
+    static func unstatedGrowthAllowance(planned: Int64) -> Int64 { max(planned, 0) / 8 + (1 << 20) }
+
+    /// Why a molt's archived totals exceed its manifest's beyond what any backup does, or nil.
+    /// Entries and files: a backup archives only what its scan listed (some may vanish, none
+    /// appear). Bytes: files may grow between the scan and their turn, by at most what the
+    /// report states (`grownBytes`), or `unstatedGrowthAllowance` when it states nothing.
+    static func excess(actual: Manifest.SectionStats, planned: Manifest.SectionStats, statedGrowth: Int64?) -> String? {
+        if planned.entryCount >= 0 && actual.entryCount > planned.entryCount {
+            return "more entries than the manifest lists: a backup never archives what its scan did not see"
+        }
+        if planned.fileCount >= 0 && actual.fileCount > planned.fileCount {
+            return "more files than the manifest lists: a backup never archives what its scan did not see"
+        }
+        let allowance = statedGrowth.map { max($0, 0) } ?? unstatedGrowthAllowance(planned: planned.backupSizeBytes)
+        if actual.backupSizeBytes > planned.backupSizeBytes + allowance {
+            let stated = statedGrowth.map { "the report states \($0) bytes grew while it ran" }
+                ?? "the report states no growth (allowed: \(allowance) bytes)"
+            return "\(actual.backupSizeBytes - planned.backupSizeBytes) bytes more than the manifest lists, and \(stated)"
+        }
+        return nil
     }
 
     private static func describe(_ stats: Manifest.SectionStats) -> String {

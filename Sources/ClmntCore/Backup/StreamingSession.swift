@@ -38,6 +38,8 @@ struct StreamingSession {
     var missed: [MissedFile] = []
     /// The molt being written, for `missed`.
     private var currentMolt: String?
+    /// Per molt, how many bytes its files grew between the scan and their archiving (`BackupReport.grownBytes`).
+    private(set) var grownBytes: [String: Int64] = [:]
 
     init(output: AtomicOutputFile, options: BackupOptions, onProgress: ((BackupProgress) -> Void)?,
          onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
@@ -164,6 +166,13 @@ struct StreamingSession {
             }
         }
         stats[molt.name] = section
+        if grownBytes[molt.name] == nil { grownBytes[molt.name] = 0 }  // stated, even when nothing grew
+    }
+
+    /// Counts a file archived at `archived` bytes that the scan saw at `scanned` (the manifest's size).
+    private mutating func noteGrowth(archived: Int64, scanned: Int64) {
+        guard let molt = currentMolt, archived > scanned else { return }
+        grownBytes[molt, default: 0] += archived - scanned
     }
 
     /// Checks that `fd` is open on the same file the scan saw; warns and returns nil if not.
@@ -212,6 +221,7 @@ struct StreamingSession {
         section.fileCount += 1
         switch snapshot {
         case .inMemory(let bytes):
+            noteGrowth(archived: Int64(bytes.count), scanned: scanned.size)
             try writeInMemoryFile(bytes, entry: entry, section: &section)
             return true
         case .onDisk(let snapshotFd):
@@ -220,6 +230,7 @@ struct StreamingSession {
             fstat(snapshotFd, &snapshotStatus)
             entry.clearSparse()
             entry.size = Int64(snapshotStatus.st_size)
+            noteGrowth(archived: entry.size, scanned: scanned.size)
             try writeHeader(entry)
             _ = try writer.streamFileData(from: snapshotFd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath.description)
             recordDigest(archivePath)
@@ -233,6 +244,7 @@ struct StreamingSession {
         if Int64(status.st_size) != scanned.size {
             warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
         }
+        noteGrowth(archived: entry.size, scanned: scanned.size)
         try writeHeader(entry)
         let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath.description)
         if outcome.paddedBytes > 0 {
@@ -382,7 +394,7 @@ struct StreamingSession {
     mutating func writeTrailer(now: Date, trees: [ScannedTree], moltNames: [String]) throws(BackupError) {
         let mtime = Int64(now.timeIntervalSince1970)
         let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings,
-                                  missed: missed)
+                                  missed: missed, grownBytes: grownBytes)
         let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 
