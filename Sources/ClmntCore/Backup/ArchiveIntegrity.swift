@@ -273,9 +273,11 @@ final class IntegrityCheck {
         }
         if let expected = manifest.entryCount, expected != entries {
             let line = "it holds \(entries) entries, the manifest planned \(expected)"
-            // A backup archives only what its scan saw: more entries than planned is never a change during the backup.
-            if entries > expected { problems.append(.damaged(line + "; more than the manifest lists: a backup never archives what its scan did not see")) }
-            else { disagreement(line) }
+            // A backup archives only what its scan saw, plus what the report says it added.
+            let stated = report.beyondPlan.map { $0.values.reduce(0) { $0 + $1.entryCount } } ?? 0
+            if entries > expected + stated {
+                problems.append(.damaged(line + "; more than the manifest lists and the report states: a backup never archives what its scan did not see"))
+            } else { disagreement(line) }
         }
         for molt in manifest.molts {
             let actual = sections[molt.name] ?? Manifest.SectionStats()
@@ -292,7 +294,7 @@ final class IntegrityCheck {
                 let line = "molt \(molt.name): the archive holds \(Self.describe(actual)), the manifest says \(Self.describe(planned))"
                 // The manifest's totals are what the plan showed and the free-space check used: warnings
                 // in the report relax the comparison, never beyond what the report itself states.
-                if let excess = Self.excess(actual: actual, planned: planned, statedGrowth: report.grownBytes?[molt.name]) {
+                if let excess = Self.excess(actual: actual, planned: planned, stated: report.beyondPlan?[molt.name]) {
                     problems.append(.damaged(line + "; " + excess))
                     continue
                 }
@@ -333,26 +335,27 @@ final class IntegrityCheck {
         return hasher.finalizeHex()
     }
 
-    /// Without a `grown_bytes` statement (a report of clmnt before it was recorded), bytes may
+    /// Without a `beyond_plan` statement (a report of clmnt before it was recorded), bytes may
     /// exceed the manifest's by this much: an eighth of them plus 1 MiB.
     static func unstatedGrowthAllowance(planned: Int64) -> Int64 { max(planned, 0) / 8 + (1 << 20) }
 
-    /// Why a molt's archived totals exceed its manifest's beyond what any backup does, or nil.
-    /// Entries and files: a backup archives only what its scan listed (some may vanish, none
-    /// appear). Bytes: files may grow between the scan and their turn, by at most what the
-    /// report states (`grownBytes`), or `unstatedGrowthAllowance` when it states nothing.
-    static func excess(actual: Manifest.SectionStats, planned: Manifest.SectionStats, statedGrowth: Int64?) -> String? {
-        if planned.entryCount >= 0 && actual.entryCount > planned.entryCount {
-            return "more entries than the manifest lists: a backup never archives what its scan did not see"
+    /// Why a molt's archived totals exceed its manifest's beyond what the report states it
+    /// archived beyond the plan (`beyondPlan`: unplanned sidecars, files that grew), or nil.
+    /// Without a statement: no entry or file more (a backup archives only what its scan listed),
+    /// bytes up to `unstatedGrowthAllowance`.
+    static func excess(actual: Manifest.SectionStats, planned: Manifest.SectionStats, stated: Manifest.SectionStats?) -> String? {
+        let extra = stated ?? Manifest.SectionStats(backupSizeBytes: unstatedGrowthAllowance(planned: planned.backupSizeBytes))
+        let statement = stated == nil ? "the report states nothing beyond the plan"
+            : "the report states \(describe(extra)) beyond the plan"
+        if planned.entryCount >= 0 && actual.entryCount > planned.entryCount + max(extra.entryCount, 0) {
+            return "more entries than the manifest lists, and \(statement)"
         }
-        if planned.fileCount >= 0 && actual.fileCount > planned.fileCount {
-            return "more files than the manifest lists: a backup never archives what its scan did not see"
+        if planned.fileCount >= 0 && actual.fileCount > planned.fileCount + max(extra.fileCount, 0) {
+            return "more files than the manifest lists, and \(statement)"
         }
-        let allowance = statedGrowth.map { max($0, 0) } ?? unstatedGrowthAllowance(planned: planned.backupSizeBytes)
-        if actual.backupSizeBytes > planned.backupSizeBytes + allowance {
-            let stated = statedGrowth.map { "the report states \($0) bytes grew while it ran" }
-                ?? "the report states no growth (allowed: \(allowance) bytes)"
-            return "\(actual.backupSizeBytes - planned.backupSizeBytes) bytes more than the manifest lists, and \(stated)"
+        if actual.backupSizeBytes > planned.backupSizeBytes + max(extra.backupSizeBytes, 0) {
+            return "\(actual.backupSizeBytes - planned.backupSizeBytes) bytes more than the manifest lists, and \(statement)"
+                + (stated == nil ? " (allowed: \(extra.backupSizeBytes) bytes)" : "")
         }
         return nil
     }

@@ -38,8 +38,10 @@ struct StreamingSession {
     var missed: [MissedFile] = []
     /// The molt being written, for `missed`.
     private var currentMolt: String?
-    /// Per molt, how many bytes its files grew between the scan and their archiving (`BackupReport.grownBytes`).
-    private(set) var grownBytes: [String: Int64] = [:]
+    /// Per molt, what was archived beyond the manifest's plan (`BackupReport.beyondPlan`).
+    private(set) var beyondPlan: [String: Manifest.SectionStats] = [:]
+    /// Set while an unplanned sidecar is written: all of it counts as beyond the plan, not its growth.
+    private var writingUnplanned = false
 
     init(output: AtomicOutputFile, options: BackupOptions, onProgress: ((BackupProgress) -> Void)?,
          onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
@@ -146,7 +148,8 @@ struct StreamingSession {
                 section.fileCount += 1
             case .regular, .databaseSidecar:
                 let name = depth == 0 ? moltName : tree.name(of: scanned)
-                if scanned.kind == .databaseSidecar, let base = SQLiteSidecar.base(of: name) {
+                let unplanned = scanned.kind == .databaseSidecar
+                if unplanned, let base = SQLiteSidecar.base(of: name) {
                     if snapshotted[depth].contains(base) { continue }  // the snapshot holds its content
                     warn("\(sourcePath): archived, as its database \(base) was not snapshotted")
                 }
@@ -159,20 +162,31 @@ struct StreamingSession {
                 defer { close(fd) }
                 let location = FileLocation(directory: parentFd, name: name.string, sourcePath: sourcePath, archivePath: archivePath,
                                             moltName: molt.name)
+                // The plan left a database's sidecar out: whatever of it is archived is beyond the plan.
+                let before = section
+                writingUnplanned = unplanned
                 if try writeRegularFile(fd: fd, status: status, scanned: scanned, location: location,
                                         seenInodes: &seenInodes, section: &section) {
                     snapshotted[depth].insert(name)
                 }
+                writingUnplanned = false
+                if unplanned {
+                    var extra = beyondPlan[molt.name] ?? Manifest.SectionStats()
+                    extra.entryCount += section.entryCount - before.entryCount
+                    extra.fileCount += section.fileCount - before.fileCount
+                    extra.backupSizeBytes += section.backupSizeBytes - before.backupSizeBytes
+                    beyondPlan[molt.name] = extra
+                }
             }
         }
         stats[molt.name] = section
-        if grownBytes[molt.name] == nil { grownBytes[molt.name] = 0 }  // stated, even when nothing grew
+        if beyondPlan[molt.name] == nil { beyondPlan[molt.name] = Manifest.SectionStats() }  // stated, even when nothing was
     }
 
     /// Counts a file archived at `archived` bytes that the scan saw at `scanned` (the manifest's size).
     private mutating func noteGrowth(archived: Int64, scanned: Int64) {
-        guard let molt = currentMolt, archived > scanned else { return }
-        grownBytes[molt, default: 0] += archived - scanned
+        guard let molt = currentMolt, archived > scanned, !writingUnplanned else { return }
+        beyondPlan[molt, default: Manifest.SectionStats()].backupSizeBytes += archived - scanned
     }
 
     /// Checks that `fd` is open on the same file the scan saw; warns and returns nil if not.
@@ -394,7 +408,7 @@ struct StreamingSession {
     mutating func writeTrailer(now: Date, trees: [ScannedTree], moltNames: [String]) throws(BackupError) {
         let mtime = Int64(now.timeIntervalSince1970)
         let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings,
-                                  missed: missed, grownBytes: grownBytes)
+                                  missed: missed, beyondPlan: beyondPlan)
         let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 
