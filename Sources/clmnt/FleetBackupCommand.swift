@@ -16,7 +16,8 @@ extension Fleet {
             SHA256SUMS last. Regenerable caches, *.pid, *.lock and *.tmp files are skipped; \
             SQLite databases are captured through SQLite's online backup API. Exits 3 when \
             files vanished, could not be read or changed while read (the archive is written \
-            and names them), 75 when another backup or a restore of the base dir is running.
+            and names them), 75 when another backup or a restore of the base dir is running, \
+            4 when a killed restore left the base dir half restored (run fleet restore --resume).
             """
         )
 

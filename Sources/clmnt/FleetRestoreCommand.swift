@@ -49,7 +49,7 @@ extension Fleet {
 
         @Option(help: ArgumentHelp("Wait up to this long for a backup or another restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
         var wait: Double?
-        @Flag(help: "Reuse an existing regular account of a molt's name even when its home is elsewhere (the plan shows it).")
+        @Flag(help: "Reuse an existing regular account of a molt's name even when nothing on this host shows it is the molt's (the plan shows it).")
         var adoptExistingUsers = false
 
         @Flag(help: "After restoring, take group and other bits off each home (0750) and its .openclaw (0700), as the bash tool's archives lost them.")
@@ -167,23 +167,33 @@ enum RestoreConfirmation: Error, CustomStringConvertible {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP ask the restore to stop and clean up; a second one exits at once
-/// (the next restore removes what was left).
+/// SIGINT, SIGTERM and SIGHUP ask the restore to stop and clean up. Signals within
+/// `repeatWindow` of the first are the same request arriving twice (`timeout` and `kill`
+/// of a process group signal the child and its group; a double key press) and the cleanup
+/// goes on; one later exits at once (the next restore removes what was left).
 final class RestoreSignals: @unchecked Sendable {
+    /// Seconds after the first signal during which more signals do not cut the cleanup short.
+    static let repeatWindow: UInt64 = 2
     private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()
     private var signalNumber: Int32 = 0
+    private var firstSignalAt: UInt64 = 0
 
     init(cancellation: RestoreCancellation) {
         for number in [SIGINT, SIGTERM, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [self] in
-                let first = lock.withLock { () -> Bool in
-                    defer { signalNumber = number }
-                    return signalNumber == 0
+                let now = DispatchTime.now().uptimeNanoseconds
+                let exitNow = lock.withLock { () -> Bool in
+                    guard signalNumber != 0 else {
+                        signalNumber = number
+                        firstSignalAt = now
+                        return false
+                    }
+                    return now - firstSignalAt >= Self.repeatWindow * 1_000_000_000
                 }
-                guard first else { _exit(128 + number) }
+                if exitNow { _exit(128 + number) }
                 cancellation.cancel()
             }
             source.resume()

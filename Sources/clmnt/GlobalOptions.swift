@@ -104,6 +104,8 @@ enum ExitStatus {
     /// The backup archived everything it could but missed files (restic's "snapshot created,
     /// but some files were missing"); `verify` of such an archive.
     static let incomplete: Int32 = 3
+    /// `fleet backup` of a base dir a killed restore left half swapped: `fleet restore --resume` first.
+    static let restorePending: Int32 = 4
     /// Another backup or a restore of the same base dir holds the lock (EX_TEMPFAIL: try again later).
     static let busy: Int32 = 75
     /// A bad option value (EX_USAGE, as for the parser's own errors).
@@ -123,8 +125,16 @@ func reportingErrors(stamp: (String) -> String = { $0 }, _ body: () throws -> Vo
     } catch {
         let hint = nothingFound(error).map { " (\(baseDirHint($0)))" } ?? ""
         printError(stamp("clmnt: " + TerminalText.line("\(error)\(hint)")))
-        throw ExitCode(isUsageMistake(error) ? ExitStatus.usage : isBusy(error) ? ExitStatus.busy : ExitStatus.failure)
+        throw ExitCode(exitStatus(of: error))
     }
+}
+
+/// The documented exit status of a library error (docs/exit-codes.md).
+private func exitStatus(of error: any Error) -> Int32 {
+    if isUsageMistake(error) { return ExitStatus.usage }
+    if isBusy(error) { return ExitStatus.busy }
+    if case BackupError.restorePending = error { return ExitStatus.restorePending }
+    return ExitStatus.failure
 }
 
 /// The base dir of an error that means "nothing found there" (no molts, no such dir).

@@ -1,5 +1,5 @@
 import CArchiveTestSupport
-import ClmntCore
+@testable import ClmntCore
 import Foundation
 import Testing
 
@@ -119,5 +119,79 @@ struct RestoreRegistryFailureTests {
         let registry = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/molts.json"))) as? [String: Any]
         #expect(((registry?["molts"] as? [String: Any])?.keys.sorted()) == ["alpha", "bravo-2"])
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter { $0.hasPrefix(".") }.isEmpty)
+    }
+}
+
+/// Issue 16 §3 and §5: what a restore killed between two swaps leaves is trusted by no one else.
+@Suite("a half-restored fleet", .serialized)
+struct HalfRestoredFleetTests {
+    let clmnt = clmntExecutable()
+
+    private func archives(_ directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("fleet-") }.sorted()
+    }
+
+    /// A fleet whose restore from its own backup was SIGKILLed after the first swap; returns the backup dir.
+    private func halfRestored(_ fixture: FleetFixture) throws -> String {
+        let backups = fixture.root.path + "/backups"
+        let first = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--backup-dir", backups, "-q"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let archive = backups + "/" + (try #require(archives(backups).first))
+        let killed = try StoppedRun(clmnt, ["fleet", "restore", "--from", archive, "-d", fixture.baseDir, "--yes", "--skip-users",
+                                            "--allow-outside-symlinks", "--force"], at: "before-swap-2")
+        killed.kill()
+        #expect(!RestoreRecovery.pendingJournals(baseDir: fixture.baseDir).isEmpty)
+        return backups
+    }
+
+    @Test("backup, its dry run and its --keep refuse a base dir with a restore journal pending (exit 4), and prune nothing")
+    func backupRefusesAHalfRestoredFleet() throws {
+        let fixture = try FleetFixture(molts: ["alpha", "bravo-2", "charlie"])
+        defer { fixture.remove() }
+        let backups = try halfRestored(fixture)
+        let good = archives(backups)
+        #expect(good.count == 1)
+        sleep(1)  // a new archive would get a new name
+        for extra in [["--keep", "1"], ["--dry-run"], ["--dry-run", "--json"], []] {
+            let run = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--backup-dir", backups] + extra)
+            #expect(run.status == 4, "\(extra): \(run.status) \(run.stderr)")
+            #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+            #expect(run.stderr.contains("is half restored") && run.stderr.contains("clmnt fleet restore --resume -d \(fixture.baseDir)"),
+                    "\(run.stderr)")
+            #expect(run.stdout.isEmpty, "\(run.stdout)")
+            #expect(archives(backups) == good, "\(extra): \(archives(backups))")
+        }
+        // Resumed, the fleet is whole again: the backup runs and its retention works.
+        let resumed = try runCapturing(clmnt, ["fleet", "restore", "--resume", "-d", fixture.baseDir])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let after = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--backup-dir", backups, "--keep", "1", "-q"])
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(archives(backups).count == 1 && archives(backups) != good, "\(archives(backups))")
+    }
+
+    @Test("--resume refuses a journal naming a path instead of a molt: nothing swapped, nothing chowned, the container kept")
+    func resumeValidatesTheJournalsNames() throws {
+        let fixture = try FleetFixture(molts: ["alpha", "bravo-2"])
+        defer { fixture.remove() }
+        _ = try halfRestored(fixture)
+        let soul = fixture.home("bravo-2") + "/.openclaw/workspace/SOUL.md"
+        try Data("local change\n".utf8).write(to: URL(fileURLWithPath: soul))
+        let (container, _) = try #require(RestoreRecovery.pendingJournals(baseDir: fixture.baseDir).first)
+        // Root planted (or a disk mangled) a journal whose second molt is a path out of the base dir.
+        let journalPath = container + "/journal.json"
+        var journal = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: journalPath))) as? [String: Any])
+        var molts = try #require(journal["molts"] as? [[String: Any]])
+        molts.append(["name": "../../outside/x", "home": "/tmp/x", "staged_device": 1, "staged_inode": 1])
+        journal["molts"] = molts
+        try JSONSerialization.data(withJSONObject: journal).write(to: URL(fileURLWithPath: journalPath))
+        let registryBefore = try String(contentsOfFile: fixture.baseDir + "/molts.json", encoding: .utf8)
+
+        let resumed = try runCapturing(clmnt, ["fleet", "restore", "--resume", "-d", fixture.baseDir])
+        #expect(resumed.status == 1, "\(resumed.stdout) \(resumed.stderr)")
+        #expect(resumed.stderr.split(separator: "\n").count == 1
+                && resumed.stderr.contains("names '../../outside/x', which is not a molt name; nothing was resumed"), "\(resumed.stderr)")
+        #expect(try String(contentsOfFile: soul, encoding: .utf8) == "local change\n", "bravo-2 was not swapped")
+        #expect(try String(contentsOfFile: fixture.baseDir + "/molts.json", encoding: .utf8) == registryBefore)
+        #expect(FileManager.default.fileExists(atPath: journalPath), "the container is kept for examination")
     }
 }

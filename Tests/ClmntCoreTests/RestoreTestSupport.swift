@@ -53,6 +53,11 @@ enum RestoreFixture {
         var mtime = 1_764_000_000
         /// A sparse file (pax GNU.sparse 1.0): this apparent size, one 512-byte data block at 0.
         var realSize: Int64?
+        /// Binary content (a real executable, say): replaces `data` when set.
+        var bytes: [UInt8]?
+
+        /// What the file holds: `bytes` when set, else `data` as UTF-8.
+        var payload: [UInt8] { bytes ?? Array(data.utf8) }
 
         static func file(_ name: String, _ data: String = "", mode: Int = 0o644, owner: String = "root") -> Entry {
             Entry(name: name, data: data, mode: mode, uname: owner, gname: owner)
@@ -75,12 +80,13 @@ enum RestoreFixture {
                                          "gname": gname, "uid": uid, "gid": gid, "mtime": mtime]
             if let link { object["link"] = link }
             if let realSize { object["realsize"] = realSize }
+            if let bytes { object["b64"] = Data(bytes).base64EncodedString() }
             return object
         }
     }
 
     private static let tarScript = """
-    import io, json, sys, tarfile
+    import base64, io, json, sys, tarfile
     spec = json.load(sys.stdin)
     with tarfile.open(spec["out"], "w:gz" if spec["gzip"] else "w", format=tarfile.PAX_FORMAT) as tf:
         for e in spec["entries"]:
@@ -90,7 +96,7 @@ enum RestoreFixture {
             data = None
             t = e["type"]
             if t == "file":
-                data = e["data"].encode(); ti.size = len(data)
+                data = base64.b64decode(e["b64"]) if "b64" in e else e["data"].encode(); ti.size = len(data)
             elif t == "dir": ti.type = tarfile.DIRTYPE
             elif t == "symlink": ti.type = tarfile.SYMTYPE; ti.linkname = e["link"]
             elif t == "hardlink": ti.type = tarfile.LNKTYPE; ti.linkname = e["link"]
@@ -146,8 +152,8 @@ enum RestoreFixture {
                 section.entryCount += 1
                 if entry.type != "dir" { section.fileCount += 1 }
                 if entry.type == "file" {
-                    section.backupSizeBytes += Int64(entry.data.utf8.count)
-                    sums += "\(sha256(entry.data))  \(entry.name)\n"
+                    section.backupSizeBytes += Int64(entry.payload.count)
+                    sums += "\(sha256(entry.payload))  \(entry.name)\n"
                 }
                 if entry.type == "sparse", let size = entry.realSize {
                     section.backupSizeBytes += size
@@ -187,8 +193,12 @@ enum RestoreFixture {
     }
 
     static func sha256(_ text: String) -> String {
+        sha256(Array(text.utf8))
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> String {
         let hasher = SHA256Hasher()
-        hasher.update(Array(text.utf8))
+        hasher.update(bytes)
         return hasher.finalizeHex()
     }
 

@@ -238,4 +238,49 @@ func snapshot(_ dir: String) -> [String: String] {
         #expect(refused > 0, "the race hit: some runs met a planted link")
         #expect(snapshot(scene.outside.path) == before, "root wrote outside the home")
     }
+    /// Issue 16 §5: a `health-watch` killed between writing its temp file and the `renameat` left
+    /// `.health-status.json.XXXX` in `.molt-state` for ever. The next writer removes them: only
+    /// `replace`'s own names, only files it would accept as state files, only old ones.
+    @Test func staleTemporaryFilesOfKilledWritersAreRemovedByTheNextWriter() throws {
+        let user = try TestUser()
+        defer { user.remove() }
+        let scene = try Scene(user: user)
+        defer { scene.tearDown() }
+        let state = scene.state
+        func age(_ path: String, seconds: Int) {
+            var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
+            utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW)
+        }
+        func plant(_ name: String, owner: uid_t, seconds: Int) throws {
+            try "{\"status\":\"healt".write(toFile: state + "/" + name, atomically: false, encoding: .utf8)
+            chown(state + "/" + name, owner, owner == 0 ? 0 : user.gid)
+            age(state + "/" + name, seconds: seconds)
+        }
+        let removed = [".health-status.json.1a2b3c", ".health-status.json.zz9", ".health-watch-state.json.k3x"]
+        try plant(removed[0], owner: user.uid, seconds: 3600)   // killed after its fchown
+        try plant(removed[1], owner: 0, seconds: 3600)          // killed before it
+        try plant(removed[2], owner: user.uid, seconds: 7200)   // the watch state's
+        let kept = [".health-status.json.4f5g6h", ".health-status.json.keep-me", ".health-status.json.1A2B",
+                    ".health-status.json.q1w2e3", ".health-status.json.hl12", ".health-status.json.sy12", "health-status.json.abc"]
+        try plant(kept[0], owner: user.uid, seconds: 5)         // a live writer's
+        try plant(kept[1], owner: user.uid, seconds: 3600)      // not clmnt's temp name
+        try plant(kept[2], owner: user.uid, seconds: 3600)      // upper case: not clmnt's either
+        try plant(kept[3], owner: 65534, seconds: 3600)         // another user's
+        age(scene.victim, seconds: 3600)
+        link(scene.victim, state + "/" + kept[4])               // a hard link to root's file outside
+        symlink(scene.victim, state + "/" + kept[5])            // a symlink to it
+        lchown(state + "/" + kept[5], user.uid, user.gid)
+        age(state + "/" + kept[5], seconds: 3600)
+        try plant(kept[6], owner: user.uid, seconds: 3600)      // no leading dot
+        let before = snapshot(scene.outside.path)
+
+        let watch = try runClmnt(["molt", "health-watch", scene.name, "-d", scene.fleet.base], timeout: 20)
+        #expect(watch.stdout.contains("health: stopped"), "\(watch.stdout) \(watch.stderr)")
+        let left = Set((try? FileManager.default.contentsOfDirectory(atPath: state)) ?? [])
+        for name in removed { #expect(!left.contains(name), "\(name) stayed") }
+        for name in kept { #expect(left.contains(name), "\(name) was removed") }
+        #expect(left.contains("health-status.json") && left.contains("health-watch-state.json"), "\(left)")
+        #expect(snapshot(scene.outside.path) == before)
+        #expect(try String(contentsOfFile: scene.victim, encoding: .utf8) == "precious root data\n")
+    }
 }

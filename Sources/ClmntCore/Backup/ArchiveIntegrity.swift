@@ -296,7 +296,12 @@ final class IntegrityCheck {
             else { problems.append(.damaged(line)) }
         }
         if let expected = manifest.entryCount, expected != entries {
-            disagreement("it holds \(entries) entries, the manifest planned \(expected)")
+            let line = "it holds \(entries) entries, the manifest planned \(expected)"
+            // A backup archives only what its scan saw, plus what the report says it added.
+            let stated = report.beyondPlan.map { $0.values.reduce(0) { $0 + $1.entryCount } } ?? 0
+            if entries > expected + stated {
+                problems.append(.damaged(line + "; more than the manifest lists and the report states: a backup never archives what its scan did not see"))
+            } else { disagreement(line) }
         }
         for molt in manifest.molts {
             let actual = sections[molt.name] ?? Manifest.SectionStats()
@@ -311,9 +316,15 @@ final class IntegrityCheck {
                                                 entryCount: molt.entryCount ?? -1)
             if planned != actual {
                 let line = "molt \(molt.name): the archive holds \(Self.describe(actual)), the manifest says \(Self.describe(planned))"
+                // The manifest's totals are what the plan showed and the free-space check used: warnings
+                // in the report relax the comparison, never beyond what the report itself states.
+                if let excess = Self.excess(actual: actual, planned: planned, stated: report.beyondPlan?[molt.name]) {
+                    problems.append(.damaged(line + "; " + excess))
+                    continue
+                }
                 // A database is archived as its snapshot, whose size is known only once taken (a WAL
-                // database's snapshot holds its -wal too): bytes alone differing is no damage; the
-                // report's exact counts, the checksums and the size bound catch the rest.
+                // database's snapshot holds its -wal too): bytes alone differing (within the bound
+                // above) is no damage; the report's exact counts and the checksums catch the rest.
                 if !changedDuringBackup && planned.entryCount == actual.entryCount && planned.fileCount == actual.fileCount {
                     notes.append(line + " (SQLite snapshots differ in size from their files)")
                 } else {
@@ -346,6 +357,31 @@ final class IntegrityCheck {
         let hasher = SHA256Hasher()
         data.withUnsafeBytes { hasher.update($0) }
         return hasher.finalizeHex()
+    }
+
+    /// Without a `beyond_plan` statement (a report of clmnt before it was recorded), bytes may
+    /// exceed the manifest's by this much: an eighth of them plus 1 MiB.
+    static func unstatedGrowthAllowance(planned: Int64) -> Int64 { max(planned, 0) / 8 + (1 << 20) }
+
+    /// Why a molt's archived totals exceed its manifest's beyond what the report states it
+    /// archived beyond the plan (`beyondPlan`: unplanned sidecars, files that grew), or nil.
+    /// Without a statement: no entry or file more (a backup archives only what its scan listed),
+    /// bytes up to `unstatedGrowthAllowance`.
+    static func excess(actual: Manifest.SectionStats, planned: Manifest.SectionStats, stated: Manifest.SectionStats?) -> String? {
+        let extra = stated ?? Manifest.SectionStats(backupSizeBytes: unstatedGrowthAllowance(planned: planned.backupSizeBytes))
+        let statement = stated == nil ? "the report states nothing beyond the plan"
+            : "the report states \(describe(extra)) beyond the plan"
+        if planned.entryCount >= 0 && actual.entryCount > planned.entryCount + max(extra.entryCount, 0) {
+            return "more entries than the manifest lists, and \(statement)"
+        }
+        if planned.fileCount >= 0 && actual.fileCount > planned.fileCount + max(extra.fileCount, 0) {
+            return "more files than the manifest lists, and \(statement)"
+        }
+        if actual.backupSizeBytes > planned.backupSizeBytes + max(extra.backupSizeBytes, 0) {
+            return "\(actual.backupSizeBytes - planned.backupSizeBytes) bytes more than the manifest lists, and \(statement)"
+                + (stated == nil ? " (allowed: \(extra.backupSizeBytes) bytes)" : "")
+        }
+        return nil
     }
 
     private static func describe(_ stats: Manifest.SectionStats) -> String {

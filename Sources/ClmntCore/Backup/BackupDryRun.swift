@@ -96,6 +96,7 @@ extension FleetBackup {
         let (fleet, molts) = try selectedMolts()
         let lock = try lockBaseDir(fleet.baseDir, mode: .inspect)
         defer { withExtendedLifetime(lock) {} }
+        try refuseHalfRestored(fleet.baseDir)
         let (outputPath, _) = try resolveOutputPath(now: now, create: false)
         try refuseOutputInside(molts: molts, outputPath: outputPath)
         try refuseUntrustedDirectory((outputPath as NSString).deletingLastPathComponent)

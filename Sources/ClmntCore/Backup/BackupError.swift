@@ -10,6 +10,9 @@ public enum BackupError: Error, CustomStringConvertible {
     case interrupted
     /// Another backup or a restore of the base dir runs (exit 75), or the lock could not be taken.
     case locked(BaseDirLockError)
+    /// A restore into the base dir was killed during its swaps (its journal waits): the fleet
+    /// is half restored, so it is not backed up (nor anything pruned) until `restore --resume` (exit 4).
+    case restorePending(baseDir: String, archive: String, molts: [String])
     /// `--verify` found the archive just written damaged (it is kept, for inspection; nothing was pruned).
     case damaged(path: String, problems: [String])
     /// A backup dir someone other than root (or the invoking user) owns or can write:
@@ -27,6 +30,10 @@ public enum BackupError: Error, CustomStringConvertible {
         case .invalidOption(let message): return message
         case .interrupted: return "interrupted; the partial archive was removed"
         case .locked(let error): return error.description
+        case .restorePending(let baseDir, let archive, let molts):
+            let base = PathBytes(baseDir).description
+            return "\(base) is half restored (a restore from \(PathBytes(archive).description) was interrupted while swapping in "
+                + "\(molts.joined(separator: ", "))): not backed up, nothing pruned; run `clmnt fleet restore --resume -d \(base)` first"
         case .damaged(let path, let problems):
             let first = problems.first.map { ": \($0)" } ?? ""
             let more = problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""

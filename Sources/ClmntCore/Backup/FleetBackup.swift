@@ -19,6 +19,7 @@ public struct FleetBackup {
         // Held to the end: no restore swaps a molt away under us, no second backup runs.
         let lock = try lockBaseDir(fleet.baseDir)
         defer { withExtendedLifetime(lock) {} }
+        try refuseHalfRestored(fleet.baseDir)
         let (outputPath, alternatives) = try resolveOutputPath(now: now)
         try refuseOutputInside(molts: molts, outputPath: outputPath)
         let outputDirectory = (outputPath as NSString).deletingLastPathComponent
@@ -116,6 +117,15 @@ public struct FleetBackup {
     func refuseUntrustedDirectory(_ directory: String) throws(BackupError) {
         guard options.output == nil || !options.retention.isEmpty else { return }
         try BackupDirectory.requireTrusted(directory)
+    }
+
+    /// Refuses a base dir that a killed restore left half swapped (its journal waits for
+    /// `restore --resume`): a backup of it would be marked complete with some molts new, some
+    /// old and the old `molts.json`, and its retention would remove the last good archive.
+    /// Checked under the base-dir lock, which no running restore shares: a journal found is a dead run's.
+    func refuseHalfRestored(_ baseDir: String) throws(BackupError) {
+        guard let (_, journal) = RestoreRecovery.pendingJournals(baseDir: baseDir).first else { return }
+        throw .restorePending(baseDir: baseDir, archive: journal.archive, molts: journal.molts.map(\.name))
     }
 
     /// The shared base-dir lock of a backup (see `BaseDirLock`); `.inspect` for a dry run.

@@ -169,16 +169,24 @@ public struct BackupReport: Codable, Sendable, Equatable {
     /// The files the archive lacks or holds torn: they vanished, could not be read, or changed
     /// while read. Empty: the backup is complete. Nil in reports written before clmnt recorded it.
     public var missed: [MissedFile]?
+    /// Per molt, what the backup archived beyond its manifest's plan: the sidecars (`X-wal`, ...)
+    /// of a database that could not be snapshotted after all (entries, files and bytes the plan
+    /// left out), and the bytes by which files grew between the scan and their turn (a log
+    /// appended to, a live database's snapshot). The most a molt's archive may exceed the
+    /// manifest's totals (`ArchiveIntegrity.excess`). Nil in reports written before clmnt recorded it.
+    public var beyondPlan: [String: Manifest.SectionStats]?
 
     public init(entryCount: Int, molts: [String: Manifest.SectionStats], global: Manifest.SectionStats, warnings: [String],
-                missed: [MissedFile] = []) {
+                missed: [MissedFile] = [], beyondPlan: [String: Manifest.SectionStats]? = nil) {
         self.entryCount = entryCount; self.molts = molts; self.global = global; self.warnings = warnings
         self.missed = missed
+        self.beyondPlan = beyondPlan
     }
 
     enum CodingKeys: String, CodingKey {
         case molts, global, warnings, missed
         case entryCount = "entry_count"
+        case beyondPlan = "beyond_plan"
     }
 
     /// In the one JSON style (`JSONStyle`). Encoding plain structs of strings and numbers cannot fail.

@@ -38,6 +38,10 @@ struct StreamingSession {
     var missed: [MissedFile] = []
     /// The molt being written, for `missed`.
     private var currentMolt: String?
+    /// Per molt, what was archived beyond the manifest's plan (`BackupReport.beyondPlan`).
+    private(set) var beyondPlan: [String: Manifest.SectionStats] = [:]
+    /// Set while an unplanned sidecar is written: all of it counts as beyond the plan, not its growth.
+    private var writingUnplanned = false
 
     init(output: AtomicOutputFile, options: BackupOptions, onProgress: ((BackupProgress) -> Void)?,
          onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
@@ -144,7 +148,8 @@ struct StreamingSession {
                 section.fileCount += 1
             case .regular, .databaseSidecar:
                 let name = depth == 0 ? moltName : tree.name(of: scanned)
-                if scanned.kind == .databaseSidecar, let base = SQLiteSidecar.base(of: name) {
+                let unplanned = scanned.kind == .databaseSidecar
+                if unplanned, let base = SQLiteSidecar.base(of: name) {
                     if snapshotted[depth].contains(base) { continue }  // the snapshot holds its content
                     warn("\(sourcePath): archived, as its database \(base) was not snapshotted")
                 }
@@ -157,13 +162,31 @@ struct StreamingSession {
                 defer { close(fd) }
                 let location = FileLocation(directory: parentFd, name: name.string, sourcePath: sourcePath, archivePath: archivePath,
                                             moltName: molt.name)
+                // The plan left a database's sidecar out: whatever of it is archived is beyond the plan.
+                let before = section
+                writingUnplanned = unplanned
                 if try writeRegularFile(fd: fd, status: status, scanned: scanned, location: location,
                                         seenInodes: &seenInodes, section: &section) {
                     snapshotted[depth].insert(name)
                 }
+                writingUnplanned = false
+                if unplanned {
+                    var extra = beyondPlan[molt.name] ?? Manifest.SectionStats()
+                    extra.entryCount += section.entryCount - before.entryCount
+                    extra.fileCount += section.fileCount - before.fileCount
+                    extra.backupSizeBytes += section.backupSizeBytes - before.backupSizeBytes
+                    beyondPlan[molt.name] = extra
+                }
             }
         }
         stats[molt.name] = section
+        if beyondPlan[molt.name] == nil { beyondPlan[molt.name] = Manifest.SectionStats() }  // stated, even when nothing was
+    }
+
+    /// Counts a file archived at `archived` bytes that the scan saw at `scanned` (the manifest's size).
+    private mutating func noteGrowth(archived: Int64, scanned: Int64) {
+        guard let molt = currentMolt, archived > scanned, !writingUnplanned else { return }
+        beyondPlan[molt, default: Manifest.SectionStats()].backupSizeBytes += archived - scanned
     }
 
     /// Checks that `fd` is open on the same file the scan saw; warns and returns nil if not.
@@ -212,6 +235,7 @@ struct StreamingSession {
         section.fileCount += 1
         switch snapshot {
         case .inMemory(let bytes):
+            noteGrowth(archived: Int64(bytes.count), scanned: scanned.size)
             try writeInMemoryFile(bytes, entry: entry, section: &section)
             return true
         case .onDisk(let snapshotFd):
@@ -220,6 +244,7 @@ struct StreamingSession {
             fstat(snapshotFd, &snapshotStatus)
             entry.clearSparse()
             entry.size = Int64(snapshotStatus.st_size)
+            noteGrowth(archived: entry.size, scanned: scanned.size)
             try writeHeader(entry)
             _ = try writer.streamFileData(from: snapshotFd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath.description)
             recordDigest(archivePath)
@@ -233,6 +258,7 @@ struct StreamingSession {
         if Int64(status.st_size) != scanned.size {
             warn("\(sourcePath): size changed from \(scanned.size) to \(status.st_size) bytes while backing up")
         }
+        noteGrowth(archived: entry.size, scanned: scanned.size)
         try writeHeader(entry)
         let outcome = try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath.description)
         if outcome.paddedBytes > 0 {
@@ -382,7 +408,7 @@ struct StreamingSession {
     mutating func writeTrailer(now: Date, trees: [ScannedTree], moltNames: [String]) throws(BackupError) {
         let mtime = Int64(now.timeIntervalSince1970)
         let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings,
-                                  missed: missed)
+                                  missed: missed, beyondPlan: beyondPlan)
         let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 

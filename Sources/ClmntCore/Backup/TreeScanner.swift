@@ -295,13 +295,13 @@ struct InodeKey: Hashable {
     }
 }
 
-struct DirectoryListingError: Error { let reason: String }
+public struct DirectoryListingError: Error { public let reason: String }
 
 /// The UTF-8 names in the open directory `fd` (without `.` and `..`),
 /// byte-sorted: for directories whose names clmnt chose itself (the base dir's
 /// staging containers, archives, journals). A name that is not UTF-8 is none
 /// of those and is left out; a molt's tree is listed by `directoryEntryNames`.
-func directoryNames(_ fd: Int32) throws(DirectoryListingError) -> [String] {
+public func directoryNames(_ fd: Int32) throws(DirectoryListingError) -> [String] {
     try directoryEntryNames(fd).compactMap(\.string)
 }
 

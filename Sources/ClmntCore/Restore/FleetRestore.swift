@@ -32,7 +32,12 @@ public struct FleetRestore {
         do { lock = try BaseDirLock(baseDirectory: baseDirectory, baseDir: baseDir, mode: .restore, wait: wait) } catch {
             throw .locked(error)
         }
-        return withExtendedLifetime(lock) { RestoreRecovery.recover(baseDirectory: baseDirectory, baseDir: baseDir) }
+        defer { withExtendedLifetime(lock) {} }
+        // A journal naming a path instead of a molt is refused whole, before anything is swapped.
+        for (container, journal) in RestoreRecovery.pendingJournals(baseDir: baseDir) {
+            if let name = journal.firstInvalidName { throw .untrustedJournal(container: container, name: name) }
+        }
+        return RestoreRecovery.recover(baseDirectory: baseDirectory, baseDir: baseDir)
     }
 
     /// Interrupted restores waiting in `baseDir` to be completed (changes nothing: for the dry run).

@@ -29,6 +29,9 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
     case registryAfterSwaps(reason: String, replaced: [String], baseDir: String)
     /// The host changed between showing the plan and running it.
     case planChanged(String)
+    /// The journal of an interrupted restore names something that is not a molt name
+    /// (`--resume` acts on none of it).
+    case untrustedJournal(container: String, name: String)
 
     public var description: String {
         switch self {
@@ -54,6 +57,8 @@ public enum RestoreError: Error, Equatable, CustomStringConvertible {
         case .locked(let error): return error.description
         case .user(let name, let reason): return "user \(name): \(reason)"
         case .fileSystem(let path, let reason): return "\(path): \(reason)"
+        case .untrustedJournal(let container, let name):
+            return "\(PathBytes(container).description): the journal of an interrupted restore names '\(PathBytes(name).description)', which is not a molt name; nothing was resumed (examine and remove that directory)"
         case .swapFailed(let reason, let restored):
             let done = restored.isEmpty ? "nothing was restored" : "restored before the failure: \(restored.joined(separator: ", "))"
             return "\(reason); \(done); the other molts were left as they were"

@@ -37,6 +37,12 @@ struct RestoreJournal: Codable, Equatable {
         case restoredAt = "restored_at"
     }
 
+    /// The first molt name that is not one (`MoltName.isValid`, not reserved), or nil: each
+    /// name becomes a path under the base dir, so "../../elsewhere/x" must never be acted on.
+    var firstInvalidName: String? {
+        molts.first { !MoltName.isValid($0.name) || ArchiveLayout.reservedNames.contains($0.name) }?.name
+    }
+
     /// Writes the journal into the container (root-only) and fsyncs it and the container.
     func write(container: Int32, displayPath: String) throws(RestoreError) {
         // Strings and numbers only: encoding cannot fail.
@@ -105,19 +111,27 @@ enum RestoreRecovery {
 
     /// Whether a restore left a journal to complete in `baseDir` (for the dry run; changes nothing).
     static func pending(baseDir: String) -> [String] {
+        pendingJournals(baseDir: baseDir).map { _, journal in
+            "a restore from \(PathBytes(journal.archive).description) was interrupted while swapping in \(journal.molts.map(\.name).joined(separator: ", ")); the next restore into \(PathBytes(baseDir).description) (or `clmnt fleet restore --resume`) completes it first"
+        }
+    }
+
+    /// The journals of restores killed during their swaps in `baseDir`: only in a staging
+    /// container the running user owns (as `recover` requires), read by `RestoreJournal.read`.
+    static func pendingJournals(baseDir: String) -> [(container: String, journal: RestoreJournal)] {
         let baseDirectory = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard baseDirectory >= 0 else { return [] }
         defer { close(baseDirectory) }
-        var pending: [String] = []
+        var journals: [(container: String, journal: RestoreJournal)] = []
         for name in (try? directoryNames(baseDirectory)) ?? [] where name.hasPrefix(FleetRestore.stagingPrefix) {
+            guard let st = SafeFileSystem.status(at: baseDirectory, name), (st.st_mode & S_IFMT) == S_IFDIR,
+                  st.st_uid == geteuid() else { continue }
             let container = SafeFileSystem.openDirectory(at: baseDirectory, name)
             guard container >= 0 else { continue }
             defer { close(container) }
-            if let journal = RestoreJournal.read(container: container) {
-                pending.append("a restore from \(journal.archive) was interrupted while swapping in \(journal.molts.map(\.name).joined(separator: ", ")); the next restore into \(baseDir) (or `clmnt fleet restore --resume`) completes it first")
-            }
+            if let journal = RestoreJournal.read(container: container) { journals.append((baseDir + "/" + name, journal)) }
         }
-        return pending
+        return journals
     }
 
     /// `.molts.json.clmnt-<digits>`: `SafeFileSystem.writeFile`'s temporary name for the registry.
@@ -130,6 +144,12 @@ enum RestoreRecovery {
 
     private static func complete(_ journal: RestoreJournal, container: Int32, containerName: String,
                                  baseDirectory: Int32, baseDir: String) -> (note: String, finished: Bool) {
+        // Each name becomes a path under the base dir (swapped, chowned, registered): one that is
+        // not a molt name ("../../elsewhere/x") makes the whole journal untrustworthy. Nothing is
+        // swapped and the container is kept for the admin to examine.
+        if let bad = journal.firstInvalidName {
+            return ("\(RestoreError.untrustedJournal(container: baseDir + "/" + containerName, name: bad))", false)
+        }
         var already: [String] = []
         var now: [String] = []
         var failed: [String] = []

@@ -84,7 +84,8 @@ public struct MoltPlan: Sendable, Equatable, Codable {
         case missing
         /// A system account of that name exists: refused.
         case systemAccount = "system-account"
-        /// A regular account of that name exists whose home is not this molt's: refused.
+        /// A regular account of that name exists that nothing on this host shows to be this molt's
+        /// (`MoltAccountEvidence`): refused.
         case foreign = "not-the-molts"
         /// Such an account, reused because of `--adopt-existing-users`.
         case adopted

@@ -59,6 +59,7 @@ public struct RestorePlanner {
 
         let sourceBaseDir = manifest.baseDir ?? commonParent(of: manifest.molts.compactMap(\.home))
         let regularUIDs = UserAccounts.regularUIDs()
+        let registeredMolts = baseDirExists ? MoltAccountEvidence.trustedRegistryNames(baseDir: baseDir) : []
         let selectedNames = Set(selected.map(\.name))
         // Ports held by the molts here that stay (a molt restored over itself
         // does not conflict with its own old tree).
@@ -100,13 +101,15 @@ public struct RestorePlanner {
                 } else if !regularUIDs.contains(account.uid) {
                     userAction = .systemAccount
                     refusals.append("\(record.name) is an account outside the regular uids here (uid \(account.uid), regular \(regularUIDs.lowerBound)-\(regularUIDs.upperBound)); a molt cannot use it")
-                } else if account.home != target && account.home != sourceHome {
-                    // Its home says it is somebody else's: the archive's files (setuid ones too) must not become theirs.
+                } else if MoltAccountEvidence.evidence(account: account, name: record.name, target: target,
+                                                       registered: registeredMolts) == nil {
+                    // Nothing on this host says it is the molt's (the archive's `home` is no evidence: every
+                    // home is in /etc/passwd): the archive's files (setuid ones too) must not become its.
                     if options.adoptExistingUsers {
                         userAction = .adopted
                     } else {
                         userAction = .foreign
-                        refusals.append("user \(record.name) exists here with home \(account.home), not \(target): it is not this molt's user (--adopt-existing-users reuses it)")
+                        refusals.append("user \(record.name) exists here with home \(account.home), which holds no .molt-info of \(record.name), and \(baseDir)/molts.json does not list it: nothing on this host shows it is this molt's user (--adopt-existing-users reuses it)")
                     }
                 }
             } else {

@@ -16,7 +16,8 @@ enum SystemDirectories {
                         "/usr/include", "/usr/share"]
 
     /// Why `baseDir` (absolute) cannot be a base dir, or nil. Judged by the
-    /// path as given and by where its symlinks really lead.
+    /// path as given, by where its symlinks really lead, and by device and inode
+    /// (a bind mount of `/` or `/etc` is the same directory under another name).
     static func refusal(_ baseDir: String) -> String? {
         for candidate in Set([normalized(baseDir), resolved(baseDir)]) {
             if exact.contains(candidate) {
@@ -26,7 +27,44 @@ enum SystemDirectories {
                 return "lies in the system's \(tree); molts are restored into a directory of their own, such as /srv/molts"
             }
         }
-        return nil
+        return refusalByIdentity(baseDir)
+    }
+
+    /// The same two rules by (device, inode): the base dir itself against `exact`, it and each
+    /// existing ancestor against `trees`. A bind mount shares both with its source, so
+    /// `/mnt/rootfs` (a bind of `/`), `/mnt/rootfs/etc` or `/srv/etc-copy/ssh` (below a bind of
+    /// `/etc`) are caught although no path says so.
+    private static func refusalByIdentity(_ baseDir: String) -> String? {
+        var identities: [String: FileIdentity] = [:]
+        for system in exact.union(trees) { identities[system] = identity(system) }
+        func matching(_ id: FileIdentity, in names: some Sequence<String>) -> String? {
+            names.sorted().first { identities[$0] == id }
+        }
+        var path = resolved(baseDir)
+        var isBaseDir = true
+        while true {
+            if let id = identity(path) {
+                if isBaseDir, let system = matching(id, in: exact) {
+                    return "is the system directory \(system) under another name (a bind mount); molts are restored into a directory of their own, such as /srv/molts"
+                }
+                if let tree = matching(id, in: trees) {
+                    let via = isBaseDir ? "is" : "lies in"
+                    return "\(via) the system's \(tree) under another name (\(path), a bind mount); molts are restored into a directory of their own, such as /srv/molts"
+                }
+            }
+            if path == "/" { return nil }
+            path = normalized((path as NSString).deletingLastPathComponent)
+            isBaseDir = false
+        }
+    }
+
+    private struct FileIdentity: Equatable { let device: UInt64; let inode: UInt64 }
+
+    /// (device, inode) of the directory `path` (symlinks followed), or nil.
+    private static func identity(_ path: String) -> FileIdentity? {
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else { return nil }
+        return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
     }
 
     /// `path` with `.`, `..` and `//` removed (lexically).

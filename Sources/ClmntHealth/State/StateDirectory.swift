@@ -316,6 +316,37 @@ final class OpenStateDirectory {
         return fd
     }
 
+    /// `replace`'s temp name for `name`: `.<name>.<random base-36 UInt32>`.
+    static func temporaryName(of name: String) -> String {
+        ".\(name).\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+    }
+
+    /// Whether `entry` has the shape of `temporaryName(of: name)` (1 to 7 base-36 digits).
+    static func isTemporary(_ entry: String, of name: String) -> Bool {
+        let prefix = ".\(name)."
+        guard entry.hasPrefix(prefix) else { return false }
+        let suffix = entry.utf8.dropFirst(prefix.utf8.count)
+        return (1...7).contains(suffix.count)
+            && suffix.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) }
+    }
+
+    /// Temp files of a writer killed before its `renameat` would stay here forever.
+    /// Older than this, none is a live writer's (a write takes milliseconds).
+    static let staleTemporaryAge: time_t = 10 * 60
+
+    /// Removes `replace`'s temp files for `name` that a killed writer left: only names of
+    /// `temporaryName`'s shape, only files `fileProblem` accepts (regular, one link, the molt's
+    /// or root's), only ones older than `staleTemporaryAge`; by name relative to this directory's
+    /// descriptor (`unlinkat` follows nothing). Best effort: a failure leaves the file for the next writer.
+    func removeStaleTemporaries(of name: String, now: time_t = time(nil)) {
+        for entry in (try? directoryNames(fd)) ?? [] where Self.isTemporary(entry, of: name) {
+            var info = stat()
+            guard fstatat(fd, entry, &info, AT_SYMLINK_NOFOLLOW) == 0, fileProblem(info) == nil,
+                  now - info.st_mtim.tv_sec > Self.staleTemporaryAge else { continue }
+            unlinkat(fd, entry, 0)
+        }
+    }
+
     /// Gives a file that root left here (make-fleet, an older clmnt) to the molt's user; checked like any other.
     func handOver(_ name: String) throws(HealthError) {
         guard let fd = try openFile(name, writing: false, create: false) else { return }
@@ -331,10 +362,11 @@ final class OpenStateDirectory {
         if fstatat(fd, name, &existing, AT_SYMLINK_NOFOLLOW) == 0, let problem = fileProblem(existing) {
             throw .unsafeStateFile(path: display, reason: problem)
         }
+        removeStaleTemporaries(of: name)
         var temporary = ""
         var file: Int32 = -1
         for _ in 0..<8 {
-            temporary = ".\(name).\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+            temporary = Self.temporaryName(of: name)
             file = openat(fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if file >= 0 || errno != EEXIST { break }
         }
