@@ -28,6 +28,9 @@ extension Fleet {
         @Flag(help: "Show what would be kept (and by which rule) and what would be removed; remove nothing.")
         var dryRun = false
 
+        @Flag(help: "Also age out the bash tool's archives (their manifests name no base dir: every one in the backup dir counts as this base dir's).")
+        var includeLegacy = false
+
         @Option(help: ArgumentHelp("Wait up to this long for a backup or a restore of the base dir to finish (default: refuse at once, exit 75).", valueName: "seconds"))
         var wait: Double?
 
@@ -41,7 +44,7 @@ extension Fleet {
                 let location = backups.resolved(baseDir: baseDir)
                 let policy = retention.policy
                 let result = try BackupRetention.prune(backupDir: location.directory, baseDir: baseDir, policy: policy,
-                                                       dryRun: dryRun, wait: wait ?? 0)
+                                                       dryRun: dryRun, includeLegacy: includeLegacy, wait: wait ?? 0)
                 failed = !result.failed.isEmpty
                 let report = PruneReport(backupDir: location.directory, baseDir: baseDir, dryRun: dryRun, policy: policy,
                                          result: result)
@@ -122,8 +125,12 @@ struct PruneReport: Encodable {
     }
 
     func text(verbose: Bool) -> String {
+        // Said even without -v: the bash tool's archives are there, and only a flag lets them go.
+        let legacy = skipped.filter { $0.reason.contains("--include-legacy") }.count
+        let legacyLine = legacy == 0 ? nil
+            : "left alone: \(legacy) archive\(legacy == 1 ? "" : "s") of the bash tool (fleet prune --include-legacy ages them out)"
         guard !archives.isEmpty else {
-            return "no archives of \(baseDir) in \(backupDir)"
+            return (["no archives of \(baseDir) in \(backupDir)"] + (legacyLine.map { [$0] } ?? [])).joined(separator: "\n")
         }
         var rows = [["ACTION", "FILE", "DATE", "SIZE", "STATUS", "KEPT BY"]]
         for archive in archives {
@@ -148,6 +155,7 @@ struct PruneReport: Encodable {
             guard let why = archive.untrustedDate else { continue }
             lines.append("not ranked: \((archive.file as NSString).lastPathComponent): \(why); kept until removed by hand")
         }
+        if let legacyLine, !verbose { lines.append(legacyLine) }
         if verbose {
             for skip in skipped { lines.append("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }
         }

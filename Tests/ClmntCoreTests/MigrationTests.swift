@@ -162,6 +162,45 @@ struct MigrationTests {
         #expect(again.stdout.contains("no backups in \(fixture.root.path)/backups"), "\(again.stdout)")
     }
 
+    /// Before: prune and --keep never touched the bash tool's archives, so its .backups grew for ever.
+    @Test("prune --include-legacy ages out the bash tool's archives; without it they are left alone")
+    func pruneIncludesLegacyArchives() throws {
+        let fixture = try FleetFixture(molts: ["alpha"])
+        defer { fixture.remove() }
+        let legacy = fixture.baseDir + "/.backups"
+        try FileManager.default.createDirectory(atPath: legacy, withIntermediateDirectories: true)
+        chmod(legacy, 0o700)
+        // Three nightlies of the bash tool (its default name), each file dated as its manifest says.
+        var names: [String] = []
+        for day in 1...3 {
+            let name = "fleet-2026-02-0\(day).tar.gz"
+            try F.bashArchive(legacy + "/" + name, molts: [F.CraftedMolt(name: "alpha", port: 19001, entries: [])],
+                              timestamp: "2026-02-0\(day)T10:30:00Z")
+            F.setTime(legacy + "/" + name, seconds: 1_769_941_800 + (day - 1) * 86_400)
+            names.append(name)
+        }
+        // An archive of another fleet, clmnt's: never this base dir's.
+        let other = "fleet-2026-02-01_00-00-00.tar.gz"
+        try F.clmntArchive(legacy + "/" + other, molts: [F.CraftedMolt(name: "bravo", port: 19002, entries: [])], baseDir: "/srv/other")
+        F.setTime(legacy + "/" + other, seconds: 1_795_948_200)
+        func present() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: legacy)) ?? []).sorted() }
+
+        let plain = try runCapturing(clmnt, ["fleet", "prune", "-d", fixture.baseDir, "--backup-dir", legacy, "--keep", "1", "-v"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(present() == (names + [other]).sorted(), "\(plain.stdout)")
+        #expect(plain.stdout.contains("--include-legacy"), "the skipped bash archives point at the flag: \(plain.stdout)")
+
+        let dry = try runCapturing(clmnt, ["fleet", "prune", "-d", fixture.baseDir, "--backup-dir", legacy, "--keep", "1",
+                                           "--include-legacy", "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(present() == (names + [other]).sorted())
+
+        let pruned = try runCapturing(clmnt, ["fleet", "prune", "-d", fixture.baseDir, "--backup-dir", legacy, "--keep", "1",
+                                              "--include-legacy", "--json"])
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        #expect(present() == [names[2], other].sorted(), "\(pruned.stdout)")
+    }
+
     /// Before: molt names, --from and -d completed nothing.
     @Test("completion offers the base dir's molt names (also in a --select list) and files for --from")
     func completions() throws {

@@ -203,10 +203,10 @@ enum RestoreFixture {
     }
 
     /// The bash tool's layout: `./`-prefixed names, manifest in the middle, no checksums, root's files.
-    static func bashArchive(_ path: String, molts: [CraftedMolt]) throws {
+    static func bashArchive(_ path: String, molts: [CraftedMolt], timestamp: String = "2026-02-02T10:30:00Z") throws {
         var entries = [Entry.dir("./")]
         let manifest: [String: Any] = [
-            "version": "1.0", "timestamp": "2026-02-02T10:30:00Z", "hostname": "claw-mountain",
+            "version": "1.0", "timestamp": timestamp, "hostname": "claw-mountain",
             "molts": molts.map { ["name": $0.name, "port": $0.port.map { String($0) } ?? NSNull(), "created": NSNull(),
                                   "backup_size_bytes": 10] as [String: Any] },
             "total_size_bytes": 10,

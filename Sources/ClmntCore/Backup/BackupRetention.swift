@@ -59,8 +59,10 @@ public enum BackupRetention {
     /// base dir's backup lock (so it never races a backup's own retention), or, with `dryRun`,
     /// decides without the lock and removes nothing. A directory that does not exist holds no
     /// archives. Refuses an empty policy: pruning everything is never a default.
+    /// `includeLegacy`: the bash tool's archives (no `tool`, no base dir in their manifest) are
+    /// candidates too, as archives of `baseDir` (`fleet prune --include-legacy`).
     public static func prune(backupDir directory: String, baseDir: String, policy: RetentionPolicy, dryRun: Bool,
-                             wait: Double = 0) throws(BackupError) -> RetentionResult {
+                             includeLegacy: Bool = false, wait: Double = 0) throws(BackupError) -> RetentionResult {
         if policy.isEmpty {
             throw .invalidOption("give a policy: --keep N, --keep-daily N, --keep-weekly N and/or --keep-monthly N")
         }
@@ -76,7 +78,7 @@ public enum BackupRetention {
             lock = try FleetBackup(options: options).lockBaseDir(baseDir)
         }
         defer { withExtendedLifetime(lock) {} }
-        return prune(directory: directory, baseDir: baseDir, policy: policy, dryRun: dryRun)
+        return prune(directory: directory, baseDir: baseDir, policy: policy, dryRun: dryRun, includeLegacy: includeLegacy)
     }
 
     /// Applies `policy` to the archives of `baseDir` in `directory`. `newArchive` (a name in
@@ -84,7 +86,7 @@ public enum BackupRetention {
     /// counted as the newest. With `dryRun`, decides and removes nothing.
     /// Never throws: what could not be examined or removed is reported.
     public static func prune(directory: String, baseDir: String, policy: RetentionPolicy, newArchive: String? = nil,
-                             dryRun: Bool = false, timeZone: TimeZone = .current) -> RetentionResult {
+                             dryRun: Bool = false, includeLegacy: Bool = false, timeZone: TimeZone = .current) -> RetentionResult {
         var result = RetentionResult()
         let dirFD: Int32
         do {
@@ -116,11 +118,15 @@ public enum BackupRetention {
                 result.skipped.append(RetentionSkip(file: file.path, reason: "unreadable: \(file.unreadable ?? "no manifest")"))
                 continue
             }
-            guard manifest.tool == "clmnt" else {
-                result.skipped.append(RetentionSkip(file: file.path, reason: "not written by clmnt (tool: \(manifest.tool ?? "none"))"))
+            // The bash tool's archives carry neither a tool nor a base dir: only asked for, they are
+            // taken as this base dir's (its `.backups` held one fleet's).
+            let legacy = includeLegacy && file.located?.format == .bash && manifest.tool == nil && manifest.baseDir == nil
+            guard manifest.tool == "clmnt" || legacy else {
+                let hint = file.located?.format == .bash ? "; fleet prune --include-legacy ages them out" : ""
+                result.skipped.append(RetentionSkip(file: file.path, reason: "not written by clmnt (tool: \(manifest.tool ?? "none"))\(hint)"))
                 continue
             }
-            guard manifest.baseDir == baseDir else {
+            guard legacy || manifest.baseDir == baseDir else {
                 result.skipped.append(RetentionSkip(file: file.path, reason: "an archive of another base dir (\(manifest.baseDir ?? "none"))"))
                 continue
             }
