@@ -10,6 +10,8 @@ packages=(
   pkg-config libarchive-dev libdeflate-dev libzstd-dev libsqlite3-dev libssl-dev libacl1-dev
   # tests: GNU tar and the compressors it calls, xattr tools, a SQLite client
   tar gzip zstd xz-utils bzip2 attr acl sqlite3 python3
+  # age interoperability (Tests/ClmntCoreTests/AgeFormatTests.swift): age, age-keygen, ssh-keygen
+  age openssh-client
   # users, crontabs, mail and processes (restore and health monitoring)
   passwd login cron msmtp python3-aiosmtpd procps
   # the dashboard's real-browser check (scripts/browser-check.sh)
