@@ -75,6 +75,8 @@ func ageError(_ body: () throws -> Void) -> AgeError? {
         let identity = try AgeIdentity(parsing: Self.exampleKey)
         #expect(identity.encoded == Self.exampleKey)
         let recipient = identity.recipient.description
+        // age_test.go's ExampleEncrypt key; `age-keygen -y` gives it for this identity.
+        #expect(recipient == "age1cy0su9fwf3gf9mw868g5yut09p6nytfmmnktexz2ya5uqg9vl9sss4euqm")
         #expect(recipient.hasPrefix("age1") && recipient.count == 62)
         #expect(try AgeRecipient(parsing: recipient) == identity.recipient)
     }
@@ -363,6 +365,30 @@ func ageError(_ body: () throws -> Void) -> AgeError? {
                       .truncated(reason: "x"), .trailingData(afterChunk: 0), .notAgeFile(reason: "y")] {
             #expect(!error.description.contains("\n"))
         }
+    }
+
+    @Test func unknownStanzasAreSkipped() throws {
+        let tools = try AgeTools()
+        defer { tools.remove() }
+        let identity = AgeIdentity.generate()
+        let plaintext = agePattern(1000)
+        let file = try AgeEncryptor.encrypt(plaintext, to: [identity.recipient])
+        // Re-issue the header with foreign stanzas before ours and a correct MAC.
+        let parsed = try #require(try AgeHeader.parse(file[...]))
+        let fileKey = try parsed.header.unwrapFileKey(with: [identity])
+        let foreign = [AgeStanza(type: "scrypt", arguments: ["c2FsdHNhbHRzYWx0c2FsdA", "18"], body: agePattern(32)),
+                       AgeStanza(type: "example.com/plugin", arguments: [], body: agePattern(100))]
+        let rewritten = AgeHeader.encode(stanzas: foreign + parsed.header.stanzas, fileKey: fileKey)
+            + file[parsed.length...]
+        #expect(try AgeDecryptor.decrypt(rewritten, identities: [identity]) == plaintext)
+        try tools.write("key.txt", Array((identity.encoded! + "\n").utf8))
+        try tools.write("file.age", rewritten)
+        // age skips them too.
+        try tools.run("age", ["-d", "-i", tools.path("key.txt"), "-o", tools.path("out"), tools.path("file.age")])
+        #expect(try tools.read("out") == plaintext)
+        // Only foreign stanzas: no identity matches.
+        let foreignOnly = AgeHeader.encode(stanzas: foreign, fileKey: fileKey) + file[parsed.length...]
+        #expect(ageError { _ = try AgeDecryptor.decrypt(foreignOnly, identities: [identity]) } == .noMatchingIdentity)
     }
 
     @Test func ageRejectsWhatClmntRejects() throws {
