@@ -14,6 +14,8 @@ let package = Package(
         // The dashboard's HTTP server. swift-configuration support is left out: clmnt takes its settings from flags.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // age encryption (X25519, HKDF, ChaCha20-Poly1305, HMAC); already in the graph through Hummingbird.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C system libraries: only ClmntCore imports them.
@@ -23,7 +25,10 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux calls glibc hides behind _GNU_SOURCE (renameat2, unshare, O_NOATIME, per-thread credentials).
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "ClmntCore", dependencies: ["CArchive", "CSQLite", "CCrypto", "CLinux"]),
+        .target(name: "ClmntCore", dependencies: [
+            "CArchive", "CSQLite", "CCrypto", "CLinux",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "ClmntHealth", dependencies: ["ClmntCore"]),
         .target(name: "ClmntDashboard", dependencies: [
             "ClmntCore", "ClmntHealth",

@@ -8,6 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/install-deps.sh"
 clmnt_apt_install \
   `# tests: GNU tar and the compressors it calls, xattr tools, a SQLite client` \
   tar gzip zstd xz-utils bzip2 attr acl sqlite3 python3 \
+  `# age interoperability (Tests/ClmntCoreTests/AgeFormatTests.swift): age, age-keygen, ssh-keygen` \
+  age openssh-client \
   `# users, crontabs, mail and processes (restore and health monitoring)` \
   passwd login msmtp python3-aiosmtpd procps \
   `# /metrics checked with the Prometheus client's own parser` \
