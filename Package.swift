@@ -8,12 +8,19 @@ let package = Package(
         .library(name: "ClmntCore", targets: ["ClmntCore"]),
         .library(name: "ClmntHealth", targets: ["ClmntHealth"]),
         .library(name: "ClmntDashboard", targets: ["ClmntDashboard"]),
+        .library(name: "ClmntObjectStore", targets: ["ClmntObjectStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // The dashboard's HTTP server. swift-configuration support is left out: clmnt takes its settings from flags.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Off-host copies on S3-compatible storage: no S3 SDK is available offline, so a small client
+        // (ClmntObjectStore) on async-http-client for HTTP and swift-crypto for SigV4.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        // Already in the graph (async-http-client, Hummingbird); named for NIOFoundationCompat (ByteBuffer as DataProtocol).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // C system libraries: only ClmntCore imports them.
@@ -30,6 +37,12 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .target(name: "ClmntObjectStore", dependencies: [
+            "ClmntCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+        ]),
         .executableTarget(name: "clmnt", dependencies: [
             "ClmntCore", "ClmntHealth", "ClmntDashboard",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -40,6 +53,11 @@ let package = Package(
         .testTarget(name: "ClmntDashboardTests", dependencies: [
             "ClmntDashboard", "CArchiveTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        .testTarget(name: "ClmntObjectStoreTests", dependencies: [
+            "ClmntObjectStore", "CArchiveTestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
     ],
     swiftLanguageModes: [.v6]
