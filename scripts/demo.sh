@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
-swift build -c release
+swift build -c release --product clmnt
 clmnt=.build/release/clmnt
 out=$(mktemp -d /tmp/clmnt-demo.XXXXXX)
 echo "== clmnt fleet backup (demo fleet in Fixtures/demo-fleet)"
