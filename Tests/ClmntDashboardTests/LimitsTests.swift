@@ -9,6 +9,15 @@ import Glibc
 #endif
 @testable import ClmntDashboard
 
+/// Runs blocking socket work on a Dispatch thread. The in-process server (`.live`) answers on
+/// Swift's cooperative pool, one thread per core (two here): a test that blocks one of them
+/// while another suite blocks the other starves the very server it waits for.
+func offThePool<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}
+
 /// What a local user can make the dashboard hold: idle connections are closed, event streams
 /// are capped overall and per client address, and under a flood the API still answers.
 @Suite(.serialized) struct LimitsTests {
@@ -23,7 +32,7 @@ import Glibc
             let fd = try #require(LoopbackClient.connect(port: port))
             defer { close(fd) }
             let started = monotonicNow()
-            #expect(LoopbackClient.waitForClose(fd, seconds: 10), "still open after 10 s")
+            #expect(await offThePool { LoopbackClient.waitForClose(fd, seconds: 10) }, "still open after 10 s")
             #expect(monotonicNow() - started < 5)
         }
     }
@@ -39,30 +48,33 @@ import Glibc
             let port = try #require(client.port)
             var open: [Int32] = []
             defer { for fd in open { close(fd) } }
-            func stream(from source: String) throws -> (fd: Int32, status: String) {
-                let fd = try #require(LoopbackClient.connect(port: port, from: source))
-                LoopbackClient.send(fd, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
-                // A loaded machine (the whole suite in parallel) may take seconds to answer; the caps are what is tested.
-                return (fd, LoopbackClient.statusLine(fd, seconds: 60))
+            func stream(from source: String) async throws -> (fd: Int32, status: String) {
+                let opened = await offThePool { () -> (Int32, String)? in
+                    guard let fd = LoopbackClient.connect(port: port, from: source) else { return nil }
+                    LoopbackClient.send(fd, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
+                    return (fd, LoopbackClient.statusLine(fd, seconds: 60))
+                }
+                let (fd, status) = try #require(opened)
+                return (fd, status)
             }
             for _ in 0..<4 {
-                let opened = try stream(from: "127.0.0.1")
+                let opened = try await stream(from: "127.0.0.1")
                 open.append(opened.fd)
                 #expect(opened.status.hasPrefix("HTTP/1.1 200"), "\(opened.status)")
             }
-            let fifth = try stream(from: "127.0.0.1")
+            let fifth = try await stream(from: "127.0.0.1")
             open.append(fifth.fd)
             #expect(fifth.status.hasPrefix("HTTP/1.1 503"), "\(fifth.status)")
             for _ in 0..<2 {
-                let other = try stream(from: "127.0.0.2")
+                let other = try await stream(from: "127.0.0.2")
                 open.append(other.fd)
                 #expect(other.status.hasPrefix("HTTP/1.1 200"), "\(other.status)")
             }
-            let overall = try stream(from: "127.0.0.3")
+            let overall = try await stream(from: "127.0.0.3")
             open.append(overall.fd)
             #expect(overall.status.hasPrefix("HTTP/1.1 503"), "\(overall.status)")
             // The API still answers.
-            #expect(try curlStatus(port: port, host: "127.0.0.1") == 200)
+            #expect(await offThePool { try? curlStatus(port: port, host: "127.0.0.1") } == 200)
         }
     }
 
