@@ -32,8 +32,10 @@ func offThePool<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async 
             let fd = try #require(LoopbackClient.connect(port: port))
             defer { close(fd) }
             let started = monotonicNow()
-            #expect(await offThePool { LoopbackClient.waitForClose(fd, seconds: 10) }, "still open after 10 s")
-            #expect(monotonicNow() - started < 5)
+            // Closed by the 1 s timer: never before it; after it as soon as a loaded machine gets to it
+            // (seen at 9.8 s with the whole suite running), and long before "never".
+            #expect(await offThePool { LoopbackClient.waitForClose(fd, seconds: 60) }, "still open after 60 s")
+            #expect(monotonicNow() - started >= 0.9)
         }
     }
 
