@@ -40,7 +40,8 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note "$destdi
 # whatis parser rejects; pages are installed git-style instead (`man clmnt-fleet-backup`), the
 # NAME being clmnt-fleet-backup and the synopsis still showing `clmnt fleet backup`. The plugin
 # also quotes `.Nd "..."`, and man-db's lexgrog copies those quotes into whatis/apropos: the
-# description is unquoted (.Nd takes the rest of its line; a quote inside stays \(dq).
+# description is unquoted (.Nd takes the rest of its line; a quote inside stays \(dq). A blank line
+# of a discussion (between `clmnt --help`'s sections) is a paragraph break, not an empty input line.
 for page in "$manual_dir"/*.1; do
   dotted=$(basename "$page" .1)
   name=${dotted//./-}
@@ -48,7 +49,8 @@ for page in "$manual_dir"/*.1; do
       -e "0,/^\.Nm .*/s//.Nm $name/" \
       -e "s/^\.Nm\$/.Nm \"${dotted//./ }\"/" \
       -e '/^\.Xr /{s/\./-/g;s/^-/./}' \
-      -e '/^\.Nd "/{s/^\.Nd "/.Nd /;s/"$//}' "$page" \
+      -e '/^\.Nd "/{s/^\.Nd "/.Nd /;s/"$//}' \
+      -e 's/^$/.Pp/' "$page" \
     | gzip -9n >"$destdir$prefix/share/man/man1/$name.1.gz"
   chmod 0644 "$destdir$prefix/share/man/man1/$name.1.gz"
 done
