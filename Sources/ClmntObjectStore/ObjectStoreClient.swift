@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ClmntCore
 import Crypto
 import Foundation
 import NIOCore
@@ -207,7 +208,7 @@ public final class ObjectStoreClient: Sendable {
                                         parts: [(partNumber: Int, eTag: String)]) async throws {
         var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
         for part in parts.sorted(by: { $0.partNumber < $1.partNumber }) {
-            xml += "<Part><PartNumber>\(part.partNumber)</PartNumber><ETag>\(xmlEscaped(part.eTag))</ETag></Part>"
+            xml += "<Part><PartNumber>\(part.partNumber)</PartNumber><ETag>\(MarkupText.escaped(part.eTag))</ETag></Part>"
         }
         xml += "</CompleteMultipartUpload>"
         // S3 may answer 200 and still report an error in the body, after a long wait.
