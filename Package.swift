@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
         .executableTarget(name: "clmnt", dependencies: [
-            "ClmntCore", "ClmntHealth", "ClmntDashboard",
+            "ClmntCore", "ClmntHealth", "ClmntDashboard", "ClmntObjectStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ClmntCoreTests", dependencies: ["ClmntCore", "CArchiveTestSupport"]),

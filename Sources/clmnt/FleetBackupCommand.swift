@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClmntCore
+import ClmntObjectStore
 import Foundation
 
 extension Compression: ExpressibleByArgument {
@@ -23,8 +24,23 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: fleet-YYYY-MM-DD.tar.gz in the backup dir); YYYY, MM, DD and HHMMSS in its name become the local date and time.", valueName: "file"), completion: .file())
+        @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write (default: fleet-YYYY-MM-DD.tar.gz in the backup dir); YYYY, MM, DD and HHMMSS in its name become the local date and time. '-': standard output (the summary goes to standard error).", valueName: "file"), completion: .file())
         var output: String?
+
+        @OptionGroup(title: "Encryption (age)")
+        var encryption: EncryptionOptions
+
+        @Option(help: ArgumentHelp("Stream the archive straight into S3-compatible storage, as PREFIX/HOST/fleet-DATE.tar.zst[.age] (no local copy).", valueName: "s3://bucket/prefix"))
+        var to: String?
+
+        @Option(help: ArgumentHelp("After the local backup, upload a copy to S3-compatible storage (PREFIX/HOST/<archive name>); a failed copy exits 3.", valueName: "s3://bucket/prefix"))
+        var copyTo: String?
+
+        @Option(help: ArgumentHelp("The host directory under the bucket's prefix (default: this host's name).", valueName: "name"))
+        var host: String?
+
+        @OptionGroup(title: "Object storage")
+        var store: ObjectStoreOptions
 
         @Option(help: "The compression of the archive (gz, tgz, zst and bz2 are accepted too).")
         var compress: Compression = .gzip
@@ -89,11 +105,21 @@ extension Fleet {
             return message.split(separator: "\n", omittingEmptySubsequences: false).map { "\(now) \($0)" }.joined(separator: "\n")
         }
 
-        func say(_ message: String) { printText(stamped(message)) }
+        /// With the archive on standard output, everything else goes to standard error.
+        func say(_ message: String) {
+            if output == "-" { printError(stamped(message)) } else { printText(stamped(message)) }
+        }
         func warn(_ message: String) { printError(stamped(message)) }
 
         func validate() throws {
             try refuseStray(strayArguments, command: "fleet backup")
+            let targets = [output.map { _ in "-o" }, to.map { _ in "--to" }, copyTo.map { _ in "--copy-to" }].compactMap { $0 }
+            if to != nil && targets.count > 1 { throw ValidationError("give one of \(targets.joined(separator: ", ")): --to writes no local archive") }
+            if copyTo != nil && output == "-" { throw ValidationError("--copy-to uploads a local archive: not with -o -") }
+            for url in [to, copyTo].compactMap({ $0 }) where !isObjectURL(url) {
+                throw ValidationError("'\(url)' is not an s3://BUCKET[/PREFIX] URL")
+            }
+            if host != nil && to == nil && copyTo == nil { throw ValidationError("--host names the host directory of --to or --copy-to") }
         }
 
         func run() throws {
@@ -116,6 +142,13 @@ extension Fleet {
                 options.retention = retention.policy
                 options.verify = verify
                 options.wait = wait ?? 0
+                options.recipients = try encryption.recipients()
+                if output == "-" && isatty(1) == 1 && !dryRun {
+                    throw BackupError.invalidOption("refusing to write the archive to a terminal: redirect standard output (-o - | ssh host 'cat > x')")
+                }
+                // --to: the policy is applied to the host's objects in the bucket after the upload.
+                let remoteRetention = to != nil ? options.retention : RetentionPolicy()
+                if to != nil { options.retention = RetentionPolicy() }
                 try options.validate()
 
                 let quiet = global.quiet, verbose = global.verbose
@@ -131,6 +164,13 @@ extension Fleet {
 
                 SignalCleanup.shared.install()
                 var backup = FleetBackup(options: options)
+                let offHostName = try (to ?? copyTo).map { _ in try hostDirectoryName(host) }
+                let remote = try (to ?? copyTo).map { try store.open($0) }
+                if let remote, let offHostName, to != nil {
+                    backup.makeStream = { name in
+                        try remote.uploadStream(key: try remote.freeKey(for: name, host: offHostName))
+                    }
+                }
                 let progress = ProgressBar(enabled: !quiet && !json && isatty(2) == 1)
                 let timer = MoltTimer()
                 backup.onProgress = {
@@ -142,7 +182,7 @@ extension Fleet {
                     progress.clear()
                     command.warn("clmnt: warning: \(TerminalText.line(message))")
                 }
-                let summary: BackupSummary
+                var summary: BackupSummary
                 do { summary = try backup.run() } catch BackupError.damaged(let path, let problems) {
                     progress.clear()
                     for problem in problems where verbose { warn("clmnt: DAMAGED: \(TerminalText.line("\(problem)"))") }
@@ -151,6 +191,24 @@ extension Fleet {
                 }
                 progress.clear()
                 timer.reached(nil)
+                var remotePrune: RemotePruneResult?
+                if let remote, let offHostName {
+                    let recordIn = location?.directory ?? resolveBackupDir(nil, baseDir: baseDir).directory
+                    if to != nil {
+                        summary.offhost = OffHostCopy(target: summary.output, succeeded: true, bytes: summary.archiveBytes,
+                                                      seconds: summary.seconds)
+                        if !remoteRetention.isEmpty {
+                            remotePrune = try remote.prune(host: offHostName, policy: remoteRetention, dryRun: false)
+                            summary.pruned = remotePrune?.removed ?? []
+                            summary.pruneFailed = remotePrune?.failed ?? []
+                        }
+                    } else {
+                        summary.offhost = copyOffHost(summary.output, to: remote, host: offHostName)
+                    }
+                    if let copy = summary.offhost, copy.succeeded, let problem = OffHostStatus.record(copy, in: recordIn) {
+                        global.detail(stamped("could not record the off-host copy in \(recordIn): \(problem)"), json: json)
+                    }
+                }
                 for leftover in summary.leftoversRemoved where !quiet && !json {
                     say("removed \(TerminalText.line(leftover.file)) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
                 }
@@ -166,7 +224,7 @@ extension Fleet {
                     warn("clmnt: warning: cannot remove old backup \(TerminalText.line(failure.file)): \(TerminalText.line(failure.reason))")
                 }
                 if json {
-                    try printJSON(summary)
+                    if output == "-" { printError(try JSONStyle.encode(summary)) } else { try printJSON(summary) }
                 } else if !quiet {
                     if verbose {
                         for name in summary.molts {
@@ -176,10 +234,17 @@ extension Fleet {
                         }
                     }
                     say(summary.oneLine)
+                    if let copy = summary.offhost, copy.succeeded, to == nil {
+                        say("copied to \(TerminalText.line(copy.target)) (\(formatBytes(copy.bytes ?? 0)))")
+                    }
                     for path in summary.pruned { say("removed old backup \(TerminalText.line(path))") }
                     if verbose {
                         for skip in summary.pruneSkipped { say("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }
                     }
+                }
+                if let copy = summary.offhost, !copy.succeeded {
+                    warn("clmnt: off-host copy FAILED: \(TerminalText.line(copy.error ?? "unknown error")); \(summary.output) is a good local backup")
+                    throw ExitCode(ExitStatus.incomplete)
                 }
                 if !summary.complete {
                     let molts = Set(summary.missed.map { $0.molt ?? ArchiveLayout.globalDir }).sorted()
@@ -208,6 +273,21 @@ final class MoltTimer: @unchecked Sendable {
 }
 
 extension Fleet.Backup {
+    /// `--copy-to`: uploads the finished archive; a failure is reported, not thrown (the local backup stands).
+    func copyOffHost(_ path: String, to remote: OffHostBackups, host: String) -> OffHostCopy {
+        let started = Date()
+        let name = (path as NSString).lastPathComponent
+        var target = "s3://\(remote.location.bucket)/\(remote.hostPrefix(host))\(name)"
+        do {
+            let key = try remote.freeKey(for: name, host: host)
+            target = "s3://\(remote.location.bucket)/\(key)"
+            let bytes = try remote.upload(file: path, key: key)
+            return OffHostCopy(target: target, succeeded: true, bytes: bytes, seconds: Date().timeIntervalSince(started))
+        } catch {
+            return OffHostCopy(target: target, succeeded: false, seconds: Date().timeIntervalSince(started), error: "\(error)")
+        }
+    }
+
     /// `--dry-run`: the plan as a table (or JSON); exit 3 when the backup would miss files.
     func runDryRun(_ options: BackupOptions) throws {
         let plan = try FleetBackup(options: options).dryRun()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClmntCore
+import ClmntObjectStore
 import Foundation
 
 extension Fleet {
@@ -12,6 +13,18 @@ extension Fleet {
         @OptionGroup var global: GlobalOptions
 
         @OptionGroup var backups: BackupDirOptions
+
+        @Option(help: ArgumentHelp("List the archives in S3-compatible storage under this prefix instead (every host's, or --host's).", valueName: "s3://bucket/prefix"))
+        var from: String?
+
+        @Option(help: ArgumentHelp("With --from: only this host's archives.", valueName: "name"))
+        var host: String?
+
+        @OptionGroup(title: "Encrypted archives")
+        var identities: IdentityOptions
+
+        @OptionGroup(title: "Object storage")
+        var store: ObjectStoreOptions
 
         @Flag(inversion: .prefixedNo, help: "Print the list as JSON.")
         var json = false
@@ -26,10 +39,39 @@ extension Fleet {
         func validate() throws {
             try refuseStray(strayArguments, command: "fleet list-backups")
             if null && json { throw ValidationError("give --json or -0/--null, not both") }
+            if let from, !isObjectURL(from) { throw ValidationError("'\(from)' is not an s3://BUCKET[/PREFIX] URL") }
+            if host != nil && from == nil { throw ValidationError("--host lists one host's archives in a bucket: give --from s3://…") }
+            if from != nil && backups.backupDir != nil { throw ValidationError("give --from or --backup-dir, not both") }
+        }
+
+        /// `--from s3://…`: the archives of every host under the prefix (or of --host).
+        func listRemote(_ url: String) throws {
+            let remote = try store.open(url)
+            if let host, !OffHostBackups.isValidHost(host) { throw ValidationError("'\(host)' cannot name a host directory") }
+            let listings = try remote.list(host: host).map(\.listing)
+            if json { try printJSON(listings); return }
+            if null {
+                for listing in listings { FileHandle.standardOutput.write(Data(listing.file.utf8) + Data([0])) }
+                return
+            }
+            if global.quiet {
+                for listing in listings { printText(TerminalText.line(listing.file)) }
+                return
+            }
+            guard !listings.isEmpty else {
+                printText("no backups in \(TerminalText.line(remote.location.description))" + (host.map { " for host \(TerminalText.line($0))" } ?? ""))
+                return
+            }
+            printText(renderListings(listings, fileName: { String($0.dropFirst("s3://\(remote.location.bucket)/".count)) }))
         }
 
         func run() throws {
             try reportingErrors {
+                try identities.install()
+                if let from {
+                    try listRemote(from)
+                    return
+                }
                 let location = backups.resolved(baseDir: global.resolvedBaseDir)
                 let directory = location.directory
                 let listings = try BackupCatalog.list(directory: directory)
@@ -62,21 +104,7 @@ extension Fleet {
                     printText("no backups in \(directory)" + (location.pointer.map { " (\($0))" } ?? ""))
                 } else {
                     if location.source == .bashTool { printText("backup dir \(directory): \(location.explanation)") }
-                    var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
-                    for listing in listings {
-                        let file = (listing.file as NSString).lastPathComponent
-                        if let reason = listing.unreadable {
-                            rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "-", "unreadable: \(reason)"])
-                        } else {
-                            let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
-                            var status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
-                            if listing.untrustedDate != nil { status += ", DATE NOT TRUSTED" }
-                            rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
-                                         String(listing.moltCount ?? 0), listing.hostname ?? "-", status,
-                                         (listing.compression ?? "-") + legacy])
-                        }
-                    }
-                    printText(renderTable(rows))
+                    printText(renderListings(listings, fileName: { ($0 as NSString).lastPathComponent }))
                 }
                 if let leftoverLine {
                     if null { printError("clmnt: warning: \(leftoverLine)") } else { global.say(leftoverLine) }
@@ -100,8 +128,14 @@ extension Fleet {
             """
         )
 
-        @Argument(help: "The archive to verify.", completion: .file())
+        @Argument(help: "The archive to verify: a file, '-' for standard input, or s3://BUCKET/KEY.", completion: .file())
         var file: String
+
+        @OptionGroup(title: "Encrypted archives")
+        var identities: IdentityOptions
+
+        @OptionGroup(title: "Object storage")
+        var store: ObjectStoreOptions
 
         @OptionGroup var output: OutputOptions
 
@@ -113,8 +147,9 @@ extension Fleet {
             var complete = true
             try reportingErrors {
                 let started = Date()
-                let path = absolutePath(file)
-                let held = VerifiedMark.open(path)
+                try identities.install()
+                let path = try registerArchiveSource(file, store: store)
+                let held = ArchiveInput.isRegistered(path) ? nil : VerifiedMark.open(path)
                 defer { held?.close() }
                 let report = try ArchiveVerifier.verify(path: path)
                 intact = report.isIntact
@@ -164,4 +199,30 @@ func renderTable(_ rows: [[String]], indent: String = "") -> String {
         }.joined(separator: "  ")
         return indent + String(line.reversed().drop(while: { $0 == " " }).reversed())
     }.joined(separator: "\n")
+}
+
+/// The list-backups table, for a backup dir or a bucket.
+func renderListings(_ listings: [BackupListing], fileName: (String) -> String) -> String {
+    var rows = [["FILE", "DATE", "SIZE", "MOLTS", "HOST", "STATUS", "COMPRESSION"]]
+    for listing in listings {
+        let file = fileName(listing.file)
+        let encrypted = listing.encrypted == true ? ", encrypted" : ""
+        if let reason = listing.unreadable {
+            rows.append([file, "-", formatBytes(listing.sizeBytes), "-", "-", "-", "unreadable: \(reason)"])
+        } else if listing.encrypted == true && listing.moltCount == nil {
+            // Nothing inside was read: no identity given.
+            var status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+            if listing.untrustedDate != nil { status += ", DATE NOT TRUSTED" }
+            rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes), "?", "?", status,
+                         (listing.compression ?? "-") + ", encrypted (no --identity)"])
+        } else {
+            let legacy = listing.writtenBy == "bash" ? " (bash tool)" : ""
+            var status = listing.complete.map { $0 ? "complete" : "INCOMPLETE (\(listing.missedFiles ?? 0) missed)" } ?? "-"
+            if listing.untrustedDate != nil { status += ", DATE NOT TRUSTED" }
+            rows.append([file, listing.date ?? "-", formatBytes(listing.sizeBytes),
+                         String(listing.moltCount ?? 0), listing.hostname ?? "-", status,
+                         (listing.compression ?? "-") + legacy + encrypted])
+        }
+    }
+    return renderTable(rows)
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClmntCore
+import ClmntObjectStore
 import Foundation
 
 extension Fleet {
@@ -37,12 +38,47 @@ extension Fleet {
         @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
         var json = false
 
+        @Option(help: ArgumentHelp("Prune this host's archives in S3-compatible storage under this prefix instead (and abort uploads a killed backup left).", valueName: "s3://bucket/prefix"))
+        var from: String?
+
+        @Option(help: ArgumentHelp("With --from: the host directory to prune (default: this host's name).", valueName: "name"))
+        var host: String?
+
+        @OptionGroup(title: "Encrypted archives")
+        var identities: IdentityOptions
+
+        @OptionGroup(title: "Object storage")
+        var store: ObjectStoreOptions
+
+        func validate() throws {
+            if let from, !isObjectURL(from) { throw ValidationError("'\(from)' is not an s3://BUCKET[/PREFIX] URL") }
+            if host != nil && from == nil { throw ValidationError("--host names a host directory in a bucket: give --from s3://…") }
+        }
+
         func run() throws {
             var failed = false
             try reportingErrors {
+                try identities.install()
+                let policy = retention.policy
+                if let from {
+                    try policy.validate()
+                    if policy.isEmpty { throw BackupError.invalidOption("fleet prune needs a policy: --keep, --keep-daily, --keep-weekly or --keep-monthly") }
+                    let remote = try store.open(from)
+                    let result = try remote.prune(host: try hostDirectoryName(host), policy: policy, dryRun: dryRun)
+                    failed = !result.failed.isEmpty
+                    for failure in result.failed { printError("clmnt: cannot remove \(TerminalText.line(failure.file)): \(TerminalText.line(failure.reason))") }
+                    if json { try printJSON(result); return }
+                    var lines: [String] = []
+                    let verb = dryRun ? "would remove" : "removed"
+                    for name in result.removed { lines.append("\(verb) \(TerminalText.line(name))") }
+                    for kept in result.kept { lines.append("keep \(TerminalText.line(kept.file)): \(TerminalText.line(kept.reason))") }
+                    for upload in result.abortedUploads { lines.append("\(dryRun ? "would abort" : "aborted") \(TerminalText.line(upload)), left by a killed backup") }
+                    if lines.isEmpty { lines.append("nothing to prune in \(TerminalText.line(from))") }
+                    if dryRun { printText(lines.joined(separator: "\n")) } else { global.say(lines.joined(separator: "\n")) }
+                    return
+                }
                 let baseDir = global.resolvedBaseDir
                 let location = backups.resolved(baseDir: baseDir)
-                let policy = retention.policy
                 let result = try BackupRetention.prune(backupDir: location.directory, baseDir: baseDir, policy: policy,
                                                        dryRun: dryRun, includeLegacy: includeLegacy, wait: wait ?? 0)
                 failed = !result.failed.isEmpty

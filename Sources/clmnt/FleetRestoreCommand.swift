@@ -23,8 +23,14 @@ extension Fleet {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .long, help: ArgumentHelp("The archive to restore from.", valueName: "file"), completion: .file())
+        @Option(name: .long, help: ArgumentHelp("The archive to restore from: a file, '-' for standard input (with --yes), or s3://BUCKET/KEY.", valueName: "file"), completion: .file())
         var from: String?
+
+        @OptionGroup(title: "Encrypted archives")
+        var identities: IdentityOptions
+
+        @OptionGroup(title: "Object storage")
+        var store: ObjectStoreOptions
 
         @Flag(help: "Only complete a restore that was killed while swapping molts in (no --from).")
         var resume = false
@@ -69,6 +75,7 @@ extension Fleet {
         func validate() throws {
             if resume && from != nil { throw ValidationError("give --from or --resume, not both") }
             if !resume && from == nil { throw ValidationError("Missing expected argument '--from <file>'") }
+            if from == "-" && !yes && !dryRun { throw ValidationError("--from - reads the archive from standard input, which cannot also answer the confirmation: add --yes") }
             guard (0...86_400).contains(wait ?? 0) else { throw ValidationError("--wait must be between 0 and 86400 seconds") }
         }
 
@@ -84,13 +91,15 @@ extension Fleet {
                     return
                 }
                 guard let from else { return }
+                try identities.install()
+                let archive = try registerArchiveSource(from, store: store)
                 if dryRun {
                     for note in FleetRestore.pendingRecovery(baseDir: baseDir) { printError("clmnt: note: \(note)") }
                 } else {
                     // A restore killed during its swaps is completed first, so the plan sees the fleet as it is.
                     for note in try FleetRestore.resume(baseDir: baseDir, wait: wait ?? 0) { printError("clmnt: \(note)") }
                 }
-                var options = RestoreOptions(archive: from, baseDir: baseDir)
+                var options = RestoreOptions(archive: archive, baseDir: baseDir)
                 options.selection = MoltNameList.names(select)
                 options.force = force
                 options.skipUsers = skipUsers

@@ -34,6 +34,18 @@ extension Fleet {
         @Flag(inversion: .prefixedNo, help: "Have the job also verify each new archive (the run fails if it is damaged).")
         var verify = false
 
+        @Option(name: .customLong("encrypt-to"), help: ArgumentHelp("Have the job encrypt to this age1… recipient (repeatable; an ssh-ed25519 key goes in --recipients-file).", valueName: "recipient"))
+        var encryptTo: [String] = []
+
+        @Option(help: ArgumentHelp("Have the job encrypt to the recipients in this file (absolute path; repeatable).", valueName: "file"))
+        var recipientsFile: [String] = []
+
+        @Option(help: ArgumentHelp("Have the job stream each archive into S3-compatible storage instead of the backup dir (which keeps the log).", valueName: "s3://bucket/prefix"))
+        var to: String?
+
+        @Option(help: ArgumentHelp("Have the job upload a copy of each archive to S3-compatible storage.", valueName: "s3://bucket/prefix"))
+        var copyTo: String?
+
         @Flag(help: "Remove this base dir's scheduled backup.")
         var remove = false
 
@@ -79,8 +91,20 @@ extension Fleet {
                 // Only --keep 7 when no rule is given: --keep-daily 7 alone means just that.
                 var policy = retention.policy
                 if policy.isEmpty { policy.last = BackupJob.defaultKeep }
-                let job = try BackupJob(baseDir: baseDir, executable: currentExecutablePath(), backupDir: backupDir,
+                var job = try BackupJob(baseDir: baseDir, executable: currentExecutablePath(), backupDir: backupDir,
                                         at: at, weekday: weekday, compression: compress, retention: policy, verify: verify)
+                if to != nil && copyTo != nil { throw ValidationError("give --to or --copy-to, not both") }
+                if to != nil && verify { throw ValidationError("--verify reads the archive back from disk: not with --to") }
+                for url in [to, copyTo].compactMap({ $0 }) where !isObjectURL(url) { throw ValidationError("'\(url)' is not an s3://BUCKET[/PREFIX] URL") }
+                var offHost = OffHostSettings()
+                // Checked now, as the job will read them: a refused file is refused tonight too.
+                _ = try AgeKeyFiles.recipients(values: encryptTo, files: recipientsFile)
+                offHost.recipients = encryptTo
+                offHost.recipientsFiles = recipientsFile.map { absolutePath($0) }
+                offHost.to = to
+                offHost.copyTo = copyTo
+                if to != nil || copyTo != nil { offHost.environment = OffHostSettings.storeVariables(from: ProcessInfo.processInfo.environment) }
+                try job.setOffHost(offHost)
                 let report = try BackupSchedule.install(job, crontab: crontab)
                 for note in report.notes { global.say(note) }
                 for line in report.installed { global.say("  \(line)") }

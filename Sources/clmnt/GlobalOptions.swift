@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClmntCore
+import ClmntObjectStore
 import ClmntDashboard
 import ClmntHealth
 import Foundation
@@ -199,6 +200,8 @@ private func isUsageMistake(_ error: any Error) -> Bool {
     case let error as HealthError: return error.isUsageError
     case let error as BackupScheduleError: return error.isUsageError
     case let error as DashboardError: return error.isUsageError
+    case is AgeKeyFileError: return true
+    case let error as ObjectStoreError: if case .configuration = error.reason { return true } else { return false }
     default: return false
     }
 }

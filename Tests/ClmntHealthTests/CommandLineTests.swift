@@ -7,18 +7,6 @@ import Glibc
 #endif
 @testable import ClmntHealth
 
-/// The built `clmnt` binary next to this test bundle (swift build puts both in the same dir).
-func clmntBinary() -> String? {
-    guard let runner = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-    var dir = URL(fileURLWithPath: runner).deletingLastPathComponent()
-    // On Linux the runner is <bin>/clmntPackageTests.xctest; elsewhere it may sit deeper in a bundle.
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("clmnt").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return nil
-}
 
 /// The commands as an admin types them: exit codes, one-line errors, output formats.
 @Suite struct CommandLineTests {

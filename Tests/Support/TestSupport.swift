@@ -25,3 +25,16 @@ public func rawControlCharacters(_ text: String) -> [String] {
 public func hasForgedLine(_ text: String, _ forged: String = "clmnt: everything fine") -> Bool {
     text.split(separator: "\n").contains { $0.hasPrefix(forged) }
 }
+
+/// The built `clmnt` binary next to this test bundle (swift build puts both in the same dir).
+public func clmntBinary() -> String? {
+    guard let runner = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+    var dir = URL(fileURLWithPath: runner).deletingLastPathComponent()
+    // On Linux the runner is <bin>/clmntPackageTests.xctest; elsewhere it may sit deeper in a bundle.
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("clmnt").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return nil
+}

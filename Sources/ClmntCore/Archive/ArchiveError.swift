@@ -18,12 +18,23 @@ public struct ArchiveError: Error, Sendable, Equatable, CustomStringConvertible 
     public let path: String
     public let code: Int32
     public let message: String
+    /// Set when the archive is age-encrypted and could not be decrypted (no key, wrong key, damage).
+    public let age: AgeError?
 
     public init(_ operation: Operation, path: String, code: Int32 = 0, message: String) {
         self.operation = operation
         self.path = path
         self.code = code
         self.message = message
+        age = nil
+    }
+
+    init(_ operation: Operation, path: String, age: AgeError) {
+        self.operation = operation
+        self.path = path
+        code = 0
+        message = age.description
+        self.age = age
     }
 
     public var description: String { "cannot \(operation.rawValue) \(path): \(message)" }

@@ -7,45 +7,40 @@ public final class ArchiveReader {
     let handle: OpaquePointer
     /// The archive's path, for error messages.
     public let path: String
-    private let fileDescriptor: Int32
+    private let input: SourceReadBox
     let entry = ArchiveEntry()
     private var entryIsOpen = false
     /// Warnings libarchive reported while reading.
     public private(set) var warnings: [String] = []
 
-    /// Opens `path` for reading; the file is read through a descriptor opened here.
+    /// Opens `path` for reading (a local file, or a source `ArchiveInput` knows by that name;
+    /// decrypted when it is an age file). `blockSize`: the size of a local file's reads.
     public init(path: String, blockSize: Int = 1 << 20) throws(ArchiveError) {
         self.path = path
         ensureUTF8Locale()
-        let fd = try openArchiveFile(path)
+        input = SourceReadBox(source: try ArchiveInput.open(path, chunkSize: blockSize), path: path)
         guard let handle = archive_read_new() else {
-            close(fd)
             throw ArchiveError(.open, path: path, message: "out of memory")
         }
         self.handle = handle
-        self.fileDescriptor = fd
-        do {
-            try checkArchive(archive_read_support_format_tar(handle), handle, .configure, path: path)
-            for add in [archive_read_support_filter_gzip, archive_read_support_filter_zstd,
-                        archive_read_support_filter_xz, archive_read_support_filter_bzip2] {
-                try checkArchive(add(handle), handle, .configure, path: path)
-            }
-            try checkArchive(archive_read_open_fd(handle, fd, blockSize), handle, .open, path: path)
-        } catch {
-            // Every property is set, so deinit frees the handle and closes the descriptor.
-            throw error
+        // Every property is set from here: a throw runs deinit, which frees the handle.
+        try checkArchive(archive_read_support_format_tar(handle), handle, .configure, path: path)
+        for add in [archive_read_support_filter_gzip, archive_read_support_filter_zstd,
+                    archive_read_support_filter_xz, archive_read_support_filter_bzip2] {
+            try checkArchive(add(handle), handle, .configure, path: path)
         }
+        try input.open(handle)
     }
 
     deinit {
         archive_read_free(handle)
-        close(fileDescriptor)
     }
 
     /// The next entry's header, or nil at the end of the archive.
     public func next() throws(ArchiveError) -> EntryMetadata? {
         let status = archive_read_next_header2(handle, entry.pointer)
         if status == ARCHIVE_EOF { entryIsOpen = false; return nil }
+        if status != ARCHIVE_OK && status != ARCHIVE_WARN, let error = input.error { throw error }
         try checkArchive(status, handle, .read, path: path, warnings: &warnings)
         entryIsOpen = true
         return entry.metadata
@@ -69,6 +64,7 @@ public final class ArchiveReader {
             var offset: Int64 = 0
             let status = archive_read_data_block(handle, &buffer, &size, &offset)
             if status == ARCHIVE_EOF { break }
+            if status != ARCHIVE_OK && status != ARCHIVE_WARN, let error = input.error { throw error }
             try checkArchive(status, handle, .read, path: "\(path): \(entry.pathname)", warnings: &warnings)
             try emitZeros(upTo: offset)
             if let buffer, size > 0 {
@@ -93,7 +89,7 @@ public final class ArchiveReader {
     }
 
     /// Compressed bytes consumed so far (for progress).
-    public var compressedBytesRead: Int64 { archive_filter_bytes(handle, -1) }
+    public var compressedBytesRead: Int64 { input.bytesRead }
 
     /// The outermost filter's name: "gzip", "zstd", "xz", "bzip2" or "none".
     public var compressionName: String {

@@ -44,5 +44,7 @@ public enum Compression: String, CaseIterable, Sendable, Codable {
     }
 
     /// All archive file endings clmnt recognises, longest first.
-    public static let archiveExtensions = ["tar.gz", "tgz", "tar.zst", "tar.xz", "tar.bz2", "tar"]
+    public static let plainArchiveExtensions = ["tar.gz", "tgz", "tar.zst", "tar.xz", "tar.bz2", "tar"]
+    /// Every ending a fleet archive may have: plain, or age-encrypted (`.tar.zst.age`).
+    public static let archiveExtensions = plainArchiveExtensions + plainArchiveExtensions.map { $0 + ".age" }
 }

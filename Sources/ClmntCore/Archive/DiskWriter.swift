@@ -542,12 +542,11 @@ final class DecompressedStream: @unchecked Sendable {
     var failure: ArchiveError? { condition.withLock { error } }
     var compressedBytes: Int64 { condition.withLock { bytesConsumed } }
 
-    /// Opens the file (so a missing file fails here) and starts the thread.
+    /// Opens the archive (so a missing file or a wrong key fails here) and starts the thread.
     func start() throws(ArchiveError) {
-        let fd = try openArchiveFile(path)
+        let input = SourceReadBox(source: try ArchiveInput.open(path), path: path)
         let thread = Thread { [self] in
-            produce(fd: fd)
-            close(fd)
+            produce(input: input)
             condition.withLock { threadDone = true; condition.broadcast() }
         }
         thread.name = "clmnt-inflate"
@@ -607,7 +606,7 @@ final class DecompressedStream: @unchecked Sendable {
         }
     }
 
-    private func produce(fd: Int32) {
+    private func produce(input: SourceReadBox) {
         guard let handle = archive_read_new() else {
             finish(ArchiveError(.open, path: path, message: "out of memory"))
             return
@@ -619,10 +618,11 @@ final class DecompressedStream: @unchecked Sendable {
                         archive_read_support_format_raw] {
                 try checkArchive(add(handle), handle, .configure, path: path)
             }
-            try checkArchive(archive_read_open_fd(handle, fd, 1 << 20), handle, .open, path: path)
+            try input.open(handle)
             let header = ArchiveEntry()
             let status = archive_read_next_header2(handle, header.pointer)
             if status == ARCHIVE_EOF { finish(nil); return }
+            if status != ARCHIVE_OK && status != ARCHIVE_WARN, let error = input.error { throw error }
             try checkArchive(status, handle, .read, path: path)
             var chunk = emptyChunk()
             var filled = 0
@@ -632,6 +632,7 @@ final class DecompressedStream: @unchecked Sendable {
                 var offset: Int64 = 0
                 let result = archive_read_data_block(handle, &block, &length, &offset)
                 if result == ARCHIVE_EOF { break }
+                if result != ARCHIVE_OK && result != ARCHIVE_WARN, let error = input.error { throw error }
                 try checkArchive(result, handle, .read, path: path)
                 var copied = 0
                 while copied < length, let block {
@@ -645,7 +646,7 @@ final class DecompressedStream: @unchecked Sendable {
                         filled = 0
                     }
                 }
-                let consumed = archive_filter_bytes(handle, -1)
+                let consumed = input.bytesRead
                 condition.withLock { bytesConsumed = consumed }
             }
             if filled > 0 {

@@ -51,13 +51,18 @@ public enum ArchiveVerifier {
                                   problems: [], notes: [])
         let located: LocatedManifest
         do { located = try ArchiveIntegrity.locateManifest(archive: path) } catch {
-            if case .unreadable(let archiveError) = error { throw .archive(archiveError) }
+            // A key that does not fit cannot read it (exit 1); an encrypted file that was cut or changed is damaged (2).
+            if case .unreadable(let archiveError) = error, archiveError.age?.isDamage != true { throw .archive(archiveError) }
             report.problems.append("\(error)")
             return report
         }
         report.compression = located.compression
         let reader: ArchiveReader
-        do { reader = try ArchiveReader(path: path) } catch { throw .archive(error) }
+        do { reader = try ArchiveReader(path: path) } catch {
+            guard error.age?.isDamage == true else { throw .archive(error) }
+            report.problems.append("\(error)")
+            return report
+        }
         let check = IntegrityCheck(located: located)
         let hasher = SHA256Hasher()
         do {

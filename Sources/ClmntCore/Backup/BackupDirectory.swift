@@ -126,7 +126,17 @@ public enum BackupDirectory {
             file.located = located
             file.untrustedDate = dateProblem(timestamp: located.manifest.timestamp, modified: file.modified, now: now)
         } catch {
-            file.unreadable = error.description.replacingOccurrences(of: descriptorPath, with: file.path)
+            if case .archive(let archiveError) = error, archiveError.age == .identityRequired {
+                // The name gives the day (written by root, as the manifest); the mtime the time within it.
+                let modified = Timestamp.format(Date(timeIntervalSince1970: file.modified))
+                let named = BackupCatalog.dateFromName(file.path)
+                let date = named.flatMap(Timestamp.parse).map { abs($0.timeIntervalSince1970 - file.modified) < 86_400 } == false
+                    ? named! : modified
+                file.encryptedDate = date
+                file.untrustedDate = dateProblem(timestamp: date, modified: file.modified, now: now)
+            } else {
+                file.unreadable = error.description.replacingOccurrences(of: descriptorPath, with: file.path)
+            }
         }
         file.mark = BackupStatusMark.read(fd: fd)
         return file
@@ -175,6 +185,8 @@ struct ArchiveFile {
     var located: LocatedManifest?
     /// Why a file read is no fleet archive.
     var unreadable: String?
+    /// Age-encrypted, and no identity was given to read it: dated by its name (or mtime).
+    var encryptedDate: String?
     /// Why its manifest's timestamp may not rank it (`BackupDirectory.dateProblem`).
     var untrustedDate: String?
     var mark: BackupStatusMark?

@@ -28,6 +28,14 @@ public struct BackupOptions: Sendable {
     /// How long to wait for another backup or a restore of the same base dir to
     /// finish; 0: refuse at once (exit 75).
     public var wait: Double = 0
+    /// Encrypt the archive to these age recipients (`--encrypt-to`, `--recipients-file`);
+    /// empty: not encrypted. The archive's name then ends in `.age`.
+    public var recipients: [AgeRecipient] = []
+    /// `-o -`: the archive goes to standard output.
+    public var writesToStandardOutput: Bool { output == "-" }
+
+    /// The archive's file ending: `tar.zst`, or `tar.zst.age` when encrypted.
+    public var fileExtension: String { compression.fileExtension + (recipients.isEmpty ? "" : ".age") }
 
     /// Databases up to this size are snapshotted in memory; larger ones into a
     /// temporary file beside the archive, so memory stays bounded.
@@ -85,13 +93,17 @@ public struct BackupSummary: Sendable, Codable {
     public var leftoversFailed: [RetentionSkip] = []
     /// The archive's completeness mark could not be set (see `BackupStatusMark`).
     public var markFailed: String?
+    /// The archive is age-encrypted.
+    public var encrypted = false
+    /// `--copy-to`: the copy of the archive sent off the host, and whether it arrived.
+    public var offhost: OffHostCopy?
 
     /// Archive size over input size.
     public var ratio: Double { inputBytes > 0 ? Double(archiveBytes) / Double(inputBytes) : 0 }
 
     enum CodingKeys: String, CodingKey {
         case output, compression, molts, files, entries, seconds, warnings
-        case verified, pruned, missed, complete
+        case verified, pruned, missed, complete, encrypted, offhost
         case leftoversRemoved = "leftovers_removed"
         case leftoversFailed = "leftovers_failed"
         case markFailed = "mark_failed"
@@ -108,4 +120,28 @@ public struct BackupProgress: Sendable {
     public let bytesDone: Int64
     public let bytesTotal: Int64
     public let currentMolt: String
+}
+
+/// An archive's copy in object storage (`--to`, `--copy-to`): where, and whether it arrived.
+public struct OffHostCopy: Sendable, Codable, Equatable {
+    /// `s3://bucket/key`.
+    public var target: String
+    public var succeeded: Bool
+    public var bytes: Int64?
+    public var seconds: Double?
+    /// Why the copy failed (the local archive, if any, is still good).
+    public var error: String?
+
+    public init(target: String, succeeded: Bool, bytes: Int64? = nil, seconds: Double? = nil, error: String? = nil) {
+        self.target = target
+        self.succeeded = succeeded
+        self.bytes = bytes
+        self.seconds = seconds
+        self.error = error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case target, bytes, seconds, error
+        case succeeded = "ok"
+    }
 }

@@ -115,7 +115,9 @@ public enum BackupRetention {
                 continue
             }
             guard let manifest = file.located?.manifest else {
-                result.skipped.append(RetentionSkip(file: file.path, reason: "unreadable: \(file.unreadable ?? "no manifest")"))
+                let reason = file.encryptedDate != nil ? "encrypted: give --identity to read which base dir it is of"
+                    : "unreadable: \(file.unreadable ?? "no manifest")"
+                result.skipped.append(RetentionSkip(file: file.path, reason: reason))
                 continue
             }
             // The bash tool's archives carry neither a tool nor a base dir: only asked for, they are

@@ -64,6 +64,9 @@ public struct BackupJob: Sendable, Equatable {
     /// The job's `--keep`, `--keep-daily`, ... (never empty: a nightly job without retention fills the disk).
     public let retention: RetentionPolicy
     public let verify: Bool
+    /// Encryption and off-host copies of the job (paths, URLs and public keys only: no secret
+    /// goes into a crontab line).
+    public private(set) var offHost = OffHostSettings()
 
     public static let marker = "CLMNT-FLEET-BACKUP"
     public static let defaultBackupDir = "/var/backups/clmnt"
@@ -121,14 +124,26 @@ public struct BackupJob: Sendable, Equatable {
         var words = ["fleet", "backup", "-d", baseDir, "--backup-dir", backupDir,
                      "--compress", compression.rawValue] + retention.arguments + ["--timestamps"]
         if verify { words.append("--verify") }
-        return words
+        return words + offHost.arguments
+    }
+
+    /// Sets the job's encryption and off-host copy, refusing what a crontab line cannot carry safely.
+    public mutating func setOffHost(_ settings: OffHostSettings) throws(BackupScheduleError) {
+        for path in settings.recipientsFiles { try Self.checkPath("recipients file", path) }
+        for value in settings.recipients + [settings.to, settings.copyTo].compactMap({ $0 }) + settings.environment.map(\.value) {
+            if let name = CronTab.unsafeCharacter(in: value) ?? value.first(where: { $0 == " " || $0 == "'" || $0 == "\"" || $0 == "$" || $0 == "`" || $0 == "\\" || $0 == ";" || $0 == "&" || $0 == "|" }).map({ "'\($0)'" }) {
+                throw .unsafeForCrontab(what: "value", value: value, character: name)
+            }
+        }
+        offHost = settings
     }
 
     /// The command cron hands to `/bin/sh -c`: the summary goes to the log; warnings
     /// and errors go to the log *and* to cron's mail (through `tee`), so a failing
     /// backup reaches the admin while a good night stays silent.
     public var command: String {
-        ([executable] + arguments).joined(separator: " ") + " 2>&1 >> \(logPath) | /usr/bin/tee -a \(logPath)"
+        let environment = offHost.environment.map { "\($0.name)=\($0.value) " }.joined()
+        return environment + ([executable] + arguments).joined(separator: " ") + " 2>&1 >> \(logPath) | /usr/bin/tee -a \(logPath)"
     }
 
     /// `15 3 * * *` (daily) or `15 3 * * 0` (weekly).
@@ -364,5 +379,39 @@ public enum BackupSchedule {
     static func isRegularFile(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (UInt32(info.st_mode) & FileType.mask) == FileType.regular
+    }
+}
+
+/// What a scheduled backup encrypts to and sends off the host.
+public struct OffHostSettings: Sendable, Equatable {
+    public var recipientsFiles: [String] = []
+    /// `age1…` recipients (an ssh-ed25519 key goes in a recipients file: it holds a space).
+    public var recipients: [String] = []
+    public var to: String?
+    public var copyTo: String?
+    /// The object store's endpoint, region and profile as the job must see them (cron's
+    /// environment is empty); credentials stay in root's ~/.aws/credentials.
+    public var environment: [Variable] = []
+
+    public struct Variable: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) { self.name = name; self.value = value }
+    }
+
+    public init() {}
+
+    /// The object-store variables of `environment` worth carrying into a crontab line.
+    public static func storeVariables(from environment: [String: String]) -> [Variable] {
+        ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_PROFILE"].compactMap { name in
+            environment[name].flatMap { $0.isEmpty ? nil : Variable(name: name, value: $0) }
+        }
+    }
+
+    public var isEncrypted: Bool { !recipientsFiles.isEmpty || !recipients.isEmpty }
+
+    var arguments: [String] {
+        recipientsFiles.flatMap { ["--recipients-file", $0] } + recipients.flatMap { ["--encrypt-to", $0] }
+            + (to.map { ["--to", $0] } ?? []) + (copyTo.map { ["--copy-to", $0] } ?? [])
     }
 }

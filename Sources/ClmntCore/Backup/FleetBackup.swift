@@ -10,21 +10,45 @@ public struct FleetBackup {
     /// Called for each file that changed, vanished or could not be read.
     public var onWarning: ((String) -> Void)?
 
+    /// Makes the stream the archive goes to instead of a local file (`--to s3://…`), given the
+    /// archive's default file name (`fleet-2026-12-07.tar.zst.age`). `-o -` needs none.
+    public var makeStream: ((_ archiveName: String) throws -> any BackupStream)?
+
     public init(options: BackupOptions) { self.options = options }
+
+    /// Where the archive goes: a local file committed atomically, or a stream.
+    private enum Target {
+        case file(path: String, alternatives: [String])
+        case stream
+    }
 
     public func run(now: Date = Date()) throws(BackupError) -> BackupSummary {
         let started = Date()
         try options.validate()
+        let streams = options.writesToStandardOutput || makeStream != nil
+        if streams, options.verify {
+            throw .invalidOption("--verify reads the archive back from disk: not with -o - or --to (run 'clmnt fleet verify' on it afterwards)")
+        }
+        if streams, !options.retention.isEmpty, options.writesToStandardOutput {
+            throw .invalidOption("--keep... prunes a backup dir: not with -o -")
+        }
         let (fleet, molts) = try selectedMolts()
         // Held to the end: no restore swaps a molt away under us, no second backup runs.
         let lock = try lockBaseDir(fleet.baseDir)
         defer { withExtendedLifetime(lock) {} }
         try refuseHalfRestored(fleet.baseDir)
-        let (outputPath, alternatives) = try resolveOutputPath(now: now)
-        try refuseOutputInside(molts: molts, outputPath: outputPath)
-        let outputDirectory = (outputPath as NSString).deletingLastPathComponent
-        try refuseUntrustedDirectory(outputDirectory)
-        let leftovers = PartialFiles.removeStale(in: outputDirectory)
+        let target: Target
+        var leftovers: (removed: [PartialFiles.Leftover], failed: [RetentionSkip]) = ([], [])
+        if streams {
+            target = .stream
+        } else {
+            let (outputPath, alternatives) = try resolveOutputPath(now: now)
+            try refuseOutputInside(molts: molts, outputPath: outputPath)
+            let outputDirectory = (outputPath as NSString).deletingLastPathComponent
+            try refuseUntrustedDirectory(outputDirectory)
+            leftovers = PartialFiles.removeStale(in: outputDirectory)
+            target = .file(path: outputPath, alternatives: alternatives)
+        }
 
         // Scan first: the manifest, written first, carries every count and size.
         let scanner = TreeScanner(rules: options.rules)
@@ -39,14 +63,36 @@ public struct FleetBackup {
         TestHook.stop(at: "after-scan")
         let globalFiles = globalFilesToArchive(fleet: fleet)
         let manifest = makeManifest(fleet: fleet, molts: molts, trees: trees, globalFiles: globalFiles, now: now)
+        let bytesTotal = manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0)
 
-        let output = try AtomicOutputFile(finalPath: outputPath)
-        var session = try StreamingSession(output: output, options: options, onProgress: onProgress, onWarning: onWarning,
-                                           bytesTotal: manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0))
+        let output: AtomicOutputFile?
+        let stream: (any BackupStream)?
+        let sink: any OutputSink
+        let displayPath: String
+        let scratchDirectory: String
+        switch target {
+        case .file(let path, _):
+            let file = try AtomicOutputFile(finalPath: path)
+            (output, stream) = (file, nil)
+            sink = FileDescriptorSink(fileDescriptor: file.fileDescriptor, path: path)
+            displayPath = path
+            scratchDirectory = (path as NSString).deletingLastPathComponent
+        case .stream:
+            let made = try openStream(now: now)
+            (output, stream) = (nil, made)
+            sink = BackupStreamSink(stream: made)
+            displayPath = made.name
+            scratchDirectory = temporaryDirectory()
+        }
+        let cleanup = StreamCleanup(stream: stream)
+        defer { cleanup.unregister() }
+        var session = try StreamingSession(sink: sink, path: displayPath, scratchDirectory: scratchDirectory, options: options,
+                                           onProgress: onProgress, onWarning: onWarning, bytesTotal: bytesTotal)
         session.warnings = trees.flatMap(\.warnings)
         session.missed = scanMissed
         var markFailed: String?
-        do {
+        var archiveBytes: Int64 = 0
+        do throws(BackupError) {
             try session.writeManifest(manifest, now: now)
             for index in molts.indices {
                 try session.writeMolt(molts[index], index: index, tree: trees[index], baseDir: fleet.baseDir)
@@ -54,30 +100,58 @@ public struct FleetBackup {
             try session.writeGlobal(globalFiles, now: now)
             try session.writeTrailer(now: now, trees: trees, moltNames: molts.map(\.name))
             try session.finish()
-            markFailed = BackupStatusMark(missed: session.missed).write(to: output.fileDescriptor)
             TestHook.stop(at: "before-commit")
-            try output.commit(replace: options.force, alternatives: alternatives)
+            if let output, case .file(_, let alternatives) = target {
+                markFailed = BackupStatusMark(missed: session.missed).write(to: output.fileDescriptor)
+                try output.commit(replace: options.force, alternatives: alternatives)
+                var archiveStatus = stat()
+                stat(output.finalPath, &archiveStatus)
+                archiveBytes = Int64(archiveStatus.st_size)
+            } else if let stream {
+                do { archiveBytes = try stream.commit() } catch {
+                    throw .archive(ArchiveError(.close, path: stream.name, message: "\(error)"))
+                }
+            }
         } catch {
-            output.discard()
+            output?.discard()
+            stream?.discard()
             throw error
         }
-        let committedPath = output.finalPath
-        var archiveStatus = stat()
-        stat(committedPath, &archiveStatus)
         var summary = BackupSummary(
-            output: committedPath, compression: options.compression.rawValue, molts: molts.map(\.name),
+            output: output?.finalPath ?? displayPath, compression: options.compression.rawValue, molts: molts.map(\.name),
             files: session.stats.values.reduce(0) { $0 + $1.fileCount } + session.globalStats.fileCount,
             entries: session.entryCount,
             inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
-            archiveBytes: Int64(archiveStatus.st_size), seconds: Date().timeIntervalSince(started),
+            archiveBytes: archiveBytes, seconds: Date().timeIntervalSince(started),
             warnings: session.warnings, perMolt: session.stats)
+        summary.encrypted = !options.recipients.isEmpty
         summary.missed = session.missed
         summary.leftoversRemoved = leftovers.removed
         summary.leftoversFailed = leftovers.failed
         summary.markFailed = markFailed
-        try finishWithChecks(&summary, outputPath: committedPath, baseDir: fleet.baseDir)
+        if output != nil {
+            try finishWithChecks(&summary, outputPath: summary.output, baseDir: fleet.baseDir)
+        }
         summary.seconds = Date().timeIntervalSince(started)
         return summary
+    }
+
+    /// The default file name of an archive made at `now`: `fleet-2026-12-07.tar.zst[.age]`.
+    public func defaultArchiveName(now: Date) -> String {
+        "fleet-\(Timestamp.day(now)).\(options.fileExtension)"
+    }
+
+    private func openStream(now: Date) throws(BackupError) -> any BackupStream {
+        guard let makeStream else { return StandardOutputStream() }
+        do { return try makeStream(defaultArchiveName(now: now)) } catch let error as BackupError { throw error } catch {
+            throw .archive(ArchiveError(.open, path: "the off-host copy", message: "\(error)"))
+        }
+    }
+
+    /// Large database snapshots of a streamed backup: $TMPDIR, else /var/tmp (disk, not tmpfs).
+    private func temporaryDirectory() -> String {
+        if let value = ProcessInfo.processInfo.environment["TMPDIR"], !value.isEmpty { return value }
+        return "/var/tmp"
     }
 
     /// The fleet and the molts `--select` names (all by default).
@@ -169,7 +243,7 @@ public struct FleetBackup {
                 throw .outputDirectory(path: directory, reason: String(cString: strerror(errno)))
             }
         }
-        let ext = options.compression.fileExtension
+        let ext = options.fileExtension
         let day = "\(directory)/fleet-\(Timestamp.day(now))"
         let timed = "\(day)-\(Timestamp.timeOfDay(now))"
         let names = ["\(day).\(ext)", "\(timed).\(ext)"] + (2...99).map { "\(timed)-\($0).\(ext)" }
@@ -260,5 +334,22 @@ final class OwnerLookup {
         let name = getgrgid(gid).map { String(cString: $0.pointee.gr_name) } ?? String(gid)
         groups[gid] = name
         return name
+    }
+}
+
+/// A signal during a streamed backup gives the stream up (an upload is aborted, so no
+/// multipart upload is left behind) before the process exits.
+private final class StreamCleanup: @unchecked Sendable {
+    private let stream: (any BackupStream)?
+    private let key = "backup-stream-\(UInt32.random(in: 0...UInt32.max))"
+
+    init(stream: (any BackupStream)?) {
+        self.stream = stream
+        guard stream != nil else { return }
+        SignalCleanup.shared.register(key: key) { [self] in self.stream?.discard() }
+    }
+
+    func unregister() {
+        if stream != nil { SignalCleanup.shared.unregister(key: key) }
     }
 }

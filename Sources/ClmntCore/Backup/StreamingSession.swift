@@ -43,15 +43,27 @@ struct StreamingSession {
     /// Set while an unplanned sidecar is written: all of it counts as beyond the plan, not its growth.
     private var writingUnplanned = false
 
+    /// Into a local file; large database snapshots go beside it.
     init(output: AtomicOutputFile, options: BackupOptions, onProgress: ((BackupProgress) -> Void)?,
          onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
-        let sink = FileDescriptorSink(fileDescriptor: output.fileDescriptor, path: output.finalPath)
+        try self.init(sink: FileDescriptorSink(fileDescriptor: output.fileDescriptor, path: output.finalPath), path: output.finalPath,
+                      scratchDirectory: (output.finalPath as NSString).deletingLastPathComponent, options: options,
+                      onProgress: onProgress, onWarning: onWarning, bytesTotal: bytesTotal)
+    }
+
+    /// `sink` takes the archive's bytes (`path` names it in messages); with recipients in
+    /// `options`, they are age-encrypted on the way. Large database snapshots go for a
+    /// moment into `scratchDirectory`.
+    init(sink: any OutputSink, path: String, scratchDirectory: String, options: BackupOptions,
+         onProgress: ((BackupProgress) -> Void)?, onWarning: ((String) -> Void)?, bytesTotal: Int64) throws(BackupError) {
         do {
-            writer = try ArchiveWriter(sink: sink, compression: options.compression, level: options.level,
-                                       threads: options.threads, path: output.finalPath)
+            let destination = options.recipients.isEmpty
+                ? sink : try EncryptingSink(destination: sink, recipients: options.recipients, path: path)
+            writer = try ArchiveWriter(sink: destination, compression: options.compression, level: options.level,
+                                       threads: options.threads, path: path)
         } catch { throw .archive(error) }
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        scratchDirectory = (output.finalPath as NSString).deletingLastPathComponent
+        self.scratchDirectory = scratchDirectory
         sqliteMemoryLimit = options.sqliteMemoryLimit
         sqliteBusyTimeout = options.sqliteBusyTimeout
         self.onProgress = onProgress

@@ -27,6 +27,8 @@ public enum AgeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Encrypting needs at least one recipient, decrypting at least one identity.
     case noRecipients
     case noIdentities
+    /// The file is age-encrypted and no identity was given to open it.
+    case identityRequired
     /// `write` or `finish` called after `finish` or after an error.
     case streamClosed
 
@@ -47,7 +49,20 @@ public enum AgeError: Error, Equatable, Sendable, CustomStringConvertible {
             return line.map { "invalid identity on line \($0): \(reason)" } ?? "invalid identity: \(reason)"
         case .noRecipients: return "age encryption needs at least one recipient"
         case .noIdentities: return "age decryption needs at least one identity"
+        case .identityRequired: return "the archive is age-encrypted: give --identity FILE (or set CLMNT_IDENTITY_FILE)"
         case .streamClosed: return "the age stream was already finished or failed"
+        }
+    }
+}
+
+extension AgeError {
+    /// The file was modified, cut or extended: damage, not a wrong key (`fleet verify` exits 2).
+    public var isDamage: Bool {
+        switch self {
+        case .headerMACMismatch, .chunkAuthenticationFailed, .truncated, .trailingData, .emptyFinalChunk, .malformedHeader:
+            return true
+        default:
+            return false
         }
     }
 }

@@ -25,6 +25,8 @@ struct AgeStanza: Equatable {
 /// The age v1 header: its stanzas and MAC, and the exact bytes the MAC covers.
 struct AgeHeader {
     static let versionLine = "age-encryption.org/v1"
+    /// The first bytes of every age v1 file: how an encrypted archive is recognised.
+    static let magic = Array((versionLine + "\n").utf8)
     /// A header bigger than this is refused rather than buffered (real headers are well under 1 KiB
     /// per recipient).
     static let maximumSize = 1 << 20

@@ -15,7 +15,7 @@ public struct RestorePlanner {
     }
 
     func planAndManifest() throws(RestoreError) -> (plan: RestorePlan, manifest: LocatedManifest) {
-        let archive = absolutePath(options.archive)
+        let archive = ArchiveInput.resolvedName(options.archive)
         let located: LocatedManifest
         do { located = try ArchiveIntegrity.locateManifest(archive: archive) } catch {
             throw RestoreError(error, archive: archive)
@@ -24,7 +24,7 @@ public struct RestorePlanner {
     }
 
     func plan(located: LocatedManifest) throws(RestoreError) -> RestorePlan {
-        let archive = absolutePath(options.archive)
+        let archive = ArchiveInput.resolvedName(options.archive)
         let manifest = located.manifest
         let names = manifest.molts.map(\.name)
         for name in names {
@@ -158,7 +158,7 @@ public struct RestorePlanner {
         }
 
         // The backup's completeness, from the mark on the archive file (its report is at the far end).
-        if located.format == .clmnt, let mark = BackupStatusMark.read(path: archive) {
+        if located.format == .clmnt, !ArchiveInput.isRegistered(archive), let mark = BackupStatusMark.read(path: archive) {
             for index in molts.indices { molts[index].missedFiles = mark.molts[molts[index].name] ?? 0 }
             let incomplete = molts.filter { ($0.missedFiles ?? 0) > 0 }
             if !incomplete.isEmpty {

@@ -136,7 +136,7 @@ final class StagedExtraction {
         } catch { throw .archive(error) }
         var archiveBytes: Int64 = 0
         var st = stat()
-        if stat(job.archive, &st) == 0 { archiveBytes = Int64(st.st_size) }
+        if !ArchiveInput.isRegistered(job.archive), stat(job.archive, &st) == 0 { archiveBytes = Int64(st.st_size) }
 
         let check = IntegrityCheck(located: job.located, fallbackByteLimit: job.fallbackByteLimit)
         func refuseOnProblem() throws(RestoreError) {

@@ -129,7 +129,7 @@ public enum Timestamp {
     }
 
     /// `031500`, local time: added to an archive name when today's exists.
-    static func timeOfDay(_ date: Date) -> String {
+    public static func timeOfDay(_ date: Date) -> String {
         let parts = localParts(date)
         return String(format: "%02d%02d%02d", parts.hour, parts.minute, parts.second)
     }
