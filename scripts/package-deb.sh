@@ -26,6 +26,8 @@ bash scripts/build-release.sh "$stage" /usr /usr/share/zsh/vendor-completions
 doc=$stage/usr/share/doc/clmnt
 install -d "$doc"
 install -m 0644 packaging/debian/copyright "$doc/copyright"
+install -d "$stage/usr/share/lintian/overrides"
+install -m 0644 packaging/debian/lintian-overrides "$stage/usr/share/lintian/overrides/clmnt"
 # A native package: the changelog is changelog.gz.
 gzip -9n <packaging/debian/changelog >"$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"

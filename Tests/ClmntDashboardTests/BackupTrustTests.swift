@@ -45,4 +45,30 @@ import Testing
             #expect(summary.output.hasSuffix("fleet-2026-11-29.tar.gz"))
         }
     }
+
+    /// `clmnt_backup_offhost_last_success_timestamp_seconds` comes from root's record in the
+    /// backup dir only: a record someone else owns (or with two links) shows nothing.
+    @Test func offHostLastSuccessIsRootsRecordOnly() async throws {
+        let fleet = try DashboardFleet()
+        defer { fleet.remove() }
+        _ = try fleet.backUp()
+        let dir = fleet.backupDir.path
+        let completed = fleet.now.addingTimeInterval(-3600)
+        #expect(OffHostStatus.record(OffHostCopy(target: "s3://b/p/host/fleet-2026-11-29.tar.gz", succeeded: true, bytes: 10),
+                                     completed: completed, in: dir) == nil)
+        @Sendable func metric(in metrics: String) -> Double? {
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("clmnt_backup_offhost_last_success_timestamp_seconds ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        try await buildApplication(fleet.configuration()).test(.router) { client in
+            let metrics = text(try await client.execute(uri: "/metrics", method: .get))
+            let value = try #require(metric(in: metrics), "\(metrics)")
+            #expect(abs(value - completed.timeIntervalSince1970) < 1)
+        }
+        chown(dir + "/" + OffHostStatus.fileName, 65534, 65534)
+        try await buildApplication(fleet.configuration()).test(.router) { client in
+            let metrics = text(try await client.execute(uri: "/metrics", method: .get))
+            #expect(metric(in: metrics) == nil, "nobody's record is not believed")
+        }
+    }
 }

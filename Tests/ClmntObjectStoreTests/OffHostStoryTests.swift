@@ -1,4 +1,5 @@
 import CArchiveTestSupport
+import ClmntCore
 import Foundation
 import Testing
 
@@ -216,6 +217,40 @@ import Testing
                                "-q"], environment: environment, timeout: 120)
         #expect(again.status == 0, "\(again.output)")
         #expect(try server.boto3("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))") == "0")
+    }
+    @Test("fleet doctor: the last off-host copy (OK, then FAIL when old), and an identity file beside the only archives")
+    func doctor() throws {
+        let scene = try Scene()
+        defer { scene.remove() }
+        let server = try RcloneS3Server()
+        defer { server.stop() }
+        let backups = scene.work + "/backups"
+        func check(_ output: String, _ name: String) -> String? {
+            output.split(separator: "\n").map(String.init).first { $0.split(separator: " ").dropFirst().first == Substring(name) }
+        }
+        // No off-host copy yet, a key on the archives' disk: the doctor says so.
+        #expect(try clmnt(["fleet", "backup", "-d", scene.fixture.baseDir, "--backup-dir", backups, "-q"]).status == 0)
+        let before = try clmnt(["fleet", "doctor", "-d", scene.fixture.baseDir, "--backup-dir", backups],
+                               environment: ["CLMNT_IDENTITY_FILE": scene.keyFile])
+        #expect(check(before.output, "identity-file")?.hasPrefix("WARN") == true, "\(before.output)")
+        #expect(check(before.output, "backup-offhost") == nil, "\(before.output)")
+
+        let copied = try clmnt(["fleet", "backup", "-d", scene.fixture.baseDir, "--backup-dir", backups, "--copy-to",
+                                "s3://\(RcloneS3Server.bucket)/p", "-q"], environment: server.clientEnvironment)
+        #expect(copied.status == 0, "\(copied.output)")
+        let after = try clmnt(["fleet", "doctor", "-d", scene.fixture.baseDir, "--backup-dir", backups],
+                              environment: ["CLMNT_IDENTITY_FILE": scene.keyFile])
+        #expect(check(after.output, "backup-offhost")?.hasPrefix("OK") == true, "\(after.output)")
+        #expect(check(after.output, "identity-file") == nil, "a copy lives elsewhere now: \(after.output)")
+
+        // Three days later (the record rewritten as root would have): FAIL.
+        let record = backups + "/.offhost-last-success.json"
+        let text = try String(contentsOfFile: record, encoding: .utf8)
+        let old = Timestamp.format(Date().addingTimeInterval(-3 * 86_400))
+        let rewritten = text.replacingOccurrences(of: #""completed": "[^"]*""#, with: "\"completed\": \"\(old)\"", options: .regularExpression)
+        try rewritten.write(toFile: record, atomically: false, encoding: .utf8)
+        let stale = try clmnt(["fleet", "doctor", "-d", scene.fixture.baseDir, "--backup-dir", backups])
+        #expect(check(stale.output, "backup-offhost")?.hasPrefix("FAIL") == true, "\(stale.output)")
     }
 }
 

@@ -40,6 +40,9 @@ struct MetricsController<Store: DashboardStore> {
                newestDate.map { [("", $0.timeIntervalSince1970)] } ?? [])
         family("clmnt_backup_last_size_bytes", "Size of that archive.",
                newest.map { [("", Double($0.sizeBytes))] } ?? [])
+        let offHost = backups.offHost?.completedDate
+        family("clmnt_backup_offhost_last_success_timestamp_seconds", "Unix time the last off-host copy (--to, --copy-to) completed, as root recorded it in the backup dir.",
+               offHost.map { [("", $0.timeIntervalSince1970)] } ?? [])
         return out
     }
 

@@ -73,6 +73,9 @@ public struct BackupsSnapshot: Sendable {
     /// The newest archive that could be read and is not marked incomplete: the last good backup.
     /// Never a file root did not write, nor an archive whose date is not trusted (dated in the future).
     public var newest: BackupListing? { listings.last { $0.isDated && $0.complete != false } }
+
+    /// The last good off-host copy recorded in the backup dir (`--to`, `--copy-to`), when root wrote the record.
+    public var offHost: OffHostStatus.Record? { OffHostStatus.last(in: backupDir) }
 }
 
 /// The page's four colours, each with a word: colour is never the only signal.

@@ -67,6 +67,8 @@ public struct DoctorOptions: Sendable {
     public var unitDir: String = SystemdTimer.defaultUnitDir
     public var crontabProgram = "crontab"
     public var now = Date()
+    /// Identity files to check (`CLMNT_IDENTITY_FILE`): each must stay private, and not only beside the archives.
+    public var identityFiles: [String] = AgeKeyFiles.identityPaths(flags: [])
     /// How the base dir was chosen and how to point at another, for a base dir with no molts.
     public var baseDirHint: String?
 
@@ -227,6 +229,13 @@ public enum FleetDoctor {
     // MARK: - Backups
 
     static func backupChecks(_ fleet: Fleet, options: DoctorOptions) -> [DoctorCheck] {
+        let offHost = OffHostStatus.last(in: options.backupDir.directory)
+        return localBackupChecks(fleet, offHost: offHost, options: options)
+            + offHostChecks(fleet, record: offHost, options: options)
+    }
+
+    /// The backup dir, the newest archive (or, with none, the last off-host copy), its completeness and room for the next.
+    static func localBackupChecks(_ fleet: Fleet, offHost: OffHostStatus.Record?, options: DoctorOptions) -> [DoctorCheck] {
         let directory = options.backupDir.directory
         var checks: [DoctorCheck] = []
         // A backup dir inside a molt's home is writable by that molt, and is archived into itself.
@@ -249,6 +258,11 @@ public enum FleetDoctor {
         // An archive dated in the future (or far from its mtime) is never the newest: it would hide a stale backup.
         let ours = listings.filter(\.isDated)
         let newest = ours.max { (Timestamp.parse($0.date ?? "") ?? .distantPast) < (Timestamp.parse($1.date ?? "") ?? .distantPast) }
+        // A job that streams with --to leaves no local archive: its last copy is the newest backup.
+        if newest == nil, let offHost, let date = offHost.completedDate {
+            checks.append(ageCheck("backup-recent", "newest backup \(offHost.target) (off-host)", date: date, options: options))
+            return checks
+        }
         guard let newest, let date = newest.date.flatMap(Timestamp.parse) else {
             let pointer = options.backupDir.pointer.map { "; \(directory) is \($0)" } ?? ""
             checks.append(DoctorCheck(.fail, "backup-recent", "no backup in \(directory) (clmnt fleet backup, or clmnt fleet schedule\(pointer))"))
@@ -290,6 +304,49 @@ public enum FleetDoctor {
             checks.append(DoctorCheck(free >= needed ? .ok : .fail, "free-space", line))
         } else {
             checks.append(DoctorCheck(.warn, "free-space", "cannot read the free space of \(directory): \(String(cString: strerror(errno)))"))
+        }
+        return checks
+    }
+
+    /// OK, WARN past `backupMaxAge`, FAIL past twice that.
+    static func ageCheck(_ name: String, _ what: String, date: Date, options: DoctorOptions) -> DoctorCheck {
+        let age = options.now.timeIntervalSince(date)
+        let line = "\(what) is from \(Timestamp.duration(max(0, age))) ago"
+        if age > 2 * options.backupMaxAge { return DoctorCheck(.fail, name, line) }
+        return DoctorCheck(age > options.backupMaxAge ? .warn : .ok, name, line)
+    }
+
+    /// Encryption and off-host copies of the scheduled backup: its archives hold every molt's
+    /// secrets, and a copy only on this host dies with its disk.
+    static func offHostChecks(_ fleet: Fleet, record: OffHostStatus.Record?, options: DoctorOptions) -> [DoctorCheck] {
+        var checks: [DoctorCheck] = []
+        var entry: [String] = []
+        if let crontab = options.scheduleCrontab, crontab.isInstalled, let text = try? crontab.read() {
+            entry = BackupSchedule.entryLines(in: text, baseDir: fleet.baseDir)
+        }
+        let words = Set(entry.flatMap { $0.split(separator: " ").map(String.init) })
+        let sendsOffHost = words.contains("--to") || words.contains("--copy-to")
+        if !entry.isEmpty {
+            if words.contains("--encrypt-to") || words.contains("--recipients-file") {
+                checks.append(DoctorCheck(.ok, "backup-encrypted", "the scheduled backup encrypts its archives (age)"))
+            } else {
+                checks.append(DoctorCheck(.warn, "backup-encrypted", "the scheduled backup is not encrypted: every archive holds the molts' secrets in clear (clmnt fleet schedule --recipients-file FILE)"))
+            }
+        }
+        if let record, let date = record.completedDate {
+            checks.append(ageCheck("backup-offhost", "last off-host copy \(record.target)", date: date, options: options))
+        } else if sendsOffHost {
+            checks.append(DoctorCheck(.warn, "backup-offhost", "the scheduled backup sends archives off the host, but no copy has succeeded yet"))
+        }
+        // A key beside the only copy of the archives is lost with them (and found with them).
+        for path in options.identityFiles {
+            var key = stat(), archives = stat()
+            guard stat(path, &key) == 0, stat(options.backupDir.directory, &archives) == 0 else { continue }
+            if key.st_dev == archives.st_dev && record == nil && !sendsOffHost {
+                checks.append(DoctorCheck(.warn, "identity-file", "identity file \(path) is on the same disk as the only copy of the archives (\(options.backupDir.directory)): keep it elsewhere too"))
+            } else if let problem = AgeKeyFiles.identityFileProblem(path) {
+                checks.append(DoctorCheck(.warn, "identity-file", "identity file \(path): \(problem)"))
+            }
         }
         return checks
     }
