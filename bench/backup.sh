@@ -6,16 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-medium}
-bench_dir=${BENCH_DIR:-/var/tmp/clmnt-bench}
-make_fleet=${MAKE_FLEET:-../shared/tools/make-fleet}
-runs=${RUNS:-3}
-mkdir -p "$bench_dir" bench/results
-fleet="$bench_dir/$scale"
-if [ ! -f "$fleet/molts.json" ]; then
-  python3 "$make_fleet" --out "$fleet" --scale "$scale" --seed 7 >&2
-fi
-swift build -c release >&2
-clmnt="$PWD/.build/release/clmnt"
+. bench/prepare-fleet.sh
 out=${OUT_DIR:-$bench_dir/out}
 rm -rf "$out" && mkdir -p "$out"
 # Warm the page cache so every command reads from memory alike.

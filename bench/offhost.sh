@@ -7,16 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-medium}
-bench_dir=${BENCH_DIR:-/var/tmp/clmnt-bench}
-make_fleet=${MAKE_FLEET:-../shared/tools/make-fleet}
-runs=${RUNS:-3}
-mkdir -p "$bench_dir" bench/results
-fleet="$bench_dir/$scale"
-if [ ! -f "$fleet/molts.json" ]; then
-  python3 "$make_fleet" --out "$fleet" --scale "$scale" --seed 7 >&2
-fi
-swift build -c release >&2
-clmnt="$PWD/.build/release/clmnt"
+. bench/prepare-fleet.sh
 out=$(mktemp -d "$bench_dir/offhost.XXXXXX")
 trap 'kill "$rclone_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
 key="$out/key.txt"

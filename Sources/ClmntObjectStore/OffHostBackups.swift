@@ -44,12 +44,16 @@ public final class OffHostBackups: @unchecked Sendable {
     }
 
     /// A multipart upload of a backup as it is written (`--to`).
-    public func uploadStream(key: String, options: MultipartUpload.Options = MultipartUpload.Options()) throws -> ObjectUploadStream {
+    /// 8 MiB parts, two in flight: about 24 MiB of parts in memory (`MultipartUpload` grows the
+    /// parts of a very large archive).
+    public static let backupUploadOptions = MultipartUpload.Options(partSize: 8 << 20, maxPartsInFlight: 2)
+
+    public func uploadStream(key: String, options: MultipartUpload.Options = OffHostBackups.backupUploadOptions) throws -> ObjectUploadStream {
         ObjectUploadStream(upload: try MultipartUpload(client: client, bucket: location.bucket, key: key, options: options))
     }
 
     /// Uploads a finished local archive (`--copy-to`); returns the bytes sent.
-    public func upload(file path: String, key: String, options: MultipartUpload.Options = MultipartUpload.Options()) throws -> Int64 {
+    public func upload(file path: String, key: String, options: MultipartUpload.Options = OffHostBackups.backupUploadOptions) throws -> Int64 {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ObjectStoreError(operation: "read", key: path, reason: .usage("cannot open \(path)"))
         }

@@ -264,7 +264,7 @@ extension RcloneS3Server {
 
 
 /// Runs the binary; output is standard output and standard error together.
-private func clmnt(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 60,
+func clmnt(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 60,
                    before: () throws -> Void = {}) throws -> (status: Int32, output: String) {
     try before()
     let binary = try #require(clmntBinary(), "the clmnt binary is built beside the tests")
@@ -289,7 +289,7 @@ private func clmnt(_ arguments: [String], environment: [String: String] = [:], t
 }
 
 /// `sh -c` with output and errors together.
-private func shell(_ command: String) throws -> (status: Int32, output: String) {
+func shell(_ command: String) throws -> (status: Int32, output: String) {
     try RcloneS3Server.run("/bin/sh", ["-c", command])
 }
 

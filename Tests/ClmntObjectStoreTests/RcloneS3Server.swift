@@ -16,7 +16,11 @@ final class RcloneS3Server: @unchecked Sendable {
     let port: Int
     private var process: Process?
 
-    init() throws {
+    /// `tls`: serve HTTPS with this PEM certificate and key (the test's own CA signed it).
+    let tls: (cert: String, key: String)?
+
+    init(tls: (cert: String, key: String)? = nil) throws {
+        self.tls = tls
         root = try TemporaryDirectory(prefix: "clmnt-s3")
         dataDirectory = root.path + "/data"
         try FileManager.default.createDirectory(atPath: dataDirectory + "/" + Self.bucket, withIntermediateDirectories: true)
@@ -24,7 +28,7 @@ final class RcloneS3Server: @unchecked Sendable {
         try start()
     }
 
-    var endpoint: String { "http://127.0.0.1:\(port)" }
+    var endpoint: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
     func config(secret: String = RcloneS3Server.secretKey) throws -> ObjectStoreConfig {
         try ObjectStoreConfig(endpoint: URL(string: endpoint)!, region: "us-east-1",
@@ -38,6 +42,7 @@ final class RcloneS3Server: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: try Self.rclonePath())
         process.arguments = ["serve", "s3", "--addr", "127.0.0.1:\(port)",
                              "--auth-key", "\(Self.accessKey),\(Self.secretKey)", dataDirectory]
+        if let tls { process.arguments! += ["--cert", tls.cert, "--key", tls.key] }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
