@@ -133,6 +133,33 @@ struct BackupScheduleTests {
         #expect(after.newestArchive?.file == newest)
     }
 
+    @Test("the job's encryption and off-host copy go into its line as paths, URLs and public keys; anything a shell would read is refused")
+    func offHostJob() throws {
+        let base = "/srv/molts"
+        var job = try BackupJob(baseDir: base, executable: clmnt, backupDir: "/var/backups/clmnt")
+        var settings = OffHostSettings()
+        settings.recipientsFiles = ["/etc/clmnt/recipients"]
+        settings.recipients = ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"]
+        settings.to = "s3://backups/molts"
+        settings.environment = OffHostSettings.storeVariables(from: ["AWS_ENDPOINT_URL": "https://minio.example:9000",
+                                                                     "AWS_SECRET_ACCESS_KEY": "never-in-a-crontab", "AWS_REGION": "eu-west-1"])
+        try job.setOffHost(settings)
+        let words = job.arguments
+        #expect(words.suffix(6) == ["--recipients-file", "/etc/clmnt/recipients", "--encrypt-to", settings.recipients[0],
+                                    "--to", "s3://backups/molts"])
+        #expect(job.command.hasPrefix("AWS_ENDPOINT_URL=https://minio.example:9000 AWS_REGION=eu-west-1 \(clmnt) fleet backup"))
+        #expect(!job.jobLine.contains("never-in-a-crontab"), "credentials stay out of the crontab")
+        for bad in ["s3://b/p;rm -rf /", "s3://b/$(id)", "s3://b/a b", "s3://b/`id`", "s3://b/a|b", "s3://b/50%"] {
+            var unsafe = OffHostSettings()
+            unsafe.copyTo = bad
+            #expect(throws: BackupScheduleError.self) { try job.setOffHost(unsafe) }
+        }
+        var relative = OffHostSettings()
+        relative.recipientsFiles = ["recipients.txt"]
+        #expect(throws: BackupScheduleError.notAbsolute(what: "recipients file", path: "recipients.txt")) { try job.setOffHost(relative) }
+        #expect(job.offHost == settings, "a refused setting leaves the job as it was")
+    }
+
     @Test("unsafe or relative paths, bad times, weekdays and counts are refused before anything changes")
     func refusals() throws {
         let user = try CronUser()
