@@ -214,6 +214,9 @@ final class RestoreSignals: @unchecked Sendable {
 
     func remove() {
         for source in sources { source.cancel() }
+        // After a signal the run is on its way out with 128+N: a repeat of the same request
+        // (`timeout` signals the child and its group) must not kill it by the default action first.
+        guard lock.withLock({ signalNumber }) == 0 else { return }
         for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_DFL) }
     }
 }
