@@ -12,8 +12,10 @@ extension ArchiveWriter {
     /// exactly `entry.size` bytes: the data regions of a sparse file are read,
     /// its holes fed as zeros (the pax writer drops them), and a file that
     /// shrank meanwhile is padded with zeros so the archive stays valid.
-    func streamFileData(from fd: Int32, entry: ArchiveEntry, buffer: UnsafeMutableRawBufferPointer,
-                        hasher: SHA256Hasher, sourcePath: String) throws(BackupError) -> StreamOutcome {
+    /// A failed read throws with `.read` and the file's path; a failed write, with `.write`.
+    func streamFileData(from fd: Int32, entry: ArchiveEntry, buffer transfer: TransferBuffer,
+                        hasher: SHA256Hasher, sourcePath: String) throws(ArchiveError) -> StreamOutcome {
+        let buffer = transfer.bytes
         let size = entry.size
         var regions = entry.sparseRegions
         if regions.isEmpty { regions = [(0, size)] }
@@ -21,7 +23,7 @@ extension ArchiveWriter {
         var outcome = StreamOutcome()
         let entryPath = entry.pathname
 
-        func emitZeros(_ count: Int64) throws(BackupError) {
+        func emitZeros(_ count: Int64) throws(ArchiveError) {
             var remaining = count
             while remaining > 0 {
                 let chunk = Int(min(remaining, Int64(zeroBlock.count)))
@@ -31,7 +33,7 @@ extension ArchiveWriter {
                     do throws(ArchiveError) { try writeData(bytes, entryPath: entryPath.description); return .success(()) }
                     catch { return .failure(error) }
                 }
-                do { try result.get() } catch { throw .archive(error) }
+                try result.get()
                 remaining -= Int64(chunk)
             }
         }
@@ -44,7 +46,7 @@ extension ArchiveWriter {
                 let got = pread(fd, buffer.baseAddress, want, off_t(position))
                 if got < 0 {
                     if errno == EINTR { continue }
-                    throw .unreadable(path: sourcePath, reason: String(cString: strerror(errno)))
+                    throw ArchiveError.fromErrno(.read, path: sourcePath)
                 }
                 if got == 0 {
                     outcome.paddedBytes += remaining
@@ -54,7 +56,7 @@ extension ArchiveWriter {
                 }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
                 hasher.update(bytes)
-                do { try writeData(bytes, entryPath: entryPath.description) } catch { throw .archive(error) }
+                try writeData(bytes, entryPath: entryPath.description)
                 position += Int64(got)
                 remaining -= Int64(got)
             }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Failures of `fleet backup`, `verify` and `list-backups`; each prints as one line.
 public enum BackupError: Error, CustomStringConvertible {
     case fleet(FleetError)
@@ -41,5 +43,12 @@ public enum BackupError: Error, CustomStringConvertible {
         case .untrustedBackupDir(let path, let reason):
             return "refusing backup dir \(path): \(reason) (chown root and chmod go-w it, or choose another --backup-dir)"
         }
+    }
+}
+
+extension BackupError {
+    /// A failure writing the archive or its directory: EEXIST means the name is taken.
+    init(writing error: SystemError) {
+        self = error.code == EEXIST ? .outputExists(path: error.path) : .outputDirectory(path: error.path, reason: error.reason)
     }
 }

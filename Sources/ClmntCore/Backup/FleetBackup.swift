@@ -72,7 +72,8 @@ public struct FleetBackup {
         let scratchDirectory: String
         switch target {
         case .file(let path, _):
-            let file = try AtomicOutputFile(finalPath: path)
+            let file: AtomicOutputFile
+            do { file = try AtomicOutputFile(finalPath: path) } catch { throw BackupError(writing: error) }
             (output, stream) = (file, nil)
             sink = FileDescriptorSink(fileDescriptor: file.fileDescriptor, path: path)
             displayPath = path
@@ -103,7 +104,7 @@ public struct FleetBackup {
             TestHook.stop(at: "before-commit")
             if let output, case .file(_, let alternatives) = target {
                 markFailed = BackupStatusMark(missed: session.missed).write(to: output.fileDescriptor)
-                try output.commit(replace: options.force, alternatives: alternatives)
+                do { try output.commit(replace: options.force, alternatives: alternatives) } catch { throw BackupError(writing: error) }
                 var archiveStatus = stat()
                 stat(output.finalPath, &archiveStatus)
                 archiveBytes = Int64(archiveStatus.st_size)

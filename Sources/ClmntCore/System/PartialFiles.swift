@@ -34,6 +34,18 @@ public enum PartialFiles {
         return (result.found, result.failed)
     }
 
+    /// The name `AtomicOutputFile` writes `finalName` under: `.<finalName>.partial-<pid>-<random>`.
+    static func partialName(for finalName: String) -> String {
+        ".\(finalName).partial-\(pidAndRandom())"
+    }
+
+    /// The name of a scratch copy of a large SQLite database: `.clmnt-sqlite-<pid>-<random>.db`.
+    static func scratchDatabaseName() -> String {
+        "\(scratchPrefix)\(pidAndRandom()).db"
+    }
+
+    private static func pidAndRandom() -> String { "\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+
     /// `.fleet-2026-11-29.tar.gz.partial-4242-123456789` → 4242; nil for any other name
     /// (the final name must end like an archive: `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.xz`, `.tar.bz2`, `.tar`).
     static func writerPID(_ name: String) -> pid_t? {
@@ -45,7 +57,6 @@ public enum PartialFiles {
         return pid(inPIDAndRandom: name[marker.upperBound...])
     }
 
-    /// `StreamingSession`'s scratch file for a large database snapshot.
     private static let scratchPrefix = ".clmnt-sqlite-"
 
     /// `.clmnt-sqlite-4242-123456789.db` (or `.db-journal`) → 4242.
