@@ -78,7 +78,7 @@ struct BackupCompletenessTests {
         var info = stat()
         #expect(fstat(base, &info) == 0)
         let prefix = BaseDirLock.directory + "/\(UInt64(info.st_dev))-\(UInt64(info.st_ino))."
-        var lock: BaseDirLock? = try BaseDirLock(baseDirectory: base, baseDir: fixture.baseDir, mode: .backup)
+        var lock: BaseDirLock? = try BaseDirLock(baseDir: fixture.baseDir, mode: .backup)
         withExtendedLifetime(lock) {}
         let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { entry in
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry))?.hasPrefix(prefix) == true
@@ -88,7 +88,7 @@ struct BackupCompletenessTests {
         let others = descriptors.map { dup($0) }
         defer { others.forEach { close($0) } }
         lock = nil
-        let again = try BaseDirLock(baseDirectory: base, baseDir: fixture.baseDir, mode: .backup)
+        let again = try BaseDirLock(baseDir: fixture.baseDir, mode: .backup)
         withExtendedLifetime(again) {}
         _ = consume again
         let binary = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "-o", fixture.root.path + "/after.tar.gz", "-q"])

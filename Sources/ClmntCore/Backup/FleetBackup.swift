@@ -205,10 +205,8 @@ public struct FleetBackup {
 
     /// The shared base-dir lock of a backup (see `BaseDirLock`); `.inspect` for a dry run.
     func lockBaseDir(_ baseDir: String, mode: BaseDirLock.Mode = .backup) throws(BackupError) -> BaseDirLock {
-        let fd = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(path: baseDir, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        do { return try BaseDirLock(baseDirectory: fd, baseDir: baseDir, mode: mode, wait: options.wait) } catch {
+        do { return try BaseDirLock(baseDir: baseDir, mode: mode, wait: options.wait) } catch {
+            if case .baseDir(let failure) = error { throw .unreadable(path: baseDir, reason: failure.reason) }
             throw .locked(error)
         }
     }

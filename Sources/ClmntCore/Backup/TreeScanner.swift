@@ -295,36 +295,3 @@ struct InodeKey: Hashable {
     }
 }
 
-public struct DirectoryListingError: Error { public let reason: String }
-
-/// The UTF-8 names in the open directory `fd` (without `.` and `..`),
-/// byte-sorted: for directories whose names clmnt chose itself (the base dir's
-/// staging containers, archives, journals). A name that is not UTF-8 is none
-/// of those and is left out; a molt's tree is listed by `directoryEntryNames`.
-public func directoryNames(_ fd: Int32) throws(DirectoryListingError) -> [String] {
-    try directoryEntryNames(fd).compactMap(\.string)
-}
-
-/// The names in the open directory `fd` (without `.` and `..`), as bytes, byte-sorted.
-func directoryEntryNames(_ fd: Int32) throws(DirectoryListingError) -> [PathBytes] {
-    let duplicate = dup(fd)
-    guard duplicate >= 0, let directory = fdopendir(duplicate) else {
-        let reason = String(cString: strerror(errno))
-        if duplicate >= 0 { close(duplicate) }
-        throw DirectoryListingError(reason: reason)
-    }
-    defer { closedir(directory) }
-    // The copy shares the descriptor's position: start from the top even if it was listed before.
-    rewinddir(directory)
-    var names: [PathBytes] = []
-    while true {
-        errno = 0
-        guard let entry = readdir(directory) else {
-            if errno != 0 { throw DirectoryListingError(reason: String(cString: strerror(errno))) }
-            break
-        }
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in PathBytes(bytes: raw.prefix(while: { $0 != 0 })) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}

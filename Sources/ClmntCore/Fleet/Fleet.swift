@@ -25,23 +25,15 @@ public struct Molt: Sendable, Equatable {
     /// inside a home: every component opened with O_NOFOLLOW from the home's
     /// descriptor (a symlink anywhere is refused), non-blocking (a FIFO cannot
     /// hang the caller), at most `limit` bytes. nil when it does not exist.
-    public static func readFile(home: String, _ relativePath: String, limit: Int = 1 << 20) throws(RestoreError) -> Data? {
-        var directory = try SafeFileSystem.openDirectory(home)
-        defer { close(directory) }
+    public static func readFile(home: String, _ relativePath: String, limit: Int = 1 << 20) throws(SystemError) -> Data? {
+        var directory = try FileDescriptor.openDirectory(home)
         var components = relativePath.split(separator: "/").map(String.init)
         let name = components.removeLast()
-        var displayPath = home
         for component in components {
-            displayPath += "/" + component
-            let next = SafeFileSystem.openDirectory(at: directory, component)
-            guard next >= 0 else {
-                if errno == ENOENT { return nil }
-                throw SafeFileSystem.failure(displayPath)
-            }
-            close(directory)
+            guard let next = try directory.openIfPresent(component, O_RDONLY | O_DIRECTORY) else { return nil }
             directory = next
         }
-        return try SafeFileSystem.readFile(at: directory, name, displayPath: displayPath + "/" + name, limit: limit)?.data
+        return try SafeFileSystem.readFile(at: directory.rawValue, name, displayPath: directory.path + "/" + name, limit: limit)?.data
     }
 
     /// The files of `directory` whose names pass `accept`, where `directory` is one a molt
@@ -51,26 +43,21 @@ public struct Molt: Sendable, Equatable {
     /// non-blocking, regular files only, at most `limit` bytes). Empty when it does not
     /// exist; a symlink or someone else's directory is refused.
     public static func readOwnedFiles(in directory: String, owner: uid_t, limit: Int,
-                                      accept: (String) -> Bool) throws(RestoreError) -> [(path: String, data: Result<Data, RestoreError>)] {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return [] }
-            if errno == ELOOP || errno == ENOTDIR { throw .hostileEntry(path: directory, reason: "is not a directory (a symlink?): not followed") }
-            throw SafeFileSystem.failure(directory)
+                                      accept: (String) -> Bool) throws(SystemError) -> [(path: String, data: Result<Data, SystemError>)] {
+        let opened: FileDescriptor
+        do { opened = try FileDescriptor.openDirectory(directory) } catch {
+            if error.code == ENOENT { return [] }
+            if error.code == ELOOP || error.code == ENOTDIR { throw SystemError(path: directory, refusal: .notDirectory) }
+            throw error
         }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw SafeFileSystem.failure(directory) }
-        guard status.st_uid == owner else {
-            throw .hostileEntry(path: directory, reason: "belongs to uid \(status.st_uid), not the molt's user (uid \(owner)): not read")
-        }
-        let names: [String]
-        do { names = try directoryNames(fd) } catch { throw .fileSystem(path: directory, reason: error.reason) }
-        var files: [(path: String, data: Result<Data, RestoreError>)] = []
+        let status = try opened.status()
+        guard status.st_uid == owner else { throw SystemError(path: directory, refusal: .ownedBy(uid: status.st_uid, expected: owner)) }
+        let names = try directoryNames(opened.rawValue)
+        var files: [(path: String, data: Result<Data, SystemError>)] = []
         for name in names where accept(name) {
             let path = directory + "/" + name
-            do {
-                if let file = try SafeFileSystem.readFile(at: fd, name, displayPath: path, limit: limit) { files.append((path, .success(file.data))) }
+            do throws(SystemError) {
+                if let file = try SafeFileSystem.readFile(at: opened.rawValue, name, displayPath: path, limit: limit) { files.append((path, .success(file.data))) }
             } catch {
                 files.append((path, .failure(error)))
             }

@@ -31,33 +31,24 @@ public enum BashArchiveModes {
     /// "other" bits off its `.openclaw`, never adding one. Through `O_NOFOLLOW` descriptors
     /// from the base dir: a symlink the molt planted is left alone. Returns a line per change.
     public static func tighten(baseDir: String, molts: [String]) throws(RestoreError) -> [String] {
-        let base = try SafeFileSystem.openDirectory(baseDir)
-        defer { close(base) }
-        var changes: [String] = []
-        for name in molts {
-            let home = SafeFileSystem.openDirectory(at: base, name)
-            guard home >= 0 else { throw SafeFileSystem.failure(baseDir + "/" + name) }
-            defer { close(home) }
-            let path = baseDir + "/" + name
-            if let change = try tighten(home, path: path, removing: 0o027) { changes.append(change) }
-            let config = SafeFileSystem.openDirectory(at: home, ".openclaw")
-            if config < 0 {
-                if errno == ENOENT { continue }
-                throw SafeFileSystem.failure(path + "/.openclaw")
+        try RestoreError.step { () throws(SystemError) in
+            let base = try FileDescriptor.openDirectory(baseDir)
+            var changes: [String] = []
+            for name in molts {
+                let home = try base.openDirectory(name)
+                if let change = try tighten(home, removing: 0o027) { changes.append(change) }
+                guard let config = try home.openIfPresent(".openclaw", O_RDONLY | O_DIRECTORY) else { continue }
+                if let change = try tighten(config, removing: 0o077) { changes.append(change) }
             }
-            defer { close(config) }
-            if let change = try tighten(config, path: path + "/.openclaw", removing: 0o077) { changes.append(change) }
+            return changes
         }
-        return changes
     }
 
-    private static func tighten(_ fd: Int32, path: String, removing bits: mode_t) throws(RestoreError) -> String? {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw SafeFileSystem.failure(path) }
-        let mode = info.st_mode & 0o7777
+    private static func tighten(_ directory: borrowing FileDescriptor, removing bits: mode_t) throws(SystemError) -> String? {
+        let mode = try directory.status().st_mode & 0o7777
         let tightened = mode & ~bits
         guard tightened != mode else { return nil }
-        guard fchmod(fd, tightened) == 0 else { throw SafeFileSystem.failure(path) }
-        return "\(path): mode 0\(String(mode, radix: 8)) → 0\(String(tightened, radix: 8))"
+        guard fchmod(directory.rawValue, tightened) == 0 else { throw SystemError(path: directory.path) }
+        return "\(directory.path): mode 0\(String(mode, radix: 8)) → 0\(String(tightened, radix: 8))"
     }
 }

@@ -13,91 +13,116 @@ enum HomeRewriter {
     /// `home` is the open staged home directory; `target` where it will live.
     static func apply(home: Int32, moltName: String, target: String, sourceHome: String?, port: Int?, newPort: Int?,
                       ownerUID: UInt32, ownerGID: UInt32, restoredAt: String) throws(RestoreError) -> Outcome {
-        var outcome = Outcome()
         let infoPath = target + "/.molt-info"
-        let existing = try SafeFileSystem.readFile(at: home, ".molt-info", displayPath: infoPath, limit: 1 << 20)
+        let existing = try RestoreError.step { () throws(SystemError) in
+            try SafeFileSystem.readFile(at: home, ".molt-info", displayPath: infoPath, limit: 1 << 20)
+        }
         let text = existing.map { String(decoding: $0.data, as: UTF8.self) } ?? ""
         let info = MoltInfo(parsing: text)
-        let oldHome = info.home ?? sourceHome
-        let oldPort = info.port ?? port
         // The port the plan checked for conflicts is the one the molt gets,
         // whatever its own .molt-info claims.
         let plannedPort = newPort ?? port
         if plannedPort == nil, let claimed = info.port {
             throw .hostileEntry(path: infoPath, reason: "declares port \(claimed), which the manifest does not list, so the plan could not check it")
         }
-        outcome.created = info.created
-        outcome.port = plannedPort
-
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        func key(of line: String) -> String? {
-            var trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.hasPrefix("export ") { trimmed.removeFirst("export ".count) }
-            guard let equals = trimmed.firstIndex(of: "=") else { return nil }
-            return trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+        var outcome = Outcome(created: info.created, port: plannedPort)
+        let change = InfoChange(moltName: moltName, target: target, oldHome: info.home ?? sourceHome, oldPort: info.port ?? port,
+                                plannedPort: plannedPort, newPort: newPort, restoredAt: restoredAt)
+        let (newInfo, rewrites) = change.rewrite(text, existed: existing != nil, declaredPort: info.port)
+        outcome.rewrites = rewrites
+        try RestoreError.step { () throws(SystemError) in
+            try SafeFileSystem.writeFile(at: home, ".molt-info", data: newInfo,
+                                         uid: existing.map { $0.status.st_uid } ?? ownerUID,
+                                         gid: existing.map { $0.status.st_gid } ?? ownerGID,
+                                         mode: existing.map { $0.status.st_mode & 0o7777 } ?? 0o644, displayPath: infoPath)
         }
-        func set(_ name: String, _ value: String) {
-            if let index = lines.firstIndex(where: { key(of: $0) == name }) {
-                lines[index] = "\(name)=\(value)"
-            } else {
-                lines.append("\(name)=\(value)")
-            }
-        }
-        if existing == nil {
-            lines = ["MOLT_NAME=\(moltName)"]
-            if let oldPort { lines.append("MOLT_PORT=\(oldPort)") }
-            outcome.rewrites.append(".molt-info was missing: written anew")
-        }
-        if oldHome != target || existing == nil {
-            set("MOLT_HOME", target)
-            if existing != nil { outcome.rewrites.append("MOLT_HOME \(oldHome ?? "(unset)") → \(target)") }
-        }
-        if let plannedPort, plannedPort != oldPort || info.port == nil && existing != nil {
-            set("MOLT_PORT", String(plannedPort))
-            if plannedPort != oldPort {
-                outcome.rewrites.append("port \(oldPort.map(String.init) ?? "(unset)") → \(plannedPort)"
-                    + (newPort == nil ? " (.molt-info disagreed with the manifest)" : ""))
-            }
-        }
-        lines.removeAll { key(of: $0) == "RESTORED" }
-        lines.append("RESTORED=\(restoredAt)")
-        let newInfo = Data((lines.joined(separator: "\n") + "\n").utf8)
-        try SafeFileSystem.writeFile(at: home, ".molt-info", data: newInfo,
-                                     uid: existing.map { $0.status.st_uid } ?? ownerUID,
-                                     gid: existing.map { $0.status.st_gid } ?? ownerGID,
-                                     mode: existing.map { $0.status.st_mode & 0o7777 } ?? 0o644, displayPath: infoPath)
-
-        // openclaw.json: the workspace path and any other path under the old home, and the port.
-        let stateDir = SafeFileSystem.openDirectory(at: home, ".openclaw")
-        guard stateDir >= 0 else {
-            if errno == ELOOP || errno == ENOTDIR {
-                throw .hostileEntry(path: target + "/.openclaw", reason: "is not a directory")
-            }
-            return outcome
-        }
-        defer { close(stateDir) }
-        let configPath = target + "/.openclaw/openclaw.json"
-        guard let config = try SafeFileSystem.readFile(at: stateDir, "openclaw.json", displayPath: configPath) else {
-            return outcome
-        }
-        var configText = String(decoding: config.data, as: UTF8.self)
-        var changes: [String] = []
-        if let oldHome, oldHome != target {
-            let count = replacePathPrefix(in: &configText, old: oldHome, new: target)
-            if count > 0 { changes.append("\(count) path\(count == 1 ? "" : "s") under \(oldHome) → \(target)") }
-        }
-        if let plannedPort, let oldPort, plannedPort != oldPort {
-            let count = replacePort(in: &configText, old: oldPort, new: plannedPort)
-            if count > 0 { changes.append("gateway port \(oldPort) → \(plannedPort)") }
-        }
-        if !changes.isEmpty {
-            try SafeFileSystem.writeFile(at: stateDir, "openclaw.json", data: Data(configText.utf8),
-                                         uid: config.status.st_uid, gid: config.status.st_gid,
-                                         mode: config.status.st_mode & 0o7777, displayPath: configPath)
-            outcome.rewrites.append("openclaw.json: " + changes.joined(separator: ", "))
+        if let configChange = try rewriteConfig(home: home, target: target, change: change) {
+            outcome.rewrites.append(configChange)
         }
         return outcome
+    }
+
+    /// What `.molt-info` and `openclaw.json` change from and to.
+    private struct InfoChange {
+        let moltName: String
+        let target: String
+        let oldHome: String?
+        let oldPort: Int?
+        let plannedPort: Int?
+        let newPort: Int?
+        let restoredAt: String
+
+        /// The new `.molt-info` text and what changed in it.
+        func rewrite(_ text: String, existed: Bool, declaredPort: Int?) -> (Data, [String]) {
+            var rewrites: [String] = []
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if lines.last == "" { lines.removeLast() }
+            func key(of line: String) -> String? {
+                var trimmed = line.trimmingCharacters(in: .whitespaces)
+                if trimmed.hasPrefix("export ") { trimmed.removeFirst("export ".count) }
+                guard let equals = trimmed.firstIndex(of: "=") else { return nil }
+                return trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            }
+            func set(_ name: String, _ value: String) {
+                if let index = lines.firstIndex(where: { key(of: $0) == name }) {
+                    lines[index] = "\(name)=\(value)"
+                } else {
+                    lines.append("\(name)=\(value)")
+                }
+            }
+            if !existed {
+                lines = ["MOLT_NAME=\(moltName)"]
+                if let oldPort { lines.append("MOLT_PORT=\(oldPort)") }
+                rewrites.append(".molt-info was missing: written anew")
+            }
+            if oldHome != target || !existed {
+                set("MOLT_HOME", target)
+                if existed { rewrites.append("MOLT_HOME \(oldHome ?? "(unset)") → \(target)") }
+            }
+            if let plannedPort, plannedPort != oldPort || declaredPort == nil && existed {
+                set("MOLT_PORT", String(plannedPort))
+                if plannedPort != oldPort {
+                    rewrites.append("port \(oldPort.map(String.init) ?? "(unset)") → \(plannedPort)"
+                        + (newPort == nil ? " (.molt-info disagreed with the manifest)" : ""))
+                }
+            }
+            lines.removeAll { key(of: $0) == "RESTORED" }
+            lines.append("RESTORED=\(restoredAt)")
+            return (Data((lines.joined(separator: "\n") + "\n").utf8), rewrites)
+        }
+    }
+
+    /// openclaw.json: the workspace path and any other path under the old home, and the port.
+    /// Returns the line saying what changed, nil when nothing did.
+    private static func rewriteConfig(home: Int32, target: String, change: InfoChange) throws(RestoreError) -> String? {
+        return try RestoreError.step { () throws(SystemError) -> String? in
+            let stateDir: FileDescriptor
+            do throws(SystemError) { stateDir = try SafeFileSystem.openDirectory(at: home, ".openclaw", path: target + "/.openclaw") } catch {
+                if error.code == ELOOP || error.code == ENOTDIR {
+                    throw SystemError(path: target + "/.openclaw", refusal: .notDirectory)
+                }
+                return nil
+            }
+            let configPath = target + "/.openclaw/openclaw.json"
+            guard let config = try SafeFileSystem.readFile(at: stateDir.rawValue, "openclaw.json", displayPath: configPath) else {
+                return nil
+            }
+            var configText = String(decoding: config.data, as: UTF8.self)
+            var changes: [String] = []
+            if let oldHome = change.oldHome, oldHome != target {
+                let count = replacePathPrefix(in: &configText, old: oldHome, new: target)
+                if count > 0 { changes.append("\(count) path\(count == 1 ? "" : "s") under \(oldHome) → \(target)") }
+            }
+            if let plannedPort = change.plannedPort, let oldPort = change.oldPort, plannedPort != oldPort {
+                let count = replacePort(in: &configText, old: oldPort, new: plannedPort)
+                if count > 0 { changes.append("gateway port \(oldPort) → \(plannedPort)") }
+            }
+            guard !changes.isEmpty else { return nil }
+            try SafeFileSystem.writeFile(at: stateDir.rawValue, "openclaw.json", data: Data(configText.utf8),
+                                         uid: config.status.st_uid, gid: config.status.st_gid,
+                                         mode: config.status.st_mode & 0o7777, displayPath: configPath)
+            return "openclaw.json: " + changes.joined(separator: ", ")
+        }
     }
 
     /// Replaces `old` where it is a whole path or a path prefix (followed by
@@ -133,66 +158,5 @@ enum HomeRewriter {
             text = regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1" + String(new))
         }
         return count
-    }
-}
-
-/// `<base-dir>/molts.json`, the fleet's registry: restored molts are added or
-/// updated; everything else in it is kept.
-enum MoltRegistry {
-    struct Record {
-        var name: String
-        var port: Int?
-        var home: String
-        var created: String?
-    }
-
-    /// Checks that an existing registry can be read, so a restore never fails at its last step.
-    static func check(baseDir: String) throws(RestoreError) {
-        _ = try load(baseDir: baseDir)
-    }
-
-    private static func load(baseDir: String) throws(RestoreError) -> [String: Any] {
-        let path = baseDir + "/molts.json"
-        guard FileManager.default.fileExists(atPath: path) else { return [:] }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw .registry(path: path, reason: "cannot be read")
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: data), let registry = object as? [String: Any] else {
-            throw .registry(path: path, reason: "is not a JSON object")
-        }
-        if let molts = registry["molts"], !(molts is [String: Any]) {
-            throw .registry(path: path, reason: "\"molts\" is not an object")
-        }
-        return registry
-    }
-
-    /// Adds or updates `records` and writes the registry atomically.
-    static func update(baseDir: String, baseDirectory: Int32, records: [Record], now: String) throws(RestoreError) {
-        var registry = try load(baseDir: baseDir)
-        var molts = registry["molts"] as? [String: Any] ?? [:]
-        for record in records {
-            var entry = molts[record.name] as? [String: Any] ?? [:]
-            entry["name"] = record.name
-            entry["home"] = record.home
-            if let port = record.port { entry["port"] = port }
-            if let created = record.created { entry["created"] = created }
-            molts[record.name] = entry
-        }
-        registry["molts"] = molts
-        if registry["version"] == nil { registry["version"] = "1" }
-        registry["updated"] = now
-        let path = baseDir + "/molts.json"
-        let data: Data
-        do {
-            data = try JSONSerialization.data(withJSONObject: registry,
-                                              options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) + Data("\n".utf8)
-        } catch {
-            throw .registry(path: path, reason: describeFileError(error))
-        }
-        let existing = SafeFileSystem.status(at: baseDirectory, "molts.json")
-        try SafeFileSystem.writeFile(at: baseDirectory, "molts.json", data: data,
-                                     uid: existing?.st_uid ?? geteuid(), gid: existing?.st_gid ?? getegid(),
-                                     mode: existing.map { $0.st_mode & 0o7777 } ?? 0o644, displayPath: path)
-        SafeFileSystem.syncDirectory(baseDirectory)
     }
 }

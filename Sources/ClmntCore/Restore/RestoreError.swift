@@ -83,3 +83,17 @@ extension RestoreError {
         }
     }
 }
+
+extension RestoreError {
+    /// A file-system failure as a restore reports it: something planted (a symlink, a
+    /// special file) refuses the archive's entry; anything else names the path and errno.
+    init(_ error: SystemError) {
+        self = error.isHostile ? .hostileEntry(path: error.path, reason: error.reason)
+            : .fileSystem(path: error.path, reason: error.reason)
+    }
+
+    /// Runs a file-system step of a restore, reporting its failure as a `RestoreError`.
+    static func step<Value: ~Copyable>(_ body: () throws(SystemError) -> Value) throws(RestoreError) -> Value {
+        do { return try body() } catch { throw RestoreError(error) }
+    }
+}

@@ -108,7 +108,7 @@ final class StagedExtraction {
                 return
             }
             guard fchdir(job.baseDirectory) == 0 else {
-                box.result = .failure(SafeFileSystem.failure("base dir"))
+                box.result = .failure(.fileSystem(path: job.baseDir, reason: SystemError.text()))
                 return
             }
             umask(0o077)
@@ -205,11 +205,11 @@ final class StagedExtraction {
         // the times of the directories the rewrites touched.
         var result = ExtractionResult()
         for (name, stage) in job.stages.sorted(by: { $0.key < $1.key }) {
-            let home = SafeFileSystem.openDirectory(at: job.containerDirectory, name)
-            guard home >= 0 else { throw SafeFileSystem.failure(job.containerName + "/" + name) }
-            defer { close(home) }
+            let home = try RestoreError.step { () throws(SystemError) in
+                try SafeFileSystem.openDirectory(at: job.containerDirectory, name, path: job.containerName + "/" + name)
+            }
             let outcome = try HomeRewriter.apply(
-                home: home, moltName: name, target: stage.plan.target, sourceHome: stage.plan.sourceHome,
+                home: home.rawValue, moltName: name, target: stage.plan.target, sourceHome: stage.plan.sourceHome,
                 port: stage.plan.port, newPort: stage.plan.newPort, ownerUID: stage.owner.moltUID,
                 ownerGID: stage.owner.moltGID, restoredAt: job.restoredAt)
             let tally = tallies[name] ?? MoltTally(targetHome: stage.plan.target)

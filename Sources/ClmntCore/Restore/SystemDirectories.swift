@@ -96,13 +96,13 @@ enum SystemDirectories {
     /// Why the existing `<baseDir>/<name>` is not molt `name` (a directory, not
     /// a symlink, holding a `.molt-info` whose MOLT_NAME is `name`), or nil when it is.
     static func notThisMolt(baseDir: String, name: String) -> String? {
-        let base = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard base >= 0 else { return "cannot be examined (\(String(cString: strerror(errno))))" }
-        defer { close(base) }
-        let home = SafeFileSystem.openDirectory(at: base, name)
-        guard home >= 0 else { return errno == ELOOP || errno == ENOTDIR ? "is not a directory" : "cannot be opened" }
-        defer { close(home) }
-        guard let info = try? SafeFileSystem.readFile(at: home, ".molt-info", displayPath: baseDir + "/" + name + "/.molt-info",
+        let base: FileDescriptor
+        do { base = try FileDescriptor.open(baseDir, O_RDONLY | O_DIRECTORY) } catch { return "cannot be examined (\(error.reason))" }
+        let home: FileDescriptor
+        do { home = try base.openDirectory(name) } catch {
+            return error.code == ELOOP || error.code == ENOTDIR ? "is not a directory" : "cannot be opened"
+        }
+        guard let info = try? SafeFileSystem.readFile(at: home.rawValue, ".molt-info", displayPath: baseDir + "/" + name + "/.molt-info",
                                                        limit: 1 << 20) else {
             return "holds no .molt-info: it is not a molt"
         }

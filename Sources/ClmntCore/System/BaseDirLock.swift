@@ -24,16 +24,17 @@ public final class BaseDirLock {
         return "/tmp/clmnt-\(geteuid())"
     }
 
+    /// The base dir, open (not following a symlink at its last component) for as long as the lock is held.
+    public let baseDirectory: FileDescriptor
     private var descriptors: [Int32] = []
 
-    /// Takes the locks `mode` needs, waiting up to `wait` seconds (0: refuse at once).
-    public init(baseDirectory: Int32, baseDir: String, mode: Mode, wait: Double = 0) throws(BaseDirLockError) {
-        var status = stat()
-        guard fstat(baseDirectory, &status) == 0 else {
-            throw .lockDirectory(path: baseDir, reason: String(cString: strerror(errno)))
-        }
+    /// Opens `baseDir` and takes the locks `mode` needs, waiting up to `wait` seconds (0: refuse at once).
+    /// The one way every command takes it.
+    public init(baseDir: String, mode: Mode, wait: Double = 0) throws(BaseDirLockError) {
+        do { baseDirectory = try FileDescriptor.open(baseDir, O_RDONLY | O_DIRECTORY) } catch { throw .baseDir(error) }
+        let status: stat
+        do { status = try baseDirectory.status() } catch { throw .lockDirectory(path: baseDir, reason: error.reason) }
         let directory = try Self.openLockDirectory()
-        defer { close(directory) }
         let name = "\(UInt64(status.st_dev))-\(UInt64(status.st_ino))"
         let deadline = Date().addingTimeInterval(max(0, wait))
         switch mode {
@@ -58,35 +59,32 @@ public final class BaseDirLock {
     // process: tests, the dashboard) would be refused as "another backup is running".
     deinit { descriptors.forEach { flock($0, LOCK_UN); close($0) } }
 
-    private static func lock(_ directory: Int32, _ name: String, _ operation: Int32, deadline: Date,
+    private static func lock(_ directory: borrowing FileDescriptor, _ name: String, _ operation: Int32, deadline: Date,
                              busy: BaseDirLockError) throws(BaseDirLockError) -> Int32 {
-        let fd = openat(directory, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .lockDirectory(path: Self.directory + "/" + name, reason: String(cString: strerror(errno))) }
+        let file: FileDescriptor
+        do { file = try directory.open(name, O_RDWR | O_CREAT, mode: 0o600, path: Self.directory + "/" + name) } catch {
+            throw .lockDirectory(path: error.path, reason: error.reason)
+        }
         // Polled rather than blocking: a signal or the deadline ends the wait cleanly.
-        while flock(fd, operation | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
-                close(fd)
-                throw busy
-            }
+        while flock(file.rawValue, operation | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else { throw busy }
             usleep(100_000)
         }
-        return fd
+        return file.release()
     }
 
     /// The lock directory, created if missing, refused unless it is ours and closed to others.
-    private static func openLockDirectory() throws(BaseDirLockError) -> Int32 {
+    private static func openLockDirectory() throws(BaseDirLockError) -> FileDescriptor {
         let path = directory
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
-            throw .lockDirectory(path: path, reason: String(cString: strerror(errno)))
+            throw .lockDirectory(path: path, reason: SystemError.text())
         }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw .lockDirectory(path: path, reason: String(cString: strerror(errno))) }
-        var status = stat()
-        guard fstat(fd, &status) == 0, status.st_uid == geteuid(), status.st_mode & 0o022 == 0 else {
-            close(fd)
+        let opened: FileDescriptor
+        do { opened = try FileDescriptor.openDirectory(path) } catch { throw .lockDirectory(path: path, reason: error.reason) }
+        guard let status = try? opened.status(), status.st_uid == geteuid(), status.st_mode & 0o022 == 0 else {
             throw .lockDirectory(path: path, reason: "not a directory owned by uid \(geteuid()) and closed to others")
         }
-        return fd
+        return opened
     }
 }
 
@@ -95,9 +93,12 @@ public enum BaseDirLockError: Error, Equatable, CustomStringConvertible {
     /// Another run holds it (exit 75).
     case busy(baseDir: String, holder: String)
     case lockDirectory(path: String, reason: String)
+    /// The base dir itself could not be opened (each command says this in its own words).
+    case baseDir(SystemError)
 
     public var description: String {
         switch self {
+        case .baseDir(let error): return "cannot open base dir \(error.description)"
         case .busy(let baseDir, let holder):
             return "\(holder) of \(baseDir) is running; try again later (or pass --wait SECONDS)"
         case .lockDirectory(let path, let reason): return "cannot take the base-dir lock in \(path): \(reason)"

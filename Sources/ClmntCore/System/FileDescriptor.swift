@@ -30,14 +30,11 @@ public struct FileDescriptor: ~Copyable {
         try open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
     }
 
-    /// `openat(self, name, flags | O_NOFOLLOW | O_CLOEXEC)`; ELOOP becomes a `.symlink` refusal.
+    /// `openat(self, name, flags | O_NOFOLLOW | O_CLOEXEC)`: a symlink fails with ELOOP.
     public func open(_ name: PathBytes, _ flags: Int32, mode: mode_t = 0o600, path display: String? = nil) throws(SystemError) -> FileDescriptor {
         let shown = display ?? (path + "/" + name.description)
         let fd = name.withCString { openat(rawValue, $0, flags | O_NOFOLLOW | O_CLOEXEC, mode) }
-        guard fd >= 0 else {
-            let code = errno
-            throw code == ELOOP ? SystemError(path: shown, refusal: .symlink) : SystemError(path: shown, code: code)
-        }
+        guard fd >= 0 else { throw SystemError(path: shown) }
         return FileDescriptor(adopting: fd, path: shown)
     }
 
@@ -85,15 +82,25 @@ public struct FileDescriptor: ~Copyable {
 
     /// Reads to the end; throws `.tooLarge` past `limit` bytes.
     public func readAll(limit: Int = 64 << 20) throws(SystemError) -> [UInt8] {
+        let bytes = try read(upTo: limit + 1)
+        guard bytes.count <= limit else { throw SystemError(path: path, refusal: .tooLarge(limit: limit)) }
+        return bytes
+    }
+
+    /// Reads until the end or `limit` bytes, whichever comes first.
+    public func read(upTo limit: Int) throws(SystemError) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { raw in Result { () throws(SystemError) in try read(into: raw) } }
-            if try count.get() == 0 { return bytes }
+        while bytes.count < limit {
+            let wanted = min(chunk.count, limit - bytes.count)
+            let count = chunk.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemError) in try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<wanted])) }
+            }
             let got = try count.get()
-            guard bytes.count + got <= limit else { throw SystemError(path: path, refusal: .tooLarge(limit: limit)) }
+            if got == 0 { break }
             bytes.append(contentsOf: chunk[0..<got])
         }
+        return bytes
     }
 
     /// Writes every byte, retrying on EINTR and short counts.

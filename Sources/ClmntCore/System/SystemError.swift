@@ -11,6 +11,10 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case tooLarge(limit: Int)
         /// A directory that something keeps refilling while it is removed.
         case keepsRefilling(passes: Int)
+        /// A symlink or another file where a directory was expected.
+        case notDirectory
+        /// A directory a molt user keeps, owned by someone else: it could have been planted.
+        case ownedBy(uid: UInt32, expected: UInt32)
     }
 
     public let path: String
@@ -37,13 +41,20 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notRegularFile: return "is not a regular file"
         case .tooLarge(let limit): return "larger than \(limit) bytes"
         case .keepsRefilling(let passes): return "still not empty after \(passes) passes: something keeps writing into it"
+        case .notDirectory: return "is not a directory (a symlink?): not followed"
+        case .ownedBy(let uid, let expected): return "belongs to uid \(uid), not the molt's user (uid \(expected)): not read"
         case nil: return Self.text(of: code)
         }
     }
 
     /// Whether the path points at something hostile (a planted symlink or special file)
     /// rather than failing for an ordinary reason.
-    public var isHostile: Bool { refusal == .symlink || refusal == .notRegularFile }
+    public var isHostile: Bool {
+        switch refusal {
+        case .symlink, .notRegularFile, .notDirectory, .ownedBy: return true
+        case .tooLarge, .keepsRefilling, nil: return false
+        }
+    }
 
     public var description: String { "\(path): \(reason)" }
 
