@@ -79,3 +79,7 @@ func resolveMolt(_ name: String, in fleet: FleetSnapshot) throws(DashboardError)
     guard let molt = fleet.molts.first(where: { $0.molt.name == name }) else { throw .unknownMolt(name) }
     return molt
 }
+
+extension DashboardError: ExitStatusReporting {
+    public var exitStatus: Int32 { isUsageError ? ExitStatus.usage : ExitStatus.failure }
+}

@@ -57,3 +57,33 @@ public enum HealthMonitor {
         return HistoryReport(history: files.history.load(), now: now, limit: limit)
     }
 }
+
+extension StatusReport {
+    /// `molt health status --json`: the last record, the watch state, the schedule, the warnings.
+    public var json: JSONOutput {
+        return .object([
+            ("molt", .string(molt)),
+            ("last", last.map { $0.json(molt: nil) } ?? .null),
+            ("watch", watch.map(\.json) ?? .null),
+            ("watch_unreadable", .bool(watchUnreadable)),
+            ("schedule", .object([
+                ("cron", schedule.cronEntry.map { .array($0.map { .string($0) }) } ?? .null),
+                ("cron_error", .optional(schedule.cronError)),
+                ("systemd", .bool(schedule.systemdInstalled)),
+                ("timer", .string(schedule.timerPath)),
+                ("timer_active", .optional(schedule.systemdActive)),
+            ])),
+            ("warnings", .array(warnings.map { .string($0) })),
+        ])
+    }
+}
+
+extension HealthRecord {
+    /// The record as `health-status.json` holds it, with the molt's name first when given
+    /// (`molt health check --json`).
+    public func json(molt: String?) -> JSONOutput {
+        let json = json()
+        guard let molt, case .object(let members) = json else { return json }
+        return .object([("molt", .string(molt))] + members)
+    }
+}

@@ -57,3 +57,10 @@ public struct ObjectStoreError: Error, Sendable, CustomStringConvertible, Equata
         return TerminalText.line("s3 \(operation)\(where_): \(why)")
     }
 }
+
+extension ObjectStoreError: ExitStatusReporting {
+    public var exitStatus: Int32 {
+        if case .configuration = reason { return ExitStatus.usage }
+        return ExitStatus.failure
+    }
+}

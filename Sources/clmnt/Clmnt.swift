@@ -29,6 +29,6 @@ struct Clmnt: AsyncParsableCommand {
           Details: docs/exit-codes.md; 'clmnt help <command>' for each command.
         """,
         version: ClmntVersion.current,
-        subcommands: [Fleet.self, Molt.self, Dashboard.self]
+        subcommands: [FleetCommand.self, MoltCommand.self, Dashboard.self]
     )
 }

@@ -8,7 +8,7 @@ extension Compression: ExpressibleByArgument {
     public init?(argument: String) { self.init(spelling: argument) }
 }
 
-extension Fleet {
+extension FleetCommand {
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Back up every molt (or --select some) into one archive.",
@@ -125,33 +125,7 @@ extension Fleet {
         func run() throws {
             let dryRun = self.dryRun && !noDryRun
             try reportingErrors(stamp: stamped) {
-                var options = BackupOptions(baseDir: global.resolvedBaseDir)
-                options.output = output
-                options.compression = compress
-                options.level = level
-                if let threads { options.threads = threads }
-                options.rules = ExclusionRules(excludeMaildir: excludeMaildir, excludeLogs: excludeLogs,
-                                               includeCaches: includeCaches, patterns: exclude)
-                options.selection = MoltNameList.names(select)
-                options.force = force
-                let baseDir = options.baseDir
-                // -o names the file itself; an empty --backup-dir is left for validate() to refuse.
-                var location: BackupLocation?
-                if output == nil && backupDir != "" { location = resolveBackupDir(backupDir, baseDir: baseDir) }
-                options.backupDir = location?.directory ?? backupDir
-                options.retention = retention.policy
-                options.verify = verify
-                options.wait = wait ?? 0
-                options.recipients = try encryption.recipients()
-                if output == "-" && isatty(1) == 1 && !dryRun {
-                    throw BackupError.invalidOption("refusing to write the archive to a terminal: redirect standard output (-o - | ssh host 'cat > x')")
-                }
-                // --to: the policy is applied to the host's objects in the bucket after the upload.
-                let remoteRetention = to != nil ? options.retention : RetentionPolicy()
-                if to != nil { options.retention = RetentionPolicy() }
-                try options.validate()
-
-                let quiet = global.quiet, verbose = global.verbose
+                let (options, location, remoteRetention) = try makeOptions(dryRun: dryRun)
                 if let location { global.detail(stamped("backup dir \(location.directory) (\(location.explanation))"), json: json) }
                 if dryRun {
                     if verify { throw BackupError.invalidOption("--dry-run writes no archive to --verify") }
@@ -161,98 +135,148 @@ extension Fleet {
                     try runDryRun(options)
                     return
                 }
-
                 SignalCleanup.shared.install()
-                var backup = FleetBackup(options: options)
                 let offHostName = try (to ?? copyTo).map { _ in try hostDirectoryName(host) }
                 let remote = try (to ?? copyTo).map { try store.open($0) }
-                if let remote, let offHostName, to != nil {
-                    backup.makeStream = { name in
-                        try remote.uploadStream(key: try remote.freeKey(for: name, host: offHostName))
-                    }
-                }
-                let progress = ProgressBar(enabled: !quiet && !json && isatty(2) == 1)
                 let timer = MoltTimer()
-                backup.onProgress = {
-                    progress.update(done: $0.bytesDone, total: $0.bytesTotal, label: $0.currentMolt)
-                    timer.reached($0.currentMolt)
-                }
-                let command = self
-                backup.onWarning = { message in
-                    progress.clear()
-                    command.warn("clmnt: warning: \(TerminalText.line(message))")
-                }
-                var summary: BackupSummary
-                do { summary = try backup.run() } catch BackupError.damaged(let path, let problems) {
-                    progress.clear()
-                    for problem in problems where verbose { warn("clmnt: DAMAGED: \(TerminalText.line("\(problem)"))") }
-                    warn("clmnt: \(BackupError.damaged(path: path, problems: problems))")
-                    throw ExitCode(ExitStatus.checkFailed)
-                }
-                progress.clear()
-                timer.reached(nil)
-                var remotePrune: RemotePruneResult?
+                var summary = try runBackup(options, remote: remote, offHostName: offHostName, timer: timer)
                 if let remote, let offHostName {
-                    let recordIn = location?.directory ?? resolveBackupDir(nil, baseDir: baseDir).directory
-                    if to != nil {
-                        summary.offhost = OffHostCopy(target: summary.output, succeeded: true, bytes: summary.archiveBytes,
-                                                      seconds: summary.seconds)
-                        if !remoteRetention.isEmpty {
-                            remotePrune = try remote.prune(host: offHostName, policy: remoteRetention, dryRun: false)
-                            summary.pruned = remotePrune?.removed ?? []
-                            summary.pruneFailed = remotePrune?.failed ?? []
-                        }
-                    } else {
-                        summary.offhost = copyOffHost(summary.output, to: remote, host: offHostName)
-                    }
-                    if let copy = summary.offhost, copy.succeeded, let problem = OffHostStatus.record(copy, in: recordIn) {
-                        global.detail(stamped("could not record the off-host copy in \(recordIn): \(problem)"), json: json)
-                    }
+                    let recordIn = location?.directory ?? resolveBackupDir(nil, baseDir: options.baseDir).directory
+                    try finishOffHost(&summary, remote: remote, host: offHostName, remoteRetention: remoteRetention, recordIn: recordIn)
                 }
-                for leftover in summary.leftoversRemoved where !quiet && !json {
-                    say("removed \(TerminalText.line(leftover.file)) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
+                try report(summary, timer: timer)
+            }
+        }
+
+        /// The flags as the library's options, where the archives go, and the retention to apply
+        /// in the bucket after a `--to` upload (there, not in a local directory).
+        private func makeOptions(dryRun: Bool) throws -> (BackupOptions, BackupLocation?, RetentionPolicy) {
+            var options = BackupOptions(baseDir: global.resolvedBaseDir)
+            options.output = output
+            options.compression = compress
+            options.level = level
+            if let threads { options.threads = threads }
+            options.rules = ExclusionRules(excludeMaildir: excludeMaildir, excludeLogs: excludeLogs,
+                                           includeCaches: includeCaches, patterns: exclude)
+            options.selection = MoltNameList.names(select)
+            options.force = force
+            // -o names the file itself; an empty --backup-dir is left for validate() to refuse.
+            var location: BackupLocation?
+            if output == nil && backupDir != "" { location = resolveBackupDir(backupDir, baseDir: options.baseDir) }
+            options.backupDir = location?.directory ?? backupDir
+            options.retention = retention.policy
+            options.verify = verify
+            options.wait = wait ?? 0
+            options.recipients = try encryption.recipients()
+            if output == "-" && isatty(1) == 1 && !dryRun {
+                throw BackupError.invalidOption("refusing to write the archive to a terminal: redirect standard output (-o - | ssh host 'cat > x')")
+            }
+            let remoteRetention = to != nil ? options.retention : RetentionPolicy()
+            if to != nil { options.retention = RetentionPolicy() }
+            try options.validate()
+            return (options, location, remoteRetention)
+        }
+
+        /// The backup itself, with a progress bar on a terminal and warnings as they come.
+        private func runBackup(_ options: BackupOptions, remote: OffHostBackups?, offHostName: String?,
+                               timer: MoltTimer) throws -> BackupSummary {
+            var backup = FleetBackup(options: options)
+            if let remote, let offHostName, to != nil {
+                backup.makeStream = { name in
+                    try remote.uploadStream(key: try remote.freeKey(for: name, host: offHostName))
                 }
-                for failure in summary.leftoversFailed {
-                    warn("clmnt: warning: cannot remove \(TerminalText.line(failure.file)), left by a killed backup: \(TerminalText.line(failure.reason))")
+            }
+            let progress = ProgressBar(enabled: !global.quiet && !json && isatty(2) == 1)
+            backup.onProgress = {
+                progress.update(done: $0.bytesDone, total: $0.bytesTotal, label: $0.currentMolt)
+                timer.reached($0.currentMolt)
+            }
+            let command = self
+            backup.onWarning = { message in
+                progress.clear()
+                command.warn("clmnt: warning: \(TerminalText.line(message))")
+            }
+            let result = Result { try backup.run() }
+            progress.clear()
+            timer.reached(nil)
+            if case .failure(BackupError.damaged(let path, let problems)) = result {
+                for problem in problems where global.verbose { warn("clmnt: DAMAGED: \(TerminalText.line("\(problem)"))") }
+                warn("clmnt: \(BackupError.damaged(path: path, problems: problems))")
+                throw ExitCode(ExitStatus.checkFailed)
+            }
+            return try result.get()
+        }
+
+        /// `--to`: the upload succeeded, then the bucket's retention; `--copy-to`: the copy. A good
+        /// copy is recorded beside the local archives (doctor and the metrics read it).
+        private func finishOffHost(_ summary: inout BackupSummary, remote: OffHostBackups, host: String,
+                                   remoteRetention: RetentionPolicy, recordIn: String) throws {
+            if to != nil {
+                summary.offhost = OffHostCopy(target: summary.output, succeeded: true, bytes: summary.archiveBytes,
+                                              seconds: summary.seconds)
+                if !remoteRetention.isEmpty {
+                    let remotePrune = try remote.prune(host: host, policy: remoteRetention, dryRun: false)
+                    summary.pruned = remotePrune.removed
+                    summary.pruneFailed = remotePrune.failed
                 }
-                // Worth a line when the archive is incomplete (list-backups cannot show it) or asked for.
-                if let reason = summary.markFailed, !summary.complete || verbose {
-                    warn("clmnt: warning: cannot mark \(summary.output) complete or not (\(reason)); list-backups will show its status as unknown")
+            } else {
+                summary.offhost = copyOffHost(summary.output, to: remote, host: host)
+            }
+            if let copy = summary.offhost, copy.succeeded, let problem = OffHostStatus.record(copy, in: recordIn) {
+                global.detail(stamped("could not record the off-host copy in \(recordIn): \(problem)"), json: json)
+            }
+        }
+
+        /// What happened, on stdout (or as JSON); warnings on stderr; exit 3 for an incomplete backup.
+        private func report(_ summary: BackupSummary, timer: MoltTimer) throws {
+            let quiet = global.quiet, verbose = global.verbose
+            for leftover in summary.leftoversRemoved where !quiet && !json {
+                say("removed \(TerminalText.line(leftover.file)) (\(formatBytes(leftover.sizeBytes))), left by a killed backup")
+            }
+            for failure in summary.leftoversFailed {
+                warn("clmnt: warning: cannot remove \(TerminalText.line(failure.file)), left by a killed backup: \(TerminalText.line(failure.reason))")
+            }
+            // Worth a line when the archive is incomplete (list-backups cannot show it) or asked for.
+            if let reason = summary.markFailed, !summary.complete || verbose {
+                warn("clmnt: warning: cannot mark \(summary.output) complete or not (\(reason)); list-backups will show its status as unknown")
+            }
+            // A backup that could not remove an old archive still succeeded; say so even with -q.
+            for failure in summary.pruneFailed {
+                warn("clmnt: warning: cannot remove old backup \(TerminalText.line(failure.file)): \(TerminalText.line(failure.reason))")
+            }
+            if json {
+                if output == "-" { printError(try JSONStyle.encode(summary)) } else { try printJSON(summary) }
+            } else if !quiet {
+                printSummary(summary, timer: timer)
+            }
+            if let copy = summary.offhost, !copy.succeeded {
+                warn("clmnt: off-host copy FAILED: \(TerminalText.line(copy.error ?? "unknown error")); \(summary.output) is a good local backup")
+                throw ExitCode(ExitStatus.incomplete)
+            }
+            if !summary.complete {
+                let molts = Set(summary.missed.map { $0.molt ?? ArchiveLayout.globalDir }).sorted()
+                warn("clmnt: incomplete: \(summary.missed.count) file\(summary.missed.count == 1 ? "" : "s") of "
+                           + "\(molts.joined(separator: ", ")) vanished, could not be read or changed while read "
+                           + "(named above and in backup-report.json); \(summary.output) holds everything else")
+                throw ExitCode(ExitStatus.incomplete)
+            }
+        }
+
+        private func printSummary(_ summary: BackupSummary, timer: MoltTimer) {
+            if global.verbose {
+                for name in summary.molts {
+                    let stats = summary.perMolt[name] ?? Manifest.SectionStats()
+                    let time = timer.seconds[name].map { String(format: ", %.2f s", $0) } ?? ""
+                    say("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))\(time)")
                 }
-                // A backup that could not remove an old archive still succeeded; say so even with -q.
-                for failure in summary.pruneFailed {
-                    warn("clmnt: warning: cannot remove old backup \(TerminalText.line(failure.file)): \(TerminalText.line(failure.reason))")
-                }
-                if json {
-                    if output == "-" { printError(try JSONStyle.encode(summary)) } else { try printJSON(summary) }
-                } else if !quiet {
-                    if verbose {
-                        for name in summary.molts {
-                            let stats = summary.perMolt[name] ?? Manifest.SectionStats()
-                            let time = timer.seconds[name].map { String(format: ", %.2f s", $0) } ?? ""
-                            say("  \(name): \(stats.fileCount) files, \(stats.entryCount) entries, \(formatBytes(stats.backupSizeBytes))\(time)")
-                        }
-                    }
-                    say(summary.oneLine)
-                    if let copy = summary.offhost, copy.succeeded, to == nil {
-                        say("copied to \(TerminalText.line(copy.target)) (\(formatBytes(copy.bytes ?? 0)))")
-                    }
-                    for path in summary.pruned { say("removed old backup \(TerminalText.line(path))") }
-                    if verbose {
-                        for skip in summary.pruneSkipped { say("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }
-                    }
-                }
-                if let copy = summary.offhost, !copy.succeeded {
-                    warn("clmnt: off-host copy FAILED: \(TerminalText.line(copy.error ?? "unknown error")); \(summary.output) is a good local backup")
-                    throw ExitCode(ExitStatus.incomplete)
-                }
-                if !summary.complete {
-                    let molts = Set(summary.missed.map { $0.molt ?? ArchiveLayout.globalDir }).sorted()
-                    warn("clmnt: incomplete: \(summary.missed.count) file\(summary.missed.count == 1 ? "" : "s") of "
-                               + "\(molts.joined(separator: ", ")) vanished, could not be read or changed while read "
-                               + "(named above and in backup-report.json); \(summary.output) holds everything else")
-                    throw ExitCode(ExitStatus.incomplete)
-                }
+            }
+            say(summary.oneLine)
+            if let copy = summary.offhost, copy.succeeded, to == nil {
+                say("copied to \(TerminalText.line(copy.target)) (\(formatBytes(copy.bytes ?? 0)))")
+            }
+            for path in summary.pruned { say("removed old backup \(TerminalText.line(path))") }
+            if global.verbose {
+                for skip in summary.pruneSkipped { say("  left alone: \(TerminalText.line(skip.file)): \(TerminalText.line(skip.reason))") }
             }
         }
     }
@@ -272,7 +296,7 @@ final class MoltTimer: @unchecked Sendable {
     }
 }
 
-extension Fleet.Backup {
+extension FleetCommand.Backup {
     /// `--copy-to`: uploads the finished archive; a failure is reported, not thrown (the local backup stands).
     func copyOffHost(_ path: String, to remote: OffHostBackups, host: String) -> OffHostCopy {
         let started = Date()

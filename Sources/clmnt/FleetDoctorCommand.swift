@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntHealth
 import Foundation
 
-extension Fleet {
+extension FleetCommand {
     struct Doctor: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check this host the way an admin would before trusting it: users, homes, health monitoring, backups.",
@@ -46,10 +46,10 @@ extension Fleet {
                     return
                 }
                 // -q: only what needs attention.
-                for check in report.checks where !(global.quiet && check.verdict == .ok) {
-                    let subject = check.molt.map { "\($0): " } ?? ""
-                    printText("\(check.verdict.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))  \(check.check.padding(toLength: 16, withPad: " ", startingAt: 0))  \(subject)\(TerminalText.line(check.message))")
+                let rows = report.checks.filter { !(global.quiet && $0.verdict == .ok) }.map { check in
+                    [check.verdict.rawValue, check.check, (check.molt.map { "\($0): " } ?? "") + check.message]
                 }
+                if !rows.isEmpty { printText(renderTable(rows)) }
                 let counts = Dictionary(grouping: report.checks, by: \.verdict).mapValues(\.count)
                 global.say("\(counts[.ok] ?? 0) OK, \(counts[.warn] ?? 0) WARN, \(counts[.fail] ?? 0) FAIL")
             }

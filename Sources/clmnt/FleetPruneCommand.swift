@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntObjectStore
 import Foundation
 
-extension Fleet {
+extension FleetCommand {
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove old archives of this base dir by a retention policy, as restic's forget does.",

@@ -2,7 +2,7 @@ import ArgumentParser
 import ClmntCore
 import Foundation
 
-extension Fleet {
+extension FleetCommand {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore molts from a fleet archive, on this host or a new one.",
@@ -118,27 +118,11 @@ extension Fleet {
                     if json { try printJSON(shown) } else { printText(shown.rendered(dryRun: true)) }
                     return
                 }
-                guard plan.canRun else {
-                    // The plan shows every reason; with --json the error line carries them.
-                    if json { throw RestoreError.refused(plan.refusals) }
-                    printError(shown.rendered(dryRun: false))
-                    throw RestoreConfirmation.refused
-                }
-                if !yes {
-                    guard isatty(0) == 1 else {
-                        throw RestoreConfirmation.noTerminal
-                    }
-                    printError(shown.rendered(dryRun: false))
-                    FileHandle.standardError.write(Data("Restore \(plan.molts.count) molt\(plan.molts.count == 1 ? "" : "s") into \(TerminalText.line(plan.baseDir))? [y/N] ".utf8))
-                    let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-                    guard answer == "y" || answer == "yes" else { throw RestoreConfirmation.declined }
-                } else if !json {
-                    global.say(shown.rendered(dryRun: false))
-                }
+                try confirm(plan, shown: shown)
 
                 let cancellation = RestoreCancellation()
-                let signals = RestoreSignals(cancellation: cancellation)
-                defer { signals.remove() }
+                SignalCleanup.shared.cancelling { cancellation.cancel() }
+                defer { SignalCleanup.shared.endCancelling() }
                 restore.cancellation = cancellation
                 let progress = ProgressBar(enabled: !json && !global.quiet && isatty(2) == 1)
                 restore.onProgress = { progress.update(done: $0.bytesRead, total: $0.archiveBytes, label: $0.currentMolt ?? "") }
@@ -148,7 +132,7 @@ extension Fleet {
                 } catch RestoreError.interrupted {
                     progress.clear()
                     printError("clmnt: \(RestoreError.interrupted)")
-                    throw ExitCode(128 + signals.received)
+                    throw ExitCode(128 + SignalCleanup.shared.receivedSignal)
                 }
                 progress.clear()
                 for warning in summary.warnings { printError("clmnt: warning: \(TerminalText.line(warning))") }
@@ -163,6 +147,27 @@ extension Fleet {
     }
 }
 
+extension FleetCommand.Restore {
+    /// Shows the plan and asks (unless `--yes`); refuses a plan with blockers.
+    func confirm(_ plan: RestorePlan, shown: RestorePlan) throws {
+        guard plan.canRun else {
+            // The plan shows every reason; with --json the error line carries them.
+            if json { throw RestoreError.refused(plan.refusals) }
+            printError(shown.rendered(dryRun: false))
+            throw RestoreConfirmation.refused
+        }
+        if yes {
+            if !json { global.say(shown.rendered(dryRun: false)) }
+            return
+        }
+        guard isatty(0) == 1 else { throw RestoreConfirmation.noTerminal }
+        printError(shown.rendered(dryRun: false))
+        FileHandle.standardError.write(Data("Restore \(plan.molts.count) molt\(plan.molts.count == 1 ? "" : "s") into \(TerminalText.line(plan.baseDir))? [y/N] ".utf8))
+        let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard answer == "y" || answer == "yes" else { throw RestoreConfirmation.declined }
+    }
+}
+
 /// Why a restore did not start after the plan was shown.
 enum RestoreConfirmation: Error, CustomStringConvertible {
     case noTerminal, declined, refused
@@ -173,51 +178,6 @@ enum RestoreConfirmation: Error, CustomStringConvertible {
         case .declined: return "restore cancelled; nothing was changed"
         case .refused: return "restore refused (reasons above); nothing was changed"
         }
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP ask the restore to stop and clean up. Signals within
-/// `repeatWindow` of the first are the same request arriving twice (`timeout` and `kill`
-/// of a process group signal the child and its group; a double key press) and the cleanup
-/// goes on; one later exits at once (the next restore removes what was left).
-final class RestoreSignals: @unchecked Sendable {
-    /// Seconds after the first signal during which more signals do not cut the cleanup short.
-    static let repeatWindow: UInt64 = 2
-    private var sources: [DispatchSourceSignal] = []
-    private let lock = NSLock()
-    private var signalNumber: Int32 = 0
-    private var firstSignalAt: UInt64 = 0
-
-    init(cancellation: RestoreCancellation) {
-        for number in [SIGINT, SIGTERM, SIGHUP] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in
-                let now = DispatchTime.now().uptimeNanoseconds
-                let exitNow = lock.withLock { () -> Bool in
-                    guard signalNumber != 0 else {
-                        signalNumber = number
-                        firstSignalAt = now
-                        return false
-                    }
-                    return now - firstSignalAt >= Self.repeatWindow * 1_000_000_000
-                }
-                if exitNow { _exit(128 + number) }
-                cancellation.cancel()
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    var received: Int32 { lock.withLock { signalNumber == 0 ? SIGINT : signalNumber } }
-
-    func remove() {
-        for source in sources { source.cancel() }
-        // After a signal the run is on its way out with 128+N: a repeat of the same request
-        // (`timeout` signals the child and its group) must not kill it by the default action first.
-        guard lock.withLock({ signalNumber }) == 0 else { return }
-        for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_DFL) }
     }
 }
 

@@ -2,7 +2,7 @@ import ArgumentParser
 import ClmntCore
 import Foundation
 
-extension Fleet {
+extension FleetCommand {
     struct Schedule: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Schedule a nightly (or weekly) fleet backup with retention in the crontab.",

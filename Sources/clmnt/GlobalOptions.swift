@@ -91,28 +91,13 @@ let moltNameCompletion = CompletionKind.custom { words, _, prefix in
         if (word == "-d" || word == "--base-dir"), index + 1 < words.count { baseDir = words[index + 1] }
         if word.hasPrefix("--base-dir=") { baseDir = String(word.dropFirst("--base-dir=".count)) }
     }
-    guard let fleet = try? ClmntCore.Fleet.discover(baseDir: absolutePath(baseDir)) else { return [] }
+    guard let fleet = try? Fleet.discover(baseDir: absolutePath(baseDir)) else { return [] }
     let listed = prefix.split(separator: ",", omittingEmptySubsequences: false).dropLast().joined(separator: ",")
     let last = prefix.split(separator: ",", omittingEmptySubsequences: false).last.map(String.init) ?? ""
     return fleet.names.filter { $0.hasPrefix(last) }.map { listed.isEmpty ? $0 : listed + "," + $0 }
 }
 
 /// Documented exit codes (docs/exit-codes.md).
-enum ExitStatus {
-    static let failure: Int32 = 1
-    /// `verify` found a damaged archive; `health check` found a molt not healthy.
-    static let checkFailed: Int32 = 2
-    /// The backup archived everything it could but missed files (restic's "snapshot created,
-    /// but some files were missing"); `verify` of such an archive.
-    static let incomplete: Int32 = 3
-    /// `fleet backup` of a base dir a killed restore left half swapped: `fleet restore --resume` first.
-    static let restorePending: Int32 = 4
-    /// Another backup or a restore of the same base dir holds the lock (EX_TEMPFAIL: try again later).
-    static let busy: Int32 = 75
-    /// A bad option value (EX_USAGE, as for the parser's own errors).
-    static let usage: Int32 = 64
-}
-
 /// Runs a command body; any library error becomes one line on stderr and a
 /// non-zero exit: 64 for a value the user can correct on the command line, else 1.
 /// `stamp` rewrites the line (`fleet backup --timestamps` puts the time in front).
@@ -126,16 +111,8 @@ func reportingErrors(stamp: (String) -> String = { $0 }, _ body: () throws -> Vo
     } catch {
         let hint = nothingFound(error).map { " (\(baseDirHint($0)))" } ?? ""
         printError(stamp("clmnt: " + TerminalText.line("\(error)\(hint)")))
-        throw ExitCode(exitStatus(of: error))
+        throw ExitCode(ExitStatus.of(error))
     }
-}
-
-/// The documented exit status of a library error (docs/exit-codes.md).
-private func exitStatus(of error: any Error) -> Int32 {
-    if isUsageMistake(error) { return ExitStatus.usage }
-    if isBusy(error) { return ExitStatus.busy }
-    if case BackupError.restorePending = error { return ExitStatus.restorePending }
-    return ExitStatus.failure
 }
 
 /// The base dir of an error that means "nothing found there" (no molts, no such dir).
@@ -185,27 +162,6 @@ func scheduledBaseDirs() -> [String] {
     }
 }
 
-/// The base dir is locked by another run.
-private func isBusy(_ error: any Error) -> Bool {
-    switch error {
-    case BackupError.locked(.busy), RestoreError.locked(.busy): return true
-    default: return false
-    }
-}
-
-/// Errors that mean "the command line was wrong" rather than "the operation failed".
-private func isUsageMistake(_ error: any Error) -> Bool {
-    switch error {
-    case FleetError.invalidName, BackupError.invalidOption, BackupError.fleet(.invalidName): return true
-    case let error as HealthError: return error.isUsageError
-    case let error as BackupScheduleError: return error.isUsageError
-    case let error as DashboardError: return error.isUsageError
-    case is AgeKeyFileError: return true
-    case let error as ObjectStoreError: if case .configuration = error.reason { return true } else { return false }
-    default: return false
-    }
-}
-
 /// The backup dir of `baseDir`: `--backup-dir`, `$CLMNT_BACKUP_DIR`, the base dir's scheduled backup dir
 /// (in the invoking user's crontab), then `fallback` (README: "One place for backups").
 func resolveBackupDir(_ flag: String?, baseDir: String,
@@ -215,10 +171,7 @@ func resolveBackupDir(_ flag: String?, baseDir: String,
 }
 
 /// The crontab `fleet schedule` edits and reads: the invoking user's (root's, from cron as root).
-func currentUserName() -> String {
-    guard let entry = getpwuid(geteuid()) else { return String(geteuid()) }
-    return String(cString: entry.pointee.pw_name)
-}
+func currentUserName() -> String { UserAccounts.invokingUserName() }
 
 /// A human-readable message on standard error, control characters escaped (`TerminalText`).
 func printError(_ message: String) {

@@ -2,7 +2,7 @@ import ArgumentParser
 import ClmntCore
 import ClmntHealth
 
-extension Molt.Health {
+extension MoltCommand.Health {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a molt's gateway once, record the result, and print it.",
@@ -35,11 +35,11 @@ extension Molt.Health {
             try reportingErrors {
                 let options = CheckOptions(timeout: timeout, ready: ready)
                 try options.validate()
-                let molts: [ClmntCore.Molt]
+                let molts: [Molt]
                 if let name {
                     molts = [try loadMolt(name, global).1]
                 } else {
-                    molts = try ClmntCore.Fleet.discoverNonEmpty(baseDir: global.resolvedBaseDir).molts
+                    molts = try Fleet.discoverNonEmpty(baseDir: global.resolvedBaseDir).molts
                 }
                 let outcomes = HealthChecker.checkAndRecord(molts, options: options)
                 for molt in molts {
@@ -47,7 +47,7 @@ extension Molt.Health {
                 }
                 for outcome in outcomes { printWarnings(outcome.warnings.map { "\(outcome.molt): \($0)" }) }
                 if json {
-                    let items = outcomes.map { HealthRendering.json($0.record, molt: $0.molt) }
+                    let items = outcomes.map { $0.record.json(molt: $0.molt) }
                     try printJSON(all ? JSONOutput.array(items) : items[0])
                 } else if global.quiet {
                     // -q: only the molts that are not healthy (the exit status says the rest).

@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntHealth
 import Foundation
 
-extension Molt {
+extension MoltCommand {
     struct Health: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a molt's gateway, schedule its monitoring, and read its health records.",
@@ -12,23 +12,10 @@ extension Molt {
     }
 }
 
-extension HealthError {
-    /// Input the user can correct on the command line.
-    var isUsageError: Bool {
-        switch self {
-        case .invalidInterval, .invalidOffset, .invalidThreshold, .invalidRemindEvery, .invalidTimeout, .invalidCount,
-             .invalidEmail, .unsafeForSchedule, .notAbsolute, .commanderIsSelf:
-            return true
-        case .fleet(.invalidName): return true
-        default: return false
-        }
-    }
-}
-
 /// The fleet under the base dir and the named molt in it (unknown names list the fleet).
-func loadMolt(_ name: String, _ global: GlobalOptions) throws -> (ClmntCore.Fleet, ClmntCore.Molt) {
+func loadMolt(_ name: String, _ global: GlobalOptions) throws -> (Fleet, Molt) {
     try MoltName.validate(name)
-    let fleet = try ClmntCore.Fleet.discover(baseDir: global.resolvedBaseDir)
+    let fleet = try Fleet.discover(baseDir: global.resolvedBaseDir)
     return (fleet, try fleet.molt(named: name))
 }
 

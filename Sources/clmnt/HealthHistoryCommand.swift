@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntHealth
 import Foundation
 
-extension Molt.Health {
+extension MoltCommand.Health {
     struct History: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a molt's uptime over 24 h, 7 d, 30 d and all time, its incidents and its last checks."

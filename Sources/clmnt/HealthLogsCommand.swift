@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntHealth
 import Foundation
 
-extension Molt.Health {
+extension MoltCommand.Health {
     struct Logs: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the end of a molt's .molt-state/cron.log, where its scheduled checks write."

@@ -19,12 +19,6 @@ enum HealthRendering {
         return "\(record.status.rawValue) (\(facts.joined(separator: ", ")))" + (record.detail.map { ": \(TerminalText.line($0))" } ?? "")
     }
 
-    /// The record as `health-status.json` holds it, with the molt's name first when given.
-    static func json(_ record: HealthRecord, molt: String? = nil) -> JSONOutput {
-        let json = record.json()
-        guard let molt, case .object(let members) = json else { return json }
-        return .object([("molt", .string(molt))] + members)
-    }
 
     /// A table with a header row (`renderTable`).
     static func table(_ header: [String], _ rows: [[String]]) -> String { renderTable([header] + rows) }

@@ -2,7 +2,7 @@ import ArgumentParser
 import ClmntCore
 import ClmntHealth
 
-extension Molt.Health {
+extension MoltCommand.Health {
     struct Setup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Schedule a molt's health-watch in its user's crontab (or as a systemd timer).",
@@ -75,7 +75,7 @@ extension Molt.Health {
                 if status || remove {
                     let (_, molt) = try loadMolt(name, global)
                     if status {
-                        printText(Molt.Health.Status.scheduleText(HealthSetup.status(molt: molt, unitDir: unitDir)))
+                        printText(MoltCommand.Health.Status.scheduleText(HealthSetup.status(molt: molt, unitDir: unitDir)))
                     } else {
                         let notes = try HealthSetup.remove(molt: molt, unitDir: unitDir)
                         global.say(notes.isEmpty ? "no health-watch was scheduled for \(name)" : notes.joined(separator: "\n"))

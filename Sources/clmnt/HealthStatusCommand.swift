@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntHealth
 import Foundation
 
-extension Molt.Health {
+extension MoltCommand.Health {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a molt's last recorded health, its alerting state and its schedule.",
@@ -25,7 +25,7 @@ extension Molt.Health {
                 printWarnings(report.warnings)
                 global.detail("read \(report.statusPath) and \(report.watchStatePath)", json: json)
                 if json {
-                    try printJSON(Self.json(report))
+                    try printJSON(report.json)
                 } else if !global.quiet {
                     // -q: like `systemctl is-active -q`, the exit status alone answers.
                     printText(Self.text(report))
@@ -64,9 +64,8 @@ extension Molt.Health {
                 rows.append(("watch", "health-watch has not run yet"))
             }
             rows.append(("schedule", scheduleText(report.schedule)))
-            let width = rows.map(\.0.count).max() ?? 0
-            // Values come from state files a molt user can write: one line each, escaped.
-            return rows.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + TerminalText.line($0.1) }.joined(separator: "\n")
+            // Values come from state files a molt user can write: `renderTable` escapes each to one line.
+            return renderTable(rows.map { [$0.0, $0.1] })
         }
 
         static func scheduleText(_ schedule: ScheduleStatus) -> String {
@@ -79,24 +78,6 @@ extension Molt.Health {
                 parts.append("systemd: \(schedule.timerPath)" + (schedule.systemdActive.map { " (\($0))" } ?? " (systemd not running here)"))
             }
             return parts.isEmpty ? "not scheduled (see 'clmnt molt health setup')" : parts.joined(separator: "; ")
-        }
-
-        static func json(_ report: StatusReport) -> JSONOutput {
-            let schedule = report.schedule
-            return .object([
-                ("molt", .string(report.molt)),
-                ("last", report.last.map { HealthRendering.json($0) } ?? .null),
-                ("watch", report.watch.map(\.json) ?? .null),
-                ("watch_unreadable", .bool(report.watchUnreadable)),
-                ("schedule", .object([
-                    ("cron", schedule.cronEntry.map { .array($0.map { .string($0) }) } ?? .null),
-                    ("cron_error", .optional(schedule.cronError)),
-                    ("systemd", .bool(schedule.systemdInstalled)),
-                    ("timer", .string(schedule.timerPath)),
-                    ("timer_active", .optional(schedule.systemdActive)),
-                ])),
-                ("warnings", .array(report.warnings.map { .string($0) })),
-            ])
         }
     }
 }

@@ -3,7 +3,7 @@ import ClmntCore
 import ClmntHealth
 import Foundation
 
-extension Molt {
+extension MoltCommand {
     struct HealthWatch: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "health-watch",

@@ -90,7 +90,7 @@ import Glibc
     }
 
     /// Before: a child inherited clmnt's ignored SIGTERM, SIGINT and SIGHUP (SignalCleanup,
-    /// RestoreSignals): a mailer or useradd that SIGTERM could not stop, a shell that could not trap it.
+    /// a restore cancelling): a mailer or useradd that SIGTERM could not stop, a shell that could not trap it.
     /// The real binary runs with those four ignored (as a wrapping shell leaves them, and as
     /// clmnt sets them itself) and starts a real mailer that reports its own mask.
     @Test func childrenStartWithDefaultSignalDispositions() throws {

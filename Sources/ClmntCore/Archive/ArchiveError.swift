@@ -8,7 +8,7 @@ public struct ArchiveError: Error, Sendable, Equatable, CustomStringConvertible 
         case open = "open"
         case read = "read"
         case write = "write"
-        case close = "finish"
+        case finish
         case configure = "configure"
         case extract = "extract"
     }
@@ -87,15 +87,15 @@ private let utf8LocaleOnce: Bool = {
 }()
 
 /// Opens an archive file for reading; only a regular file will do.
-func openArchiveFile(_ path: String) throws(ArchiveError) -> Int32 {
+func openArchiveFile(_ path: String) throws(ArchiveError) -> FileDescriptor {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard fd >= 0 else { throw ArchiveError.fromErrno(.open, path: path) }
-    var status = stat()
-    guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-        close(fd)
+    let file: FileDescriptor
+    do { file = try FileDescriptor.open(path, O_RDONLY | O_NONBLOCK) } catch {
+        throw ArchiveError.fromErrno(.open, path: path, errno: error.code)
+    }
+    guard let status = try? file.status(), (status.st_mode & S_IFMT) == S_IFREG else {
         throw ArchiveError(.open, path: path, message: "not a regular file")
     }
-    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-    return fd
+    _ = fcntl(file.rawValue, F_SETFL, fcntl(file.rawValue, F_GETFL) & ~O_NONBLOCK)
+    return file
 }

@@ -51,7 +51,7 @@ public enum ArchiveInput {
                 throw ArchiveError(.open, path: name, message: "\(error)")
             }
         } else {
-            raw = FileByteSource(fileDescriptor: try openArchiveFile(name), path: name, chunkSize: chunkSize)
+            raw = FileByteSource(file: try openArchiveFile(name), path: name, chunkSize: chunkSize)
         }
         return try decryptingIfNeeded(raw, path: name, identities: identities)
     }
@@ -96,20 +96,18 @@ private final class InputState: @unchecked Sendable {
 
 /// A local file, read through a descriptor this source owns.
 final class FileByteSource: ArchiveByteSource {
-    private let fileDescriptor: Int32
+    private let file: FileDescriptor
     private let path: String
     private let chunkSize: Int
 
-    init(fileDescriptor: Int32, path: String, chunkSize: Int = 1 << 20) {
-        self.fileDescriptor = fileDescriptor
+    init(file: consuming FileDescriptor, path: String, chunkSize: Int = 1 << 20) {
+        self.file = file
         self.path = path
         self.chunkSize = chunkSize
     }
 
-    deinit { close(fileDescriptor) }
-
     func nextChunk() throws -> [UInt8] {
-        try readChunk(fileDescriptor, count: chunkSize, path: path)
+        try readChunk(file.rawValue, count: chunkSize, path: path)
     }
 }
 

@@ -95,7 +95,7 @@ final class ArchiveWriter {
         isOpen = false
         let status = archive_write_close(handle)
         if status != ARCHIVE_OK {
-            throw callbackBox.error ?? ArchiveError.fromArchive(handle, .close, path: path)
+            throw callbackBox.error ?? ArchiveError.fromArchive(handle, .finish, path: path)
         }
         try callbackBox.sink.finish()
     }

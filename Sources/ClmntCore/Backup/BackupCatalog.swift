@@ -64,9 +64,8 @@ public enum BackupCatalog {
     /// read (size 0: nothing of it is shown), names that are not UTF-8 are listed escaped.
     /// A directory that does not exist holds no backups (no backup has been made there yet).
     public static func list(directory: String, now: Date = Date()) throws(BackupError) -> [BackupListing] {
-        guard let dirFD = try BackupDirectory.openDirectory(directory, requireTrusted: false) else { return [] }
-        defer { close(dirFD) }
-        let files = try BackupDirectory.scan(dirFD, directory: directory, now: now) { name in
+        guard let opened = try BackupDirectory.openDirectory(directory, requireTrusted: false) else { return [] }
+        let files = try BackupDirectory.scan(opened.rawValue, directory: directory, now: now) { name in
             !name.hasPrefix(".") && Compression.archiveExtensions.contains { name.hasSuffix(PathBytes("." + $0)) }
         }
         var listings: [BackupListing] = []

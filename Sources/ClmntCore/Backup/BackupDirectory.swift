@@ -38,7 +38,7 @@ public enum BackupDirectory {
     /// (it is then created 0700). For `doctor`.
     public static func trustProblem(path: String) -> String? {
         do {
-            if let fd = try openDirectory(path, requireTrusted: true) { close(fd) }
+            _ = try openDirectory(path, requireTrusted: true)
             return nil
         } catch {
             if case .untrustedBackupDir(_, let reason) = error { return reason }
@@ -49,29 +49,22 @@ public enum BackupDirectory {
     /// Refuses (`BackupError.untrustedBackupDir`) a backup dir others could plant archives in;
     /// a missing one passes.
     public static func requireTrusted(_ path: String) throws(BackupError) {
-        if let fd = try openDirectory(path, requireTrusted: true) { close(fd) }
+        _ = try openDirectory(path, requireTrusted: true)
     }
 
     /// The directory at `path` opened (a symlink the admin chose as the backup dir is
     /// followed; what was opened is checked); nil when it does not exist.
-    static func openDirectory(_ path: String, requireTrusted: Bool) throws(BackupError) -> Int32? {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw .unreadable(path: path, reason: errno == ENOTDIR ? "not a directory" : errnoText())
+    static func openDirectory(_ path: String, requireTrusted: Bool) throws(BackupError) -> FileDescriptor? {
+        let directory: FileDescriptor
+        do { directory = try FileDescriptor.open(path, O_RDONLY | O_DIRECTORY) } catch {
+            if error.code == ENOENT { return nil }
+            throw .unreadable(path: path, reason: error.code == ENOTDIR ? "not a directory" : error.reason)
         }
-        guard requireTrusted else { return fd }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let reason = errnoText()
-            close(fd)
-            throw .unreadable(path: path, reason: reason)
-        }
-        if let problem = trustProblem(info) {
-            close(fd)
-            throw .untrustedBackupDir(path: path, reason: problem)
-        }
-        return fd
+        guard requireTrusted else { return directory }
+        let info: stat
+        do { info = try directory.status() } catch { throw .unreadable(path: path, reason: error.reason) }
+        if let problem = trustProblem(info) { throw .untrustedBackupDir(path: path, reason: problem) }
+        return directory
     }
 
     /// The files of the open directory `dirFD` whose names `include` accepts, byte-sorted,
@@ -80,7 +73,7 @@ public enum BackupDirectory {
     static func scan(_ dirFD: Int32, directory: String, now: Date = Date(),
                      including include: (PathBytes) -> Bool) throws(BackupError) -> [ArchiveFile] {
         let names: [PathBytes]
-        do { names = try directoryEntryNames(dirFD) } catch { throw .unreadable(path: directory, reason: error.reason) }
+        do { names = try directoryEntryNames(dirFD, path: directory) } catch { throw .unreadable(path: directory, reason: error.reason) }
         return names.filter(include).map { examine($0, in: dirFD, directory: directory, now: now) }
     }
 
@@ -97,12 +90,12 @@ public enum BackupDirectory {
         case FileType.symlink: file.refused = "a symlink (not followed)"; return file
         default: file.refused = "not a regular file"; return file
         }
-        let fd = name.withCString { openat(dirFD, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
-        guard fd >= 0 else {
-            file.refused = "cannot open: \(errnoText())"
+        let opened: FileDescriptor
+        do { opened = try FileDescriptor.open(name, in: dirFD, O_RDONLY | O_NONBLOCK | O_NOCTTY, path: file.path) } catch {
+            file.refused = "cannot open: \(error.reason)"
             return file
         }
-        defer { close(fd) }
+        let fd = opened.rawValue
         var info = stat()
         guard fstat(fd, &info) == 0, UInt32(info.st_mode) & FileType.mask == FileType.regular else {
             file.refused = "replaced while being examined"

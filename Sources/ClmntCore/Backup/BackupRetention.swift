@@ -69,8 +69,7 @@ public enum BackupRetention {
         try policy.validate()
         guard wait >= 0, wait <= 86_400 else { throw .invalidOption("--wait must be between 0 and 86400 seconds") }
         // A backup dir others can write is refused, even for a dry run: its archives could be anyone's.
-        guard let dirFD = try BackupDirectory.openDirectory(directory, requireTrusted: true) else { return RetentionResult() }
-        close(dirFD)
+        guard try BackupDirectory.openDirectory(directory, requireTrusted: true) != nil else { return RetentionResult() }
         var lock: BaseDirLock?
         if !dryRun {
             var options = BackupOptions(baseDir: baseDir)
@@ -88,15 +87,15 @@ public enum BackupRetention {
     public static func prune(directory: String, baseDir: String, policy: RetentionPolicy, newArchive: String? = nil,
                              dryRun: Bool = false, includeLegacy: Bool = false, timeZone: TimeZone = .current) -> RetentionResult {
         var result = RetentionResult()
-        let dirFD: Int32
-        do {
-            guard let opened = try BackupDirectory.openDirectory(directory, requireTrusted: true) else { return result }
-            dirFD = opened
+        let opened: FileDescriptor
+        do throws(BackupError) {
+            guard let directoryFile = try BackupDirectory.openDirectory(directory, requireTrusted: true) else { return result }
+            opened = directoryFile
         } catch {
             result.failed.append(RetentionSkip(file: directory, reason: error.description))
             return result
         }
-        defer { close(dirFD) }
+        let dirFD = opened.rawValue
 
         let newName = newArchive.map { PathBytes($0) }
         let files: [ArchiveFile]

@@ -25,19 +25,15 @@ public struct BackupStatusMark: Codable, Sendable, Equatable {
 
     /// Writes the mark on the open archive; the errno's text when the filesystem refuses.
     func write(to fd: Int32) -> String? {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         // A few numbers and names: encoding cannot fail.
-        let value = Array(try! encoder.encode(self))
+        let value = Array(try! JSONStyle.compact(self))
         return FileAttribute.set(fd, name: Self.attributeName, value: value).map { String(cString: strerror($0)) }
     }
 
     /// The mark of the archive at `path` (opened without following a symlink), or nil when it has none.
     public static func read(path: String) -> BackupStatusMark? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return read(fd: fd)
+        guard let file = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return nil }
+        return read(fd: file.rawValue)
     }
 
     /// The mark of the open archive `fd`, or nil when it has none.

@@ -25,7 +25,7 @@ public final class StandardOutputStream: BackupStream {
     public func commit() throws -> Int64 {
         // A pipe has nothing to sync; a file redirected to has (EINVAL from a pipe is fine).
         if fsync(1) != 0 && errno != EINVAL && errno != EROFS {
-            throw ArchiveError.fromErrno(.close, path: "standard output")
+            throw ArchiveError.fromErrno(.finish, path: "standard output")
         }
         return sink.bytesWritten
     }

@@ -4,10 +4,10 @@
 struct DigestLog {
     /// Raw 32-byte digests, in the order of `owners`.
     private var digests: [UInt8] = []
-    private var owners: [DigestOwner] = []
+    private var owners: [DigestPosition] = []
     private var namedPaths: [PathBytes] = []
     /// The molt entry being written, while a molt is: its digest is named by position.
-    var currentOwner: DigestOwner?
+    var currentOwner: DigestPosition?
 
     /// Takes `hasher`'s digest (which resets it) for the entry at `archivePath`.
     mutating func record(_ hasher: SHA256Hasher, archivePath: PathBytes) {
@@ -16,7 +16,7 @@ struct DigestLog {
             owners.append(currentOwner)
         } else {
             namedPaths.append(archivePath)
-            owners.append(DigestOwner(section: nil, index: Int32(namedPaths.count - 1)))
+            owners.append(DigestPosition(section: nil, index: Int32(namedPaths.count - 1)))
         }
     }
 
@@ -47,7 +47,7 @@ struct DigestLog {
 }
 
 /// Whose a digest is: entry `index` of molt `section`, or `namedPaths[index]` when `section` is nil.
-struct DigestOwner {
+struct DigestPosition {
     let section: Int32?
     let index: Int32
 }

@@ -16,15 +16,60 @@ public struct FleetBackup {
 
     public init(options: BackupOptions) { self.options = options }
 
-    /// Where the archive goes: a local file committed atomically, or a stream.
-    private enum Target {
-        case file(path: String, alternatives: [String])
-        case stream
-    }
-
+    /// Runs the backup in stages: check and lock; decide where the archive goes; scan every
+    /// molt (the manifest, written first, carries every count and size); stream the archive;
+    /// commit it (or give it up on any failure); then verify and prune when asked.
     public func run(now: Date = Date()) throws(BackupError) -> BackupSummary {
         let started = Date()
         try options.validate()
+        try refuseStreamingConflicts()
+        let (fleet, molts) = try selectedMolts()
+        // Held to the end: no restore swaps a molt away under us, no second backup runs.
+        let lock = try lockBaseDir(fleet.baseDir)
+        defer { withExtendedLifetime(lock) {} }
+        try refuseHalfRestored(fleet.baseDir)
+        let (place, leftovers) = try choosePlace(molts: molts, now: now)
+        let scan = try scan(molts)
+        TestHook.stop(at: "after-scan")
+        let globalFiles = globalFilesToArchive(fleet: fleet)
+        let manifest = makeManifest(fleet: fleet, molts: molts, trees: scan.trees, globalFiles: globalFiles, now: now)
+
+        let destination = try open(place, now: now)
+        let cleanup = StreamCleanup(stream: destination.stream)
+        defer { cleanup.unregister() }
+        var session = try StreamingSession(sink: destination.makeSink(), path: destination.displayPath,
+                                           scratchDirectory: destination.scratchDirectory, options: options,
+                                           onProgress: onProgress, onWarning: onWarning,
+                                           bytesTotal: manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0))
+        session.warnings = scan.trees.flatMap(\.warnings)
+        session.missed = scan.missed
+        let committed: BackupDestination.Committed
+        do throws(BackupError) {
+            try session.writeManifest(manifest, now: now)
+            for index in molts.indices {
+                try session.writeMolt(molts[index], index: index, tree: scan.trees[index], baseDir: fleet.baseDir)
+            }
+            try session.writeGlobal(globalFiles, now: now)
+            try session.writeTrailer(now: now, trees: scan.trees, moltNames: molts.map(\.name))
+            try session.finish()
+            TestHook.stop(at: "before-commit")
+            committed = try destination.commit(missed: session.missed, replace: options.force)
+        } catch {
+            destination.discard()
+            throw error
+        }
+        var summary = makeSummary(session: session, molts: molts, committed: committed, started: started)
+        summary.leftoversRemoved = leftovers.removed
+        summary.leftoversFailed = leftovers.failed
+        if destination.isLocalFile {
+            try finishWithChecks(&summary, outputPath: summary.output, baseDir: fleet.baseDir)
+        }
+        summary.seconds = Date().timeIntervalSince(started)
+        return summary
+    }
+
+    /// `-o -` and `--to` write no local file: nothing to verify, nor (for `-o -`) to prune.
+    private func refuseStreamingConflicts() throws(BackupError) {
         let streams = options.writesToStandardOutput || makeStream != nil
         if streams, options.verify {
             throw .invalidOption("--verify reads the archive back from disk: not with -o - or --to (run 'clmnt fleet verify' on it afterwards)")
@@ -32,108 +77,63 @@ public struct FleetBackup {
         if streams, !options.retention.isEmpty, options.writesToStandardOutput {
             throw .invalidOption("--keep... prunes a backup dir: not with -o -")
         }
-        let (fleet, molts) = try selectedMolts()
-        // Held to the end: no restore swaps a molt away under us, no second backup runs.
-        let lock = try lockBaseDir(fleet.baseDir)
-        defer { withExtendedLifetime(lock) {} }
-        try refuseHalfRestored(fleet.baseDir)
-        let target: Target
-        var leftovers: (removed: [PartialFiles.Leftover], failed: [RetentionSkip]) = ([], [])
-        if streams {
-            target = .stream
-        } else {
-            let (outputPath, alternatives) = try resolveOutputPath(now: now)
-            try refuseOutputInside(molts: molts, outputPath: outputPath)
-            let outputDirectory = (outputPath as NSString).deletingLastPathComponent
-            try refuseUntrustedDirectory(outputDirectory)
-            leftovers = PartialFiles.removeStale(in: outputDirectory)
-            target = .file(path: outputPath, alternatives: alternatives)
-        }
+    }
 
-        // Scan first: the manifest, written first, carries every count and size.
+    /// Where the archive is to go, before anything is written.
+    private enum Place {
+        case file(path: String, alternatives: [String])
+        case stream
+    }
+
+    /// The stream, or the local path (checked: not inside a molt, in a trusted directory,
+    /// whose stale partial files are removed first).
+    private func choosePlace(molts: [Molt], now: Date) throws(BackupError)
+        -> (Place, (removed: [PartialFiles.Leftover], failed: [RetentionSkip])) {
+        if options.writesToStandardOutput || makeStream != nil { return (.stream, ([], [])) }
+        let (outputPath, alternatives) = try resolveOutputPath(now: now)
+        try refuseOutputInside(molts: molts, outputPath: outputPath)
+        let outputDirectory = (outputPath as NSString).deletingLastPathComponent
+        try refuseUntrustedDirectory(outputDirectory)
+        return (.file(path: outputPath, alternatives: alternatives), PartialFiles.removeStale(in: outputDirectory))
+    }
+
+    /// Every molt's tree (kept: SHA256SUMS rebuilds its paths from them) and what the scan missed.
+    private func scan(_ molts: [Molt]) throws(BackupError) -> (trees: [ScannedTree], missed: [MissedFile]) {
         let scanner = TreeScanner(rules: options.rules)
-        var trees: [ScannedTree] = []  // kept: SHA256SUMS rebuilds its paths from them
-        var scanMissed: [MissedFile] = []
+        var trees: [ScannedTree] = []
+        var missed: [MissedFile] = []
         for molt in molts {
             let tree = try scanner.scan(home: molt.home)
             tree.warnings.forEach { onWarning?($0) }
-            scanMissed += tree.missed.map { MissedFile(molt: molt.name, path: $0.path, problem: $0.problem, detail: $0.detail) }
+            missed += tree.missed.map { MissedFile(molt: molt.name, path: $0.path, problem: $0.problem, detail: $0.detail) }
             trees.append(tree)
         }
-        TestHook.stop(at: "after-scan")
-        let globalFiles = globalFilesToArchive(fleet: fleet)
-        let manifest = makeManifest(fleet: fleet, molts: molts, trees: trees, globalFiles: globalFiles, now: now)
-        let bytesTotal = manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0)
+        return (trees, missed)
+    }
 
-        let output: AtomicOutputFile?
-        let stream: (any BackupStream)?
-        let sink: any OutputSink
-        let displayPath: String
-        let scratchDirectory: String
-        switch target {
-        case .file(let path, _):
-            let file: AtomicOutputFile
-            do { file = try AtomicOutputFile(finalPath: path) } catch { throw BackupError(writing: error) }
-            (output, stream) = (file, nil)
-            sink = FileDescriptorSink(fileDescriptor: file.fileDescriptor, path: path)
-            displayPath = path
-            scratchDirectory = (path as NSString).deletingLastPathComponent
+    private func open(_ place: Place, now: Date) throws(BackupError) -> BackupDestination {
+        switch place {
+        case .file(let path, let alternatives):
+            do { return .file(try AtomicOutputFile(finalPath: path), alternatives: alternatives) } catch {
+                throw BackupError(writing: error)
+            }
         case .stream:
-            let made = try openStream(now: now)
-            (output, stream) = (nil, made)
-            sink = BackupStreamSink(stream: made)
-            displayPath = made.name
-            scratchDirectory = temporaryDirectory()
+            return .stream(try openStream(now: now), scratchDirectory: temporaryDirectory())
         }
-        let cleanup = StreamCleanup(stream: stream)
-        defer { cleanup.unregister() }
-        var session = try StreamingSession(sink: sink, path: displayPath, scratchDirectory: scratchDirectory, options: options,
-                                           onProgress: onProgress, onWarning: onWarning, bytesTotal: bytesTotal)
-        session.warnings = trees.flatMap(\.warnings)
-        session.missed = scanMissed
-        var markFailed: String?
-        var archiveBytes: Int64 = 0
-        do throws(BackupError) {
-            try session.writeManifest(manifest, now: now)
-            for index in molts.indices {
-                try session.writeMolt(molts[index], index: index, tree: trees[index], baseDir: fleet.baseDir)
-            }
-            try session.writeGlobal(globalFiles, now: now)
-            try session.writeTrailer(now: now, trees: trees, moltNames: molts.map(\.name))
-            try session.finish()
-            TestHook.stop(at: "before-commit")
-            if let output, case .file(_, let alternatives) = target {
-                markFailed = BackupStatusMark(missed: session.missed).write(to: output.fileDescriptor)
-                do { try output.commit(replace: options.force, alternatives: alternatives) } catch { throw BackupError(writing: error) }
-                var archiveStatus = stat()
-                stat(output.finalPath, &archiveStatus)
-                archiveBytes = Int64(archiveStatus.st_size)
-            } else if let stream {
-                do { archiveBytes = try stream.commit() } catch {
-                    throw .archive(ArchiveError(.close, path: stream.name, message: "\(error)"))
-                }
-            }
-        } catch {
-            output?.discard()
-            stream?.discard()
-            throw error
-        }
+    }
+
+    private func makeSummary(session: StreamingSession, molts: [Molt], committed: BackupDestination.Committed,
+                             started: Date) -> BackupSummary {
         var summary = BackupSummary(
-            output: output?.finalPath ?? displayPath, compression: options.compression.rawValue, molts: molts.map(\.name),
+            output: committed.path, compression: options.compression.rawValue, molts: molts.map(\.name),
             files: session.stats.values.reduce(0) { $0 + $1.fileCount } + session.globalStats.fileCount,
             entries: session.entryCount,
             inputBytes: session.stats.values.reduce(0) { $0 + $1.backupSizeBytes } + session.globalStats.backupSizeBytes,
-            archiveBytes: archiveBytes, seconds: Date().timeIntervalSince(started),
+            archiveBytes: committed.bytes, seconds: Date().timeIntervalSince(started),
             warnings: session.warnings, perMolt: session.stats)
         summary.encrypted = !options.recipients.isEmpty
         summary.missed = session.missed
-        summary.leftoversRemoved = leftovers.removed
-        summary.leftoversFailed = leftovers.failed
-        summary.markFailed = markFailed
-        if output != nil {
-            try finishWithChecks(&summary, outputPath: summary.output, baseDir: fleet.baseDir)
-        }
-        summary.seconds = Date().timeIntervalSince(started)
+        summary.markFailed = committed.markFailed
         return summary
     }
 
@@ -313,26 +313,6 @@ public struct FleetBackup {
         // manifest + molts + global + report + checksums
         manifest.entryCount = 1 + records.reduce(0) { $0 + ($1.entryCount ?? 0) } + globalStats.entryCount + 2
         return manifest
-    }
-}
-
-/// Names of users and groups, looked up once each.
-final class OwnerLookup {
-    private var users: [UInt32: String] = [:]
-    private var groups: [UInt32: String] = [:]
-
-    func userName(_ uid: uid_t) -> String {
-        if let name = users[uid] { return name }
-        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
-        users[uid] = name
-        return name
-    }
-
-    func groupName(_ gid: gid_t) -> String {
-        if let name = groups[gid] { return name }
-        let name = getgrgid(gid).map { String(cString: $0.pointee.gr_name) } ?? String(gid)
-        groups[gid] = name
-        return name
     }
 }
 

@@ -69,7 +69,7 @@ extension StreamingSession {
             if depth > skipBelowDepth { continue }
             skipBelowDepth = Int.max
             guard walk.leave(toDepth: depth) else { continue }
-            digests.currentOwner = DigestOwner(section: Int32(moltIndex), index: Int32(entryIndex))
+            digests.currentOwner = DigestPosition(section: Int32(moltIndex), index: Int32(entryIndex))
             let step = WalkStep(scanned: scanned, entryIndex: entryIndex, depth: depth, relativePath: relativePath,
                                 sourcePath: depth == 0 ? walk.home : walk.home.appending(relativePath),
                                 archivePath: depth == 0 ? walk.moltName + "/" : walk.moltName.appending(relativePath),

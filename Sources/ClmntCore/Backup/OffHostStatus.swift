@@ -14,9 +14,9 @@ public enum OffHostStatus {
         guard copy.succeeded else { return nil }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST { return "cannot create \(directory): \(String(cString: strerror(errno)))" }
         if let problem = BackupDirectory.trustProblem(path: directory) { return "backup dir \(directory): \(problem)" }
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return "cannot open \(directory): \(String(cString: strerror(errno)))" }
-        defer { close(fd) }
+        let opened: FileDescriptor
+        do { opened = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY) } catch { return "cannot open \(error)" }
+        let fd = opened.rawValue
         let record = Record(target: copy.target, completed: Timestamp.format(completed), bytes: copy.bytes)
         do {
             let data = Data(try JSONStyle.encode(record).utf8)
@@ -31,10 +31,8 @@ public enum OffHostStatus {
     /// The last good off-host copy recorded in `directory`, if one is and it can be believed.
     public static func last(in directory: String) -> Record? {
         guard BackupDirectory.trustProblem(path: directory) == nil else { return nil }
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let file = try? SafeFileSystem.readFile(at: fd, fileName, displayPath: fileName, limit: 64 << 10),
+        guard let opened = try? FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY),
+              let file = try? SafeFileSystem.readFile(at: opened.rawValue, fileName, displayPath: fileName, limit: 64 << 10),
               file.status.st_uid == 0 || file.status.st_uid == geteuid(), file.status.st_nlink == 1 else { return nil }
         return try? JSONDecoder().decode(Record.self, from: file.data)
     }

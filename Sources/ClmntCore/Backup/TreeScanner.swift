@@ -119,11 +119,11 @@ struct TreeScanner {
 
     func scan(home: String) throws(BackupError) -> ScannedTree {
         var tree = ScannedTree()
-        let rootFd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard rootFd >= 0 else { throw .unreadable(path: home, reason: String(cString: strerror(errno))) }
-        defer { close(rootFd) }
-        var rootStatus = stat()
-        guard fstat(rootFd, &rootStatus) == 0 else { throw .unreadable(path: home, reason: String(cString: strerror(errno))) }
+        let root: FileDescriptor
+        let rootStatus: stat
+        do { root = try FileDescriptor.openDirectory(home) } catch { throw .unreadable(path: home, reason: error.reason) }
+        do { rootStatus = try root.status() } catch { throw .unreadable(path: home, reason: error.reason) }
+        let rootFd = root.rawValue
         tree.append(name: PathBytes([]), device: UInt64(rootStatus.st_dev), inode: UInt64(rootStatus.st_ino),
                     size: 0, depth: 0, kind: .directory)
         var seenInodes = Set<InodeKey>()
@@ -134,7 +134,7 @@ struct TreeScanner {
     private func walk(directoryFd: Int32, relativePath: PathBytes, depth: Int, home: String,
                       into tree: inout ScannedTree, seenInodes: inout Set<InodeKey>) {
         let names: [PathBytes]
-        do { names = try directoryEntryNames(directoryFd) } catch {
+        do { names = try directoryEntryNames(directoryFd, path: "\(home)/\(relativePath)") } catch {
             tree.miss("\(home)/\(relativePath)", .unreadable, error.reason,
                       "\(home)/\(relativePath): cannot list directory: \(error.reason)")
             return
@@ -168,48 +168,16 @@ struct TreeScanner {
                     continue
                 }
                 record(.directory)
-                let childFd = name.withCString { openat(directoryFd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-                guard childFd >= 0 else {
-                    let reason = String(cString: strerror(errno))
-                    tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): cannot open directory: \(reason)")
+                let child: FileDescriptor
+                do { child = try FileDescriptor.open(name, in: directoryFd, O_RDONLY | O_DIRECTORY, path: "\(home)/\(childPath)") } catch {
+                    tree.miss("\(home)/\(childPath)", .unreadable, error.reason, "\(home)/\(childPath): cannot open directory: \(error.reason)")
                     continue
                 }
-                walk(directoryFd: childFd, relativePath: childPath, depth: depth + 1, home: home,
+                walk(directoryFd: child.rawValue, relativePath: childPath, depth: depth + 1, home: home,
                      into: &tree, seenInodes: &seenInodes)
-                close(childFd)
             case FileType.regular:
-                if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
-                    if inventory {
-                        tree.excluded.append(ExcludedPath(path: childPath.description, rule: rule, directory: false,
-                                                          files: 1, bytes: Int64(status.st_size)))
-                    }
-                    continue
-                }
-                if let base = SQLiteSidecar.base(of: name), databases.contains(base) {
-                    record(.databaseSidecar, size: Int64(status.st_size))
-                    tree.sidecarCount += 1
-                    continue
-                }
-                if sidecarBases.contains(name) || inventory {
-                    switch probe(directoryFd, name, status) {
-                    case .database:
-                        if sidecarBases.contains(name) { databases.insert(name) }
-                        if inventory {
-                            tree.databases.append(PlannedDatabase(path: childPath.description, sizeBytes: Int64(status.st_size),
-                                                                  snapshot: status.st_uid != 0))
-                        }
-                    case .unreadable(let reason) where inventory:
-                        tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason); would be skipped")
-                        continue
-                    default:
-                        break
-                    }
-                }
-                record(.regular, size: Int64(status.st_size))
-                // Hardlinked inodes are counted once, as they are stored once.
-                if status.st_nlink <= 1 || seenInodes.insert(InodeKey(status)).inserted {
-                    tree.regularBytes += Int64(status.st_size)
-                }
+                scanRegularFile(name, status: status, in: directoryFd, childPath: childPath, depth: depth, home: home,
+                                sidecarBases: sidecarBases, databases: &databases, into: &tree, seenInodes: &seenInodes)
             case FileType.symlink:
                 if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
                     if inventory { tree.excluded.append(ExcludedPath(path: childPath.description, rule: rule, directory: false, files: 1)) }
@@ -224,15 +192,62 @@ struct TreeScanner {
         }
     }
 
+    /// A regular file: excluded, a database's sidecar, a database (probed when it has a
+    /// sidecar, or for the inventory), or a plain file.
+    private func scanRegularFile(_ name: PathBytes, status: stat, in directoryFd: Int32, childPath: PathBytes, depth: Int,
+                                 home: String, sidecarBases: Set<PathBytes>, databases: inout Set<PathBytes>,
+                                 into tree: inout ScannedTree, seenInodes: inout Set<InodeKey>) {
+        func record(_ kind: ScannedEntry.Kind) {
+            tree.append(name: name, device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
+                        size: Int64(status.st_size), depth: depth, kind: kind)
+        }
+        if let rule = rules.rule(excluding: childPath, name: name, isDirectory: false) {
+            if inventory {
+                tree.excluded.append(ExcludedPath(path: childPath.description, rule: rule, directory: false,
+                                                  files: 1, bytes: Int64(status.st_size)))
+            }
+            return
+        }
+        if let base = SQLiteSidecar.base(of: name), databases.contains(base) {
+            record(.databaseSidecar)
+            tree.sidecarCount += 1
+            return
+        }
+        if sidecarBases.contains(name) || inventory {
+            switch probe(directoryFd, name, status) {
+            case .database:
+                if sidecarBases.contains(name) { databases.insert(name) }
+                if inventory {
+                    tree.databases.append(PlannedDatabase(path: childPath.description, sizeBytes: Int64(status.st_size),
+                                                          snapshot: status.st_uid != 0))
+                }
+            case .unreadable(let reason) where inventory:
+                tree.miss("\(home)/\(childPath)", .unreadable, reason, "\(home)/\(childPath): \(reason); would be skipped")
+                return
+            default:
+                break
+            }
+        }
+        record(.regular)
+        // Hardlinked inodes are counted once, as they are stored once.
+        if status.st_nlink <= 1 || seenInodes.insert(InodeKey(status)).inserted {
+            tree.regularBytes += Int64(status.st_size)
+        }
+    }
+
     private enum Probe { case database, notDatabase, unreadable(String) }
 
     /// Opens the regular file `name` (as `status` saw it) as the backup will, and looks for SQLite's header.
     private func probe(_ directoryFd: Int32, _ name: PathBytes, _ status: stat) -> Probe {
-        var fd = name.withCString { openat(directoryFd, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | LinuxCalls.noAccessTime) }
-        if fd < 0 && errno == EPERM { fd = name.withCString { openat(directoryFd, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) } }
-        // Gone since the listing: the scan's own rules (and the backup's check) deal with that.
-        guard fd >= 0 else { return errno == ENOENT ? .notDatabase : .unreadable(String(cString: strerror(errno))) }
-        defer { close(fd) }
+        let file: FileDescriptor
+        do {
+            do { file = try FileDescriptor.open(name, in: directoryFd, O_RDONLY | O_NONBLOCK | LinuxCalls.noAccessTime, path: "") }
+            catch where error.code == EPERM { file = try FileDescriptor.open(name, in: directoryFd, O_RDONLY | O_NONBLOCK, path: "") }
+        } catch {
+            // Gone since the listing: the scan's own rules (and the backup's check) deal with that.
+            return error.code == ENOENT ? .notDatabase : .unreadable(error.reason)
+        }
+        let fd = file.rawValue
         var now = stat()
         guard fstat(fd, &now) == 0, now.st_dev == status.st_dev, now.st_ino == status.st_ino else { return .notDatabase }
         return SQLiteSnapshot.header(of: fd, size: Int64(now.st_size)) != .notDatabase ? .database : .notDatabase
@@ -240,10 +255,9 @@ struct TreeScanner {
 
     /// Counts what lies below the excluded directory `name`, through `O_NOFOLLOW` descriptors.
     private func measure(_ parentFd: Int32, _ name: PathBytes, into excluded: inout ExcludedPath) {
-        let fd = name.withCString { openat(parentFd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        guard let names = try? directoryEntryNames(fd) else { return }
+        guard let directory = try? FileDescriptor.open(name, in: parentFd, O_RDONLY | O_DIRECTORY, path: ""),
+              let names = try? directoryEntryNames(directory.rawValue) else { return }
+        let fd = directory.rawValue
         for child in names {
             var status = stat()
             guard child.withCString({ fstatat(fd, $0, &status, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }

@@ -37,21 +37,15 @@ public struct VerifiedMark: Codable, Sendable, Equatable {
 
     /// The archive at `path`, opened without following a symlink, as it is before a verify.
     public static func open(_ path: String) -> VerifiedArchive? {
-        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            return nil
-        }
-        return VerifiedArchive(fd: fd, before: info)
+        guard let file = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK),
+              let info = try? file.status(), (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return VerifiedArchive(file: file, before: info)
     }
 
     /// The mark of the archive at `path` when it still matches the file; nil otherwise
     /// (no mark, not root, or the file changed since it was verified).
     public static func read(path: String) -> VerifiedMark? {
         guard let archive = open(path) else { return nil }
-        defer { archive.close() }
         guard let value = FileAttribute.get(archive.fd, name: attributeName),
               let mark = try? JSONDecoder().decode(VerifiedMark.self, from: Data(value)) else { return nil }
         return mark == VerifiedMark(archive.before, verified: Timestamp.parse(mark.verified) ?? Date()) ? mark : nil
@@ -59,9 +53,15 @@ public struct VerifiedMark: Codable, Sendable, Equatable {
 }
 
 /// An archive held open across `fleet verify`, so the mark lands on the file that was read.
-public struct VerifiedArchive: Sendable {
-    let fd: Int32
+public final class VerifiedArchive: @unchecked Sendable {
+    private let file: FileDescriptor
+    var fd: Int32 { file.rawValue }
     let before: stat
+
+    init(file: consuming FileDescriptor, before: stat) {
+        self.file = file
+        self.before = before
+    }
 
     /// Marks the file verified now, if `path` (which verify read) is still this file and
     /// it did not change while it was read; the reason when not.
@@ -73,12 +73,9 @@ public struct VerifiedArchive: Sendable {
         }
         guard after.st_size == before.st_size, after.st_mtim.tv_sec == before.st_mtim.tv_sec,
               after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else { return "it changed while it was read" }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         // A date and three numbers: encoding cannot fail.
-        let value = Array(try! encoder.encode(VerifiedMark(after, verified: now)))
+        let value = Array(try! JSONStyle.compact(VerifiedMark(after, verified: now)))
         return FileAttribute.set(fd, name: VerifiedMark.attributeName, value: value).map { String(cString: strerror($0)) }
     }
 
-    public func close() { Glibc.close(fd) }
 }

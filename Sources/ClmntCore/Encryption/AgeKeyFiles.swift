@@ -43,13 +43,11 @@ public enum AgeKeyFiles {
     }
 
     private static func read(_ path: String, secret: Bool) throws(AgeKeyFileError) -> String {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw .refused(path: path, reason: errno == ELOOP ? "is a symlink" : String(cString: strerror(errno)))
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) } catch {
+            throw .refused(path: path, reason: error.code == ELOOP ? "is a symlink" : error.reason)
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .refused(path: path, reason: "is not a regular file") }
+        guard let info = try? file.status(), info.st_mode & S_IFMT == S_IFREG else { throw .refused(path: path, reason: "is not a regular file") }
         guard info.st_size <= 64 << 10 else { throw .refused(path: path, reason: "is larger than 64 KiB") }
         if secret {
             guard info.st_uid == geteuid() else {
@@ -60,16 +58,9 @@ public enum AgeKeyFiles {
             }
             guard info.st_nlink == 1 else { throw .refused(path: path, reason: "has \(info.st_nlink) links") }
         }
-        var bytes: [UInt8] = []
-        while true {
-            let chunk: [UInt8]
-            do { chunk = try readChunk(fd, count: 64 << 10, path: path) } catch {
-                throw .refused(path: path, reason: error.message)
-            }
-            if chunk.isEmpty { break }
-            bytes += chunk
+        do { return String(decoding: try file.readAll(limit: 64 << 10), as: UTF8.self) } catch {
+            throw .refused(path: path, reason: error.reason)
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -87,15 +87,13 @@ public struct Fleet: Sendable {
             throw .baseDirMissing(path: base)
         }
         let children: [String]
-        do {
-            children = try FileManager.default.contentsOfDirectory(atPath: base)
-        } catch {
-            throw .baseDirUnreadable(path: base, reason: describeFileError(error))
+        do { children = try directoryNames(atPath: base) } catch {
+            throw .baseDirUnreadable(path: base, reason: error.reason)
         }
         var molts: [Molt] = []
         var homes: Set<String> = []
         let now = ProcessInfo.processInfo.systemUptime
-        for child in children.sorted() where MoltName.isValid(child) {
+        for child in children where MoltName.isValid(child) {
             let home = base + "/" + child
             var st = stat()
             // lstat: a symlinked "molt" pointing elsewhere is not part of this fleet.

@@ -147,10 +147,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// `grep -o '"name":'` and reads `"hostname":"..."`, which a pretty-printed `"name" : ` defeats.
     /// Only molt records have a `name` key, and a `"` inside a value is escaped, so the count is exact.
     public func encoded() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding plain structs of strings and numbers cannot fail.
-        return try! encoder.encode(self) + Data("\n".utf8)
+        return try! JSONStyle.compact(self) + Data("\n".utf8)
     }
 
     public static func decode(_ data: Data) throws -> Manifest {

@@ -22,13 +22,9 @@ enum MoltAccountEvidence {
     /// regular, one link, owned by the account or root.
     static func homeHoldsMoltInfo(account: UserAccount, name: String) -> Bool {
         guard account.home.hasPrefix("/") else { return false }
-        let home = open(account.home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard home >= 0 else { return false }
-        defer { close(home) }
-        var status = stat()
-        guard fstat(home, &status) == 0, isTrusted(owner: status.st_uid, account: account),
-              status.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return false }
-        guard let info = try? SafeFileSystem.readFile(at: home, ".molt-info", displayPath: account.home + "/.molt-info",
+        guard let home = try? FileDescriptor.openDirectory(account.home), let status = try? home.status(),
+              isTrusted(owner: status.st_uid, account: account), status.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return false }
+        guard let info = try? SafeFileSystem.readFile(at: home.rawValue, ".molt-info", displayPath: account.home + "/.molt-info",
                                                        limit: 1 << 20),
               info.status.st_nlink == 1, isTrusted(owner: info.status.st_uid, account: account) else { return false }
         return MoltInfo(parsing: String(decoding: info.data, as: UTF8.self)).name == name
@@ -38,12 +34,9 @@ enum MoltAccountEvidence {
     /// the running user and writable by no one else, the file opened `O_NOFOLLOW` from it,
     /// regular, one link, owned by the running user. Anything else: none (no evidence).
     static func trustedRegistryNames(baseDir: String) -> Set<String> {
-        let base = open(baseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard base >= 0 else { return [] }
-        defer { close(base) }
-        var status = stat()
-        guard fstat(base, &status) == 0, status.st_uid == geteuid(), status.st_mode & (S_IWGRP | S_IWOTH) == 0,
-              let registry = try? SafeFileSystem.readFile(at: base, "molts.json", displayPath: baseDir + "/molts.json"),
+        guard let base = try? FileDescriptor.open(baseDir, O_RDONLY | O_DIRECTORY), let status = try? base.status(),
+              status.st_uid == geteuid(), status.st_mode & (S_IWGRP | S_IWOTH) == 0,
+              let registry = try? SafeFileSystem.readFile(at: base.rawValue, "molts.json", displayPath: baseDir + "/molts.json"),
               registry.status.st_nlink == 1, registry.status.st_uid == geteuid(),
               let object = try? JSONSerialization.jsonObject(with: registry.data) as? [String: Any],
               let molts = object["molts"] as? [String: Any] else { return [] }

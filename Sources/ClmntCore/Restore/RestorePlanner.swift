@@ -23,9 +23,32 @@ public struct RestorePlanner {
         return (try plan(located: located), located)
     }
 
+    /// The plan in stages: which molts, the base dir as it is, then per molt its target, user,
+    /// groups and port; then space and what the archive says of its own completeness.
     func plan(located: LocatedManifest) throws(RestoreError) -> RestorePlan {
         let archive = ArchiveInput.resolvedName(options.archive)
         let manifest = located.manifest
+        let names = manifest.molts.map(\.name)
+        let selected = try selectedRecords(manifest, archive: archive)
+        let baseDir = absolutePath(options.baseDir)
+        var draft = try PlanDraft(baseDir: baseDir)
+        draft.sourceBaseDir = manifest.baseDir ?? commonParent(of: manifest.molts.compactMap(\.home))
+        let selectedNames = Set(selected.map(\.name))
+        draft.reservePorts(keeping: selectedNames, restoring: selected)
+        var molts = selected.map { moltPlan($0, draft: &draft) }
+        draft.checkSpace(for: selected)
+        noteCompleteness(of: &molts, located: located, archive: archive, draft: &draft)
+        draft.addGeneralNotes(molts: molts, format: located.format)
+        return RestorePlan(
+            archive: archive, format: located.format, hostname: manifest.hostname, timestamp: manifest.timestamp,
+            compression: manifest.compression ?? located.compression, sourceBaseDir: draft.sourceBaseDir,
+            baseDir: baseDir, baseDirExists: draft.baseDirExists, molts: molts,
+            notSelected: names.filter { !selectedNames.contains($0) }, notes: draft.notes, refusals: draft.refusals,
+            manifestDigest: located.digest)
+    }
+
+    /// The manifest's molts that `--select` names (all by default); every name checked.
+    private func selectedRecords(_ manifest: Manifest, archive: String) throws(RestoreError) -> [Manifest.MoltRecord] {
         let names = manifest.molts.map(\.name)
         for name in names {
             guard MoltName.isValid(name), !ArchiveLayout.reservedNames.contains(name) else { throw .invalidName(name) }
@@ -38,149 +61,91 @@ public struct RestorePlanner {
             let unknown = selection.filter { !names.contains($0) }
             if !unknown.isEmpty { throw .unknownMolts(names: unknown, inArchive: names) }
         }
-        let selected = manifest.molts.filter { options.selection?.contains($0.name) ?? true }
+        return manifest.molts.filter { options.selection?.contains($0.name) ?? true }
+    }
 
-        let baseDir = absolutePath(options.baseDir)
-        if let reason = SystemDirectories.refusal(baseDir) { throw .baseDir(path: baseDir, reason: reason) }
-        var baseStatus = stat()
-        let baseDirExists = stat(baseDir, &baseStatus) == 0
-        if baseDirExists && (baseStatus.st_mode & S_IFMT) != S_IFDIR {
-            throw .baseDir(path: baseDir, reason: "is not a directory")
-        }
-        var existingMolts: [Molt] = []
-        var refusals: [String] = []
-        var notes: [String] = []
-        if baseDirExists {
-            do { existingMolts = try Fleet.discover(baseDir: baseDir).molts } catch {
-                throw .baseDir(path: baseDir, reason: "\(error)")
-            }
-            do { try MoltRegistry.check(baseDir: baseDir) } catch { refusals.append("\(error)") }
-        }
-
-        let sourceBaseDir = manifest.baseDir ?? commonParent(of: manifest.molts.compactMap(\.home))
-        let regularUIDs = UserAccounts.regularUIDs()
-        let registeredMolts = baseDirExists ? MoltAccountEvidence.trustedRegistryNames(baseDir: baseDir) : []
-        let selectedNames = Set(selected.map(\.name))
-        // Ports held by the molts here that stay (a molt restored over itself
-        // does not conflict with its own old tree).
-        var usedPorts: [Int: String] = [:]
-        for molt in existingMolts {
-            guard let port = molt.port, !selectedNames.contains(molt.name) else { continue }
-            usedPorts[port] = usedPorts[port] ?? molt.name
-        }
-        // Restored molts keep their ports where they can; the others get ports none of these use.
-        var conflicts: [String: String] = [:]
-        for record in selected {
-            guard let port = record.port else { continue }
-            if let holder = usedPorts[port] { conflicts[record.name] = holder } else { usedPorts[port] = record.name }
-        }
-
-        var molts: [MoltPlan] = []
-        for record in selected {
-            let target = baseDir + "/" + record.name
-            var targetStatus = stat()
-            let exists = lstat(target, &targetStatus) == 0
-            var action: MoltPlan.Action = !exists ? .create : (options.force ? .overwrite : .refuse)
-            if action == .refuse {
-                refusals.append("\(record.name) already exists at \(target) (use --force to replace it)")
-            } else if action == .overwrite, let reason = SystemDirectories.notThisMolt(baseDir: baseDir, name: record.name) {
-                // --force replaces a molt, never whatever else happens to carry its name.
-                action = .refuse
-                refusals.append("\(target) \(reason): --force replaces only a molt of that name")
-            }
-
-            var userAction: MoltPlan.UserAction
-            var uid: UInt32?
-            let sourceHome = record.home ?? sourceBaseDir.map { $0 + "/" + record.name }
-            if let account = UserAccounts.user(named: record.name) {
-                uid = account.uid
-                userAction = .exists
-                if account.uid < regularUIDs.lowerBound {
-                    userAction = .systemAccount
-                    refusals.append("\(record.name) is a system account here (uid \(account.uid)); a molt cannot use it")
-                } else if !regularUIDs.contains(account.uid) {
-                    userAction = .systemAccount
-                    refusals.append("\(record.name) is an account outside the regular uids here (uid \(account.uid), regular \(regularUIDs.lowerBound)-\(regularUIDs.upperBound)); a molt cannot use it")
-                } else if MoltAccountEvidence.evidence(account: account, name: record.name, target: target,
-                                                       registered: registeredMolts) == nil {
-                    // Nothing on this host says it is the molt's (the archive's `home` is no evidence: every
-                    // home is in /etc/passwd): the archive's files (setuid ones too) must not become its.
-                    if options.adoptExistingUsers {
-                        userAction = .adopted
-                    } else {
-                        userAction = .foreign
-                        refusals.append("user \(record.name) exists here with home \(account.home), which holds no .molt-info of \(record.name), and \(baseDir)/molts.json does not list it: nothing on this host shows it is this molt's user (--adopt-existing-users reuses it)")
-                    }
-                }
+    private func moltPlan(_ record: Manifest.MoltRecord, draft: inout PlanDraft) -> MoltPlan {
+        let target = draft.baseDir + "/" + record.name
+        let action = targetAction(record.name, target: target, draft: &draft)
+        let (userAction, uid) = userPlan(record.name, target: target, draft: &draft)
+        let groups = userAction == .create ? groupsToGive(record, draft: &draft) : []
+        let conflict = draft.conflicts[record.name]
+        var newPort: Int?
+        if let wanted = record.port, let holder = conflict {
+            if options.reassignPorts {
+                let port = nextFreePort(used: draft.usedPorts)
+                draft.usedPorts[port] = record.name
+                newPort = port
             } else {
-                userAction = options.skipUsers ? .missing : .create
+                draft.refusals.append("port \(wanted) of \(record.name) is used by \(holder) here (use --reassign-ports)")
             }
-            var groups: [String] = []
-            if userAction == .create {
-                for group in record.groups ?? [] where group != record.name {
-                    if UserAccounts.privilegedGroups.contains(group) {
-                        notes.append("\(record.name): group \(group) of the source host is privileged and is not given")
-                    } else if UserAccounts.groupID(named: group) == nil {
-                        notes.append("\(record.name): group \(group) of the source host does not exist here")
-                    } else {
-                        groups.append(group)
-                    }
-                }
-            }
+        }
+        return MoltPlan(name: record.name, target: target, sizeBytes: record.backupSizeBytes,
+                        fileCount: record.fileCount, action: action, user: userAction, uid: uid,
+                        port: record.port, newPort: newPort, portConflict: conflict,
+                        sourceHome: record.home ?? draft.sourceBaseDir.map { $0 + "/" + record.name }, groups: groups)
+    }
 
-            var newPort: Int?
-            let conflict = conflicts[record.name]
-            if let wanted = record.port, let holder = conflict {
-                if options.reassignPorts {
-                    let port = nextFreePort(used: usedPorts)
-                    usedPorts[port] = record.name
-                    newPort = port
-                } else {
-                    refusals.append("port \(wanted) of \(record.name) is used by \(holder) here (use --reassign-ports)")
-                }
-            }
+    /// Create, overwrite (`--force`, and only a molt of that name), or refuse.
+    private func targetAction(_ name: String, target: String, draft: inout PlanDraft) -> MoltPlan.Action {
+        var targetStatus = stat()
+        let exists = lstat(target, &targetStatus) == 0
+        let action: MoltPlan.Action = !exists ? .create : (options.force ? .overwrite : .refuse)
+        if action == .refuse {
+            draft.refusals.append("\(name) already exists at \(target) (use --force to replace it)")
+        } else if action == .overwrite, let reason = SystemDirectories.notThisMolt(baseDir: draft.baseDir, name: name) {
+            // --force replaces a molt, never whatever else happens to carry its name.
+            draft.refusals.append("\(target) \(reason): --force replaces only a molt of that name")
+            return .refuse
+        }
+        return action
+    }
 
-            molts.append(MoltPlan(name: record.name, target: target, sizeBytes: record.backupSizeBytes,
-                                  fileCount: record.fileCount, action: action, user: userAction, uid: uid,
-                                  port: record.port, newPort: newPort, portConflict: conflict, sourceHome: sourceHome,
-                                  groups: groups))
+    /// The molt's user here: to create, missing (`--skip-users`), or an existing account that
+    /// must be a regular one this host shows is the molt's (or `--adopt-existing-users`).
+    private func userPlan(_ name: String, target: String, draft: inout PlanDraft) -> (MoltPlan.UserAction, UInt32?) {
+        guard let account = UserAccounts.user(named: name) else { return (options.skipUsers ? .missing : .create, nil) }
+        let regularUIDs = draft.regularUIDs
+        if account.uid < regularUIDs.lowerBound {
+            draft.refusals.append("\(name) is a system account here (uid \(account.uid)); a molt cannot use it")
+            return (.systemAccount, account.uid)
         }
+        if !regularUIDs.contains(account.uid) {
+            draft.refusals.append("\(name) is an account outside the regular uids here (uid \(account.uid), regular \(regularUIDs.lowerBound)-\(regularUIDs.upperBound)); a molt cannot use it")
+            return (.systemAccount, account.uid)
+        }
+        guard MoltAccountEvidence.evidence(account: account, name: name, target: target,
+                                           registered: draft.registeredMolts) == nil else { return (.exists, account.uid) }
+        // Nothing on this host says it is the molt's (the archive's `home` is no evidence: every
+        // home is in /etc/passwd): the archive's files (setuid ones too) must not become its.
+        if options.adoptExistingUsers { return (.adopted, account.uid) }
+        draft.refusals.append("user \(name) exists here with home \(account.home), which holds no .molt-info of \(name), and \(draft.baseDir)/molts.json does not list it: nothing on this host shows it is this molt's user (--adopt-existing-users reuses it)")
+        return (.foreign, account.uid)
+    }
 
-        // Everything is staged beside the old trees before a swap: it must fit next to them.
-        let need = FreeSpace.needed(bytes: selected.reduce(0) { $0 + $1.backupSizeBytes },
-                                    entries: selected.reduce(0) { $0 + ($1.entryCount ?? $1.fileCount ?? 1) })
-        if let free = FreeSpace.of(path: baseDir) {
-            if free.bytes < need.bytes {
-                refusals.append("not enough space for \(baseDir): the selected molts need about \(need.bytes) bytes, \(free.bytes) are free")
-            } else if let inodes = free.inodes, inodes < need.inodes {
-                refusals.append("not enough inodes for \(baseDir): the selected molts need \(need.inodes), \(inodes) are free")
+    /// The source host's supplementary groups a created user gets: existing, unprivileged ones.
+    private func groupsToGive(_ record: Manifest.MoltRecord, draft: inout PlanDraft) -> [String] {
+        var groups: [String] = []
+        for group in record.groups ?? [] where group != record.name {
+            if UserAccounts.privilegedGroups.contains(group) {
+                draft.notes.append("\(record.name): group \(group) of the source host is privileged and is not given")
+            } else if UserAccounts.groupID(named: group) == nil {
+                draft.notes.append("\(record.name): group \(group) of the source host does not exist here")
+            } else {
+                groups.append(group)
             }
         }
+        return groups
+    }
 
-        // The backup's completeness, from the mark on the archive file (its report is at the far end).
-        if located.format == .clmnt, !ArchiveInput.isRegistered(archive), let mark = BackupStatusMark.read(path: archive) {
-            for index in molts.indices { molts[index].missedFiles = mark.molts[molts[index].name] ?? 0 }
-            let incomplete = molts.filter { ($0.missedFiles ?? 0) > 0 }
-            if !incomplete.isEmpty {
-                notes.append("the backup missed files of \(incomplete.map(\.name).joined(separator: ", ")) (they vanished, could not be read or changed while read): those molts are incomplete; `clmnt fleet verify` names the files")
-            }
+    /// The backup's completeness, from the mark on the archive file (its report is at the far end).
+    private func noteCompleteness(of molts: inout [MoltPlan], located: LocatedManifest, archive: String, draft: inout PlanDraft) {
+        guard located.format == .clmnt, !ArchiveInput.isRegistered(archive), let mark = BackupStatusMark.read(path: archive) else { return }
+        for index in molts.indices { molts[index].missedFiles = mark.molts[molts[index].name] ?? 0 }
+        let incomplete = molts.filter { ($0.missedFiles ?? 0) > 0 }
+        if !incomplete.isEmpty {
+            draft.notes.append("the backup missed files of \(incomplete.map(\.name).joined(separator: ", ")) (they vanished, could not be read or changed while read): those molts are incomplete; `clmnt fleet verify` names the files")
         }
-        if located.format == .bash {
-            notes.append("this archive was made by the bash tool: it carries no checksums, so only libarchive's own checks guard its content; ownership comes from each molt's name")
-        }
-        if !baseDirExists { notes.append("base dir \(baseDir) does not exist and will be created") }
-        if let sourceBaseDir, sourceBaseDir != baseDir {
-            notes.append("new base dir: home paths in .molt-info and openclaw.json will be rewritten from \(sourceBaseDir) to \(baseDir)")
-        }
-        for molt in molts where molt.user == .missing {
-            notes.append("user \(molt.name) does not exist and --skip-users is set: its files will be owned by the invoking user (\(invokingUserName()))")
-        }
-        return RestorePlan(
-            archive: archive, format: located.format, hostname: manifest.hostname, timestamp: manifest.timestamp,
-            compression: manifest.compression ?? located.compression, sourceBaseDir: sourceBaseDir,
-            baseDir: baseDir, baseDirExists: baseDirExists, molts: molts,
-            notSelected: names.filter { !selectedNames.contains($0) }, notes: notes, refusals: refusals,
-            manifestDigest: located.digest)
     }
 
     /// The first port of 19001, 19021, ... that no molt uses.
@@ -197,6 +162,78 @@ public struct RestorePlanner {
 }
 
 /// The name of the user running this process.
-func invokingUserName() -> String {
-    UserAccounts.user(uid: geteuid())?.name ?? "uid \(geteuid())"
+func invokingUserName() -> String { UserAccounts.invokingUserName() }
+
+/// What a plan learns of this host as it goes: the base dir, its molts and ports, and the
+/// refusals and notes gathered so far.
+private struct PlanDraft {
+    let baseDir: String
+    let baseDirExists: Bool
+    let existingMolts: [Molt]
+    let regularUIDs = UserAccounts.regularUIDs()
+    let registeredMolts: Set<String>
+    var sourceBaseDir: String?
+    var refusals: [String] = []
+    var notes: [String] = []
+    /// Port → the molt holding it (staying molts, then restored ones keeping theirs).
+    var usedPorts: [Int: String] = [:]
+    /// Restored molt → the molt here already holding its port.
+    var conflicts: [String: String] = [:]
+
+    init(baseDir: String) throws(RestoreError) {
+        self.baseDir = baseDir
+        if let reason = SystemDirectories.refusal(baseDir) { throw .baseDir(path: baseDir, reason: reason) }
+        var baseStatus = stat()
+        baseDirExists = stat(baseDir, &baseStatus) == 0
+        if baseDirExists && (baseStatus.st_mode & S_IFMT) != S_IFDIR {
+            throw .baseDir(path: baseDir, reason: "is not a directory")
+        }
+        var molts: [Molt] = []
+        if baseDirExists {
+            do { molts = try Fleet.discover(baseDir: baseDir).molts } catch {
+                throw .baseDir(path: baseDir, reason: "\(error)")
+            }
+            do { try MoltRegistry.check(baseDir: baseDir) } catch { refusals.append("\(error)") }
+        }
+        existingMolts = molts
+        registeredMolts = baseDirExists ? MoltAccountEvidence.trustedRegistryNames(baseDir: baseDir) : []
+    }
+
+    /// Ports held by the molts here that stay (a molt restored over itself does not conflict
+    /// with its own old tree); restored molts keep theirs where they can.
+    mutating func reservePorts(keeping selectedNames: Set<String>, restoring selected: [Manifest.MoltRecord]) {
+        for molt in existingMolts {
+            guard let port = molt.port, !selectedNames.contains(molt.name) else { continue }
+            usedPorts[port] = usedPorts[port] ?? molt.name
+        }
+        for record in selected {
+            guard let port = record.port else { continue }
+            if let holder = usedPorts[port] { conflicts[record.name] = holder } else { usedPorts[port] = record.name }
+        }
+    }
+
+    /// Everything is staged beside the old trees before a swap: it must fit next to them.
+    mutating func checkSpace(for selected: [Manifest.MoltRecord]) {
+        let need = FreeSpace.needed(bytes: selected.reduce(0) { $0 + $1.backupSizeBytes },
+                                    entries: selected.reduce(0) { $0 + ($1.entryCount ?? $1.fileCount ?? 1) })
+        guard let free = FreeSpace.of(path: baseDir) else { return }
+        if free.bytes < need.bytes {
+            refusals.append("not enough space for \(baseDir): the selected molts need about \(need.bytes) bytes, \(free.bytes) are free")
+        } else if let inodes = free.inodes, inodes < need.inodes {
+            refusals.append("not enough inodes for \(baseDir): the selected molts need \(need.inodes), \(inodes) are free")
+        }
+    }
+
+    mutating func addGeneralNotes(molts: [MoltPlan], format: ArchiveFormat) {
+        if format == .bash {
+            notes.append("this archive was made by the bash tool: it carries no checksums, so only libarchive's own checks guard its content; ownership comes from each molt's name")
+        }
+        if !baseDirExists { notes.append("base dir \(baseDir) does not exist and will be created") }
+        if let sourceBaseDir, sourceBaseDir != baseDir {
+            notes.append("new base dir: home paths in .molt-info and openclaw.json will be rewritten from \(sourceBaseDir) to \(baseDir)")
+        }
+        for molt in molts where molt.user == .missing {
+            notes.append("user \(molt.name) does not exist and --skip-users is set: its files will be owned by the invoking user (\(invokingUserName()))")
+        }
+    }
 }

@@ -1,67 +1,5 @@
 import Foundation
 
-/// How archive owners become owners on this host, for one molt.
-struct OwnerMap: Sendable {
-    /// The molt user here (or the invoking user when it is missing and users are skipped).
-    var moltUID: UInt32
-    var moltGID: UInt32
-    /// Who owned the molt on the host that made the backup.
-    var sourceUser: String
-    var sourceGroup: String?
-    var sourceUID: UInt32?
-    var sourceGID: UInt32?
-    /// The bash tool's archives: every file belongs to the molt user.
-    var everythingToMolt: Bool
-}
-
-/// One selected molt being staged.
-struct StageTarget: Sendable {
-    var plan: MoltPlan
-    var owner: OwnerMap
-}
-
-/// Everything the extracting thread needs; plain values only.
-struct ExtractionJob: Sendable {
-    var archive: String
-    /// The manifest the plan was made from; the pass checks the archive against it.
-    var located: LocatedManifest
-    var format: ArchiveFormat { located.format }
-    /// The open base dir; extraction runs with it as the working directory.
-    var baseDirectory: Int32
-    /// Its path: `<baseDir>/<name>` is where each molt of the archive would land.
-    var baseDir: String
-    /// The root-only directory (in the base dir) that holds one staged home per molt.
-    var containerName: String
-    var containerDirectory: Int32
-    var stages: [String: StageTarget]
-    /// Per molt of the archive: its home on the source host, as the manifest claims
-    /// (used only to move absolute links along with the home, never to judge them).
-    var sourceHomes: [String: String]
-    /// Per molt of the archive: the user and group that owned it on the source host.
-    var sourceOwners: [String: (user: String, group: String)]
-    var restoredAt: String
-    /// `RestoreOptions.allowOutsideSymlinks`; the links found are reported as warnings.
-    var allowOutsideSymlinks = false
-    /// The most data one molt may bring where the manifest's sizes mean nothing
-    /// (bash-tool archives): the free space of the base dir's file system.
-    var fallbackByteLimit: Int64?
-    var cancellation: RestoreCancellation?
-    var onProgress: (@Sendable (RestoreProgress) -> Void)?
-}
-
-/// What the extracting thread hands back.
-struct ExtractionResult: Sendable {
-    struct Molt: Sendable {
-        var files = 0
-        var bytes: Int64 = 0
-        var rewrites: [String] = []
-        var created: String?
-        var port: Int?
-    }
-    var molts: [String: Molt] = [:]
-    var warnings: [String] = []
-}
-
 /// Bookkeeping for one molt of the archive (selected or not: a hostile entry
 /// anywhere refuses the whole archive). A class: updated in place per entry.
 private final class MoltTally {
@@ -126,6 +64,9 @@ final class StagedExtraction {
         return try result.get()
     }
 
+    /// The stages: read and check the whole archive, writing the selected molts into the
+    /// container; judge every link again once all exist; adjust each staged home for this
+    /// host; flush it all to disk.
     func run() throws(RestoreError) -> ExtractionResult {
         let reader: PipelinedArchiveReader
         let disk: DiskWriter
@@ -137,37 +78,43 @@ final class StagedExtraction {
         var archiveBytes: Int64 = 0
         var st = stat()
         if !ArchiveInput.isRegistered(job.archive), stat(job.archive, &st) == 0 { archiveBytes = Int64(st.st_size) }
-
         let check = IntegrityCheck(located: job.located, fallbackByteLimit: job.fallbackByteLimit)
+
+        let filesWritten = try extractAll(reader: reader, disk: disk, check: check, archiveBytes: archiveBytes)
+        if job.cancellation?.isCancelled == true { throw .interrupted }
+        guard check.entries > 0 else { throw .noManifest(archive: job.archive) }
+        check.finish(selection: Set(job.stages.keys))
+        if let problem = check.firstProblem { throw RestoreError(problem, archive: job.archive) }
+        warnings += check.notes
+        try judgeAllLinksAgain()
+        job.onProgress?(RestoreProgress(bytesRead: reader.compressedBytesRead, archiveBytes: archiveBytes,
+                                        filesWritten: filesWritten, currentMolt: nil))
+        var result = try adjustStagedHomes(check: check)
+        do {
+            // Closing the disk writer sets the times of the directories the rewrites touched.
+            try disk.close()
+            // The staged trees reach the disk before any of them is swapped in:
+            // a power cut after the rename must not leave empty files behind.
+            try DiskWriter.syncFileSystem(of: job.containerDirectory, displayPath: job.baseDir + "/" + job.containerName)
+        } catch { throw .archive(error) }
+        result.warnings = warnings + disk.warnings + reader.warnings.filter { !$0.contains("can't be converted") }
+        return result
+    }
+
+    /// Reads every entry, checking each against the manifest's rules and writing the selected
+    /// molts' ones; returns how many files were written. A read error is damage.
+    private func extractAll(reader: PipelinedArchiveReader, disk: DiskWriter, check: IntegrityCheck,
+                            archiveBytes: Int64) throws(RestoreError) -> Int {
         func refuseOnProblem() throws(RestoreError) {
             if let problem = check.firstProblem { throw RestoreError(problem, archive: job.archive) }
         }
         var filesWritten = 0
         var lastProgress = Date.distantPast
-
         do {
             while let entry = try reader.next() {
                 if job.cancellation?.isCancelled == true { throw RestoreError.interrupted }
                 guard let place = check.admit(entry) else { try refuseOnProblem(); continue }
-                switch place {
-                case .manifest:
-                    check.manifestData(try reader.readAll(limit: ArchiveIntegrity.manifestSizeLimit))
-                case .report:
-                    check.reportData(try reader.readAll(limit: ArchiveIntegrity.reportSizeLimit))
-                case .checksums:
-                    check.checksumsData(try reader.readAll(limit: ArchiveIntegrity.checksumsSizeLimit))
-                case .archiveRoot:
-                    break
-                case .global:
-                    // The source host's registry: read by nobody, written nowhere; checked like the rest.
-                    if let problem = EntryPolicy.typeProblem(kind: entry.kind, mode: entry.mode) {
-                        throw RestoreError.hostileEntry(path: entry.path.description, reason: problem)
-                    }
-                case .molt(let name, let relative):
-                    if try handleMoltEntry(entry, name: name, relative: relative, reader: reader, disk: disk, check: check) {
-                        filesWritten += 1
-                    }
-                }
+                if try extract(entry, at: place, reader: reader, disk: disk, check: check) { filesWritten += 1 }
                 try refuseOnProblem()
                 if let onProgress = job.onProgress, check.entries % 64 == 0, Date().timeIntervalSince(lastProgress) >= 0.1 {
                     lastProgress = Date()
@@ -184,13 +131,34 @@ final class StagedExtraction {
         } catch {
             throw .contentMismatch(archive: job.archive, reason: "\(error)")
         }
+        return filesWritten
+    }
 
-        if job.cancellation?.isCancelled == true { throw .interrupted }
-        guard check.entries > 0 else { throw .noManifest(archive: job.archive) }
-        check.finish(selection: Set(job.stages.keys))
-        try refuseOnProblem()
-        warnings += check.notes
-        // A link judged when it was read may lead elsewhere once later links exist: judge them all again.
+    /// One admitted entry; true when a molt file was written.
+    private func extract(_ entry: EntryMetadata, at place: EntryPlace, reader: PipelinedArchiveReader, disk: DiskWriter,
+                         check: IntegrityCheck) throws -> Bool {
+        switch place {
+        case .manifest:
+            check.manifestData(try reader.readAll(limit: ArchiveIntegrity.manifestSizeLimit))
+        case .report:
+            check.reportData(try reader.readAll(limit: ArchiveIntegrity.reportSizeLimit))
+        case .checksums:
+            check.checksumsData(try reader.readAll(limit: ArchiveIntegrity.checksumsSizeLimit))
+        case .archiveRoot:
+            break
+        case .global:
+            // The source host's registry: read by nobody, written nowhere; checked like the rest.
+            if let problem = EntryPolicy.typeProblem(kind: entry.kind, mode: entry.mode) {
+                throw RestoreError.hostileEntry(path: entry.path.description, reason: problem)
+            }
+        case .molt(let name, let relative):
+            return try handleMoltEntry(entry, name: name, relative: relative, reader: reader, disk: disk, check: check)
+        }
+        return false
+    }
+
+    /// A link judged when it was read may lead elsewhere once later links exist: judge them all again.
+    private func judgeAllLinksAgain() throws(RestoreError) {
         for name in tallies.keys.sorted() {
             guard let tally = tallies[name] else { continue }
             for (path, target) in tally.links.all.sorted(by: { $0.key < $1.key })
@@ -198,11 +166,10 @@ final class StagedExtraction {
                 try judgeOutsideLink(path: PathBytes(name).appending(path).description, target: target)
             }
         }
-        job.onProgress?(RestoreProgress(bytesRead: reader.compressedBytesRead, archiveBytes: archiveBytes,
-                                        filesWritten: filesWritten, currentMolt: nil))
+    }
 
-        // Adjust the staged homes for this host; closing the disk writer then sets
-        // the times of the directories the rewrites touched.
+    /// Adjusts each staged home for this host (`HomeRewriter`) and says what was restored.
+    private func adjustStagedHomes(check: IntegrityCheck) throws(RestoreError) -> ExtractionResult {
         var result = ExtractionResult()
         for (name, stage) in job.stages.sorted(by: { $0.key < $1.key }) {
             let home = try RestoreError.step { () throws(SystemError) in
@@ -224,13 +191,6 @@ final class StagedExtraction {
                 warnings.append("\(name): \(tally.unknownOwners) entr\(tally.unknownOwners == 1 ? "y" : "ies") owned by users or groups unknown here were given to \(name)")
             }
         }
-        do {
-            try disk.close()
-            // The staged trees reach the disk before any of them is swapped in:
-            // a power cut after the rename must not leave empty files behind.
-            try DiskWriter.syncFileSystem(of: job.containerDirectory, displayPath: job.baseDir + "/" + job.containerName)
-        } catch { throw .archive(error) }
-        result.warnings = warnings + disk.warnings + reader.warnings.filter { !$0.contains("can't be converted") }
         return result
     }
 

@@ -26,7 +26,7 @@ public final class BaseDirLock {
 
     /// The base dir, open (not following a symlink at its last component) for as long as the lock is held.
     public let baseDirectory: FileDescriptor
-    private var descriptors: [Int32] = []
+    private var descriptors: [HeldLock] = []
 
     /// Opens `baseDir` and takes the locks `mode` needs, waiting up to `wait` seconds (0: refuse at once).
     /// The one way every command takes it.
@@ -57,10 +57,17 @@ public final class BaseDirLock {
     // child forked meanwhile by another thread shares it until its exec closes it; a
     // close alone would leave the lock held that long, and the next run (of this
     // process: tests, the dashboard) would be refused as "another backup is running".
-    deinit { descriptors.forEach { flock($0, LOCK_UN); close($0) } }
+    /// One lock file held, unlocked in `deinit` before its descriptor closes.
+    private final class HeldLock {
+        let file: FileDescriptor
+
+        init(_ file: consuming FileDescriptor) { self.file = file }
+
+        deinit { flock(file.rawValue, LOCK_UN) }
+    }
 
     private static func lock(_ directory: borrowing FileDescriptor, _ name: String, _ operation: Int32, deadline: Date,
-                             busy: BaseDirLockError) throws(BaseDirLockError) -> Int32 {
+                             busy: BaseDirLockError) throws(BaseDirLockError) -> HeldLock {
         let file: FileDescriptor
         do { file = try directory.open(name, O_RDWR | O_CREAT, mode: 0o600, path: Self.directory + "/" + name) } catch {
             throw .lockDirectory(path: error.path, reason: error.reason)
@@ -70,7 +77,7 @@ public final class BaseDirLock {
             guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else { throw busy }
             usleep(100_000)
         }
-        return file.release()
+        return HeldLock(file)
     }
 
     /// The lock directory, created if missing, refused unless it is ours and closed to others.

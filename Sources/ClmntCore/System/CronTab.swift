@@ -91,4 +91,32 @@ extension CronTab {
         default: return bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
         }
     }
+
+    // MARK: - Editing (pure)
+
+    /// The lines of a crontab's text (without the empty one after the final newline).
+    public static func lines(of text: String) -> [String] {
+        var lines = text.components(separatedBy: "\n")
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
+
+    /// `text` without the lines `select` picks (by index), `entry` in the first one's place (or
+    /// at the end); every other line kept byte for byte. The one way clmnt edits a crontab.
+    public static func replacingLines(in text: String, selectedBy select: ([String]) -> Set<Int>,
+                                      with entry: [String]) -> String {
+        let lines = lines(of: text)
+        let drop = select(lines)
+        var result: [String] = []
+        var insertAt: Int?
+        for (index, line) in lines.enumerated() {
+            if drop.contains(index) {
+                if insertAt == nil { insertAt = result.count }
+            } else {
+                result.append(line)
+            }
+        }
+        result.insert(contentsOf: entry, at: insertAt ?? result.count)
+        return result.isEmpty ? "" : result.joined(separator: "\n") + "\n"
+    }
 }

@@ -9,6 +9,13 @@ public func directoryNames(_ fd: Int32, path: String = "directory") throws(Syste
     try directoryEntryNames(fd, path: path).compactMap(\.string)
 }
 
+/// The UTF-8 names in the directory at `path` (followed if a symlink: for directories the
+/// admin names, such as the base dir and the backup dir), byte-sorted.
+public func directoryNames(atPath path: String) throws(SystemError) -> [String] {
+    let directory = try FileDescriptor.open(path, O_RDONLY | O_DIRECTORY)
+    return try directoryNames(directory.rawValue, path: path)
+}
+
 /// The names in the open directory `fd` (without `.` and `..`), as bytes, byte-sorted.
 func directoryEntryNames(_ fd: Int32, path: String = "directory") throws(SystemError) -> [PathBytes] {
     var names: [PathBytes] = []

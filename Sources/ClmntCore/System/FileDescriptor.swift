@@ -32,10 +32,16 @@ public struct FileDescriptor: ~Copyable {
 
     /// `openat(self, name, flags | O_NOFOLLOW | O_CLOEXEC)`: a symlink fails with ELOOP.
     public func open(_ name: PathBytes, _ flags: Int32, mode: mode_t = 0o600, path display: String? = nil) throws(SystemError) -> FileDescriptor {
-        let shown = display ?? (path + "/" + name.description)
-        let fd = name.withCString { openat(rawValue, $0, flags | O_NOFOLLOW | O_CLOEXEC, mode) }
-        guard fd >= 0 else { throw SystemError(path: shown) }
-        return FileDescriptor(adopting: fd, path: shown)
+        try Self.open(name, in: rawValue, flags, mode: mode, path: display ?? (path + "/" + name.description))
+    }
+
+    /// `openat(directory, name, flags | O_NOFOLLOW | O_CLOEXEC)` for a directory descriptor
+    /// someone else owns (a `FileDescriptor` further up, or libarchive's).
+    public static func open(_ name: PathBytes, in directory: Int32, _ flags: Int32, mode: mode_t = 0o600,
+                            path: String) throws(SystemError) -> FileDescriptor {
+        let fd = name.withCString { openat(directory, $0, flags | O_NOFOLLOW | O_CLOEXEC, mode) }
+        guard fd >= 0 else { throw SystemError(path: path) }
+        return FileDescriptor(adopting: fd, path: path)
     }
 
     public func open(_ name: String, _ flags: Int32, mode: mode_t = 0o600, path display: String? = nil) throws(SystemError) -> FileDescriptor {
@@ -101,6 +107,23 @@ public struct FileDescriptor: ~Copyable {
             bytes.append(contentsOf: chunk[0..<got])
         }
         return bytes
+    }
+
+    /// Up to `count` bytes from `offset` (`pread`, retried on EINTR and short counts); fewer
+    /// when the file ends first (it shrank meanwhile).
+    public func read(at offset: Int, count: Int) throws(SystemError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { raw in pread(rawValue, raw.baseAddress! + done, count - done, off_t(offset + done)) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(path: path)
+            }
+            if got == 0 { break }
+            done += got
+        }
+        return Array(bytes[0..<done])
     }
 
     /// Writes every byte, retrying on EINTR and short counts.

@@ -11,15 +11,26 @@ import Foundation
 public enum JSONStyle {
     /// `value` as a JSON document in the style above.
     public static func encode<Value: Encodable>(_ value: Value) throws -> String {
-        let encoder = JSONEncoder()
         // Compact first, then laid out here: Foundation's own pretty printing writes `"key" : value`.
+        indent(String(decoding: try compact(value), as: UTF8.self))
+    }
+
+    /// `value` on one line, no spaces (`"key":value`), keys sorted: for the manifest (which the
+    /// bash tool's `list-backups` greps), the marks clmnt keeps in extended attributes, and the
+    /// dashboard's rows. No final newline.
+    public static func compact<Value: Encodable>(_ value: Value) throws -> Data {
+        try encoder.encode(value)
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(Timestamp.format(date))
         }
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return indent(String(decoding: try encoder.encode(value), as: UTF8.self))
+        return encoder
     }
 
     /// Lays out compact JSON (no whitespace outside strings, as `JSONEncoder` writes it) with

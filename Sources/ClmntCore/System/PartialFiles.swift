@@ -77,9 +77,8 @@ public enum PartialFiles {
     }
 
     private static func visit(_ directory: String, remove: Bool) -> (found: [Leftover], failed: [RetentionSkip]) {
-        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dirFD >= 0 else { return ([], []) }
-        defer { close(dirFD) }
+        guard let opened = try? FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY) else { return ([], []) }
+        let dirFD = opened.rawValue
         var found: [Leftover] = []
         var failed: [RetentionSkip] = []
         let names = (try? directoryNames(dirFD)) ?? []
@@ -88,21 +87,18 @@ public enum PartialFiles {
             var seen = stat()
             guard fstatat(dirFD, name, &seen, AT_SYMLINK_NOFOLLOW) == 0,
                   (UInt32(seen.st_mode) & FileType.mask) == FileType.regular, seen.st_uid == geteuid() else { continue }
-            let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            var opened = stat()
             // A held lock: its writer lives (or the pid was reused by a new writer).
-            guard fstat(fd, &opened) == 0, opened.st_dev == seen.st_dev, opened.st_ino == seen.st_ino,
-                  flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
-            let leftover = Leftover(file: directory + "/" + name, sizeBytes: Int64(opened.st_size))
+            guard let file = try? opened.open(name, O_RDONLY | O_NONBLOCK), let status = try? file.status(),
+                  status.st_dev == seen.st_dev, status.st_ino == seen.st_ino,
+                  flock(file.rawValue, LOCK_EX | LOCK_NB) == 0 else { continue }
+            let leftover = Leftover(file: directory + "/" + name, sizeBytes: Int64(status.st_size))
             guard remove else {
                 found.append(leftover)
                 continue
             }
             // Still the file we locked? (Only root writes here, but check anyway.)
             var now = stat()
-            guard fstatat(dirFD, name, &now, AT_SYMLINK_NOFOLLOW) == 0, now.st_ino == opened.st_ino, now.st_dev == opened.st_dev else {
+            guard fstatat(dirFD, name, &now, AT_SYMLINK_NOFOLLOW) == 0, now.st_ino == status.st_ino, now.st_dev == status.st_dev else {
                 continue
             }
             if unlinkat(dirFD, name, 0) == 0 {

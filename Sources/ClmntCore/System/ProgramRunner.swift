@@ -154,7 +154,7 @@ private struct SpawnedChild: ~Copyable {
         // Own process group (so a timeout stops its children too); every signal at its
         // default and none blocked. An ignored signal stays ignored across exec, and clmnt
         // ignores SIGPIPE (above) and, while it cleans up on a signal, SIGTERM, SIGINT and
-        // SIGHUP (SignalCleanup, RestoreSignals): without the reset a mailer or useradd
+        // SIGHUP (SignalCleanup): without the reset a mailer or useradd
         // could not be stopped by SIGTERM, and a shell child could not even trap it.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

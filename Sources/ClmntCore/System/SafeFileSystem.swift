@@ -3,7 +3,7 @@ import Foundation
 /// File operations for a process running as root among directories that
 /// other users control: every path is walked with `openat(..., O_NOFOLLOW)`
 /// from a directory descriptor, so a symlink planted in a tree is never followed.
-enum SafeFileSystem {
+public enum SafeFileSystem {
     // Directory parameters are descriptors the caller owns (a `FileDescriptor`'s `rawValue`).
 
     /// `lstat` of `name` in `directory`, or nil when it does not exist.
@@ -88,16 +88,26 @@ enum SafeFileSystem {
     }
 
     /// Replaces (or creates) `name` in `directory` with `data` atomically: a
-    /// temporary file beside it, flushed, then renamed over it. Owner and mode as given.
-    static func writeFile(at directory: Int32, _ name: String, data: Data, uid: UInt32, gid: UInt32,
-                          mode: mode_t, displayPath: String) throws(SystemError) {
-        let temporary = temporaryName(for: name)
-        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+    /// temporary file beside it (`temporaryName`, created exclusively), flushed, then
+    /// renamed over it. Mode as given; chowned to `owner` when one is given.
+    /// The one small-file writer: restores, state files and status records all use it.
+    public static func writeFile(at directory: Int32, _ name: String, data: Data, owner: (uid: UInt32, gid: UInt32)?,
+                          mode: mode_t, displayPath: String,
+                          temporaryName: (String) -> String = temporaryName(for:)) throws(SystemError) {
+        var temporary = ""
+        var fd: Int32 = -1
+        for _ in 0..<8 {
+            temporary = temporaryName(name)
+            fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 || errno != EEXIST { break }
+        }
         guard fd >= 0 else { throw SystemError(path: displayPath) }
         do throws(SystemError) {
             let file = FileDescriptor(adopting: fd, path: displayPath)
             try file.writeAll(data)
-            guard fchown(file.rawValue, uid, gid) == 0, fchmod(file.rawValue, mode) == 0 else { throw SystemError(path: displayPath) }
+            // chown first: it clears set-id bits that the mode may ask for.
+            if let owner, fchown(file.rawValue, owner.uid, owner.gid) != 0 { throw SystemError(path: displayPath) }
+            guard fchmod(file.rawValue, mode) == 0 else { throw SystemError(path: displayPath) }
             try file.sync()
             try file.close()
             guard renameat(directory, temporary, directory, name) == 0 else { throw SystemError(path: displayPath) }
@@ -107,8 +117,13 @@ enum SafeFileSystem {
         }
     }
 
+    static func writeFile(at directory: Int32, _ name: String, data: Data, uid: UInt32, gid: UInt32,
+                          mode: mode_t, displayPath: String) throws(SystemError) {
+        try writeFile(at: directory, name, data: data, owner: (uid, gid), mode: mode, displayPath: displayPath)
+    }
+
     /// `writeFile`'s temporary name beside `name`: `.<name>.clmnt-<digits>`.
-    static func temporaryName(for name: String) -> String {
+    public static func temporaryName(for name: String) -> String {
         ".\(name).clmnt-\(UInt32.random(in: 0...UInt32.max))"
     }
 

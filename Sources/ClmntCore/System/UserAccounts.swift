@@ -58,6 +58,12 @@ public enum UserAccounts {
         return entry.gr_gid
     }
 
+    /// The name of the user running this process (its uid when it has none): whose crontab,
+    /// whose files.
+    public static func invokingUserName() -> String {
+        user(uid: geteuid())?.name ?? String(geteuid())
+    }
+
     /// The name of the group whose gid is `gid`, or nil.
     public static func groupName(gid: UInt32) -> String? {
         var entry = group()
@@ -74,11 +80,16 @@ public enum UserAccounts {
 
     /// Every group `user` belongs to, its primary group included (as `initgroups` would set them).
     public static func groupIDs(of user: UserAccount) -> [UInt32] {
+        groupIDs(name: user.name, gid: user.gid)
+    }
+
+    /// Every group of the user `name` whose primary group is `gid`.
+    public static func groupIDs(name: String, gid: UInt32) -> [UInt32] {
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(user.name, user.gid, &groups, &count) < 0 {
+        if getgrouplist(name, gid, &groups, &count) < 0 {
             groups = [gid_t](repeating: 0, count: Int(count))
-            guard getgrouplist(user.name, user.gid, &groups, &count) >= 0 else { return [user.gid] }
+            guard getgrouplist(name, gid, &groups, &count) >= 0 else { return [gid] }
         }
         return Array(groups.prefix(Int(count)))
     }

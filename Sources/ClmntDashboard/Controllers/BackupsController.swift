@@ -25,9 +25,7 @@ struct BackupsController<Store: DashboardStore> {
 
     /// Encoded as `list-backups --json` encodes them.
     static func rows(_ listings: [BackupListing]) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(listings)) ?? Data("[]".utf8)
+        (try? JSONStyle.compact(listings)) ?? Data("[]".utf8)
     }
 
     static func schedule(_ schedule: ScheduleSnapshot) -> JSONOutput {

@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,13 +18,12 @@ public enum DashboardToken {
     /// for group or others, at most ``maximumBytes``.
     public static func read(path: String) throws(DashboardError) -> String {
         func refuse(_ reason: String) -> DashboardError { .invalidOption("refusing --token-file \(path): \(reason)") }
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw errno == ELOOP ? refuse("it is a symbolic link") : refuse(String(cString: strerror(errno)))
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) } catch {
+            throw error.code == ELOOP ? refuse("it is a symbolic link") : refuse(error.reason)
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw refuse(String(cString: strerror(errno))) }
+        let info: stat
+        do { info = try file.status() } catch { throw refuse(error.reason) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw refuse("not a regular file") }
         guard info.st_uid == 0 || info.st_uid == getuid() else {
             throw refuse("owned by uid \(info.st_uid), not by root" + (getuid() == 0 ? "" : " or uid \(getuid())"))
@@ -33,17 +33,11 @@ public enum DashboardToken {
             throw refuse("mode \(String(info.st_mode & 0o7777, radix: 8)) lets group or others at it (chmod 600 \(path))")
         }
         guard info.st_size <= maximumBytes else { throw refuse("\(info.st_size) bytes, more than a token (\(maximumBytes))") }
-        var buffer = [UInt8](repeating: 0, count: maximumBytes + 1)
-        var length = 0
-        while length < buffer.count {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + length, $0.count - length) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { throw refuse(String(cString: strerror(errno))) }
-            if count == 0 { break }
-            length += count
-        }
+        let bytes: [UInt8]
+        do { bytes = try file.read(upTo: maximumBytes + 1) } catch { throw refuse(error.reason) }
+        let length = bytes.count
         guard length <= maximumBytes else { throw refuse("it grew past \(maximumBytes) bytes while read") }
-        let token = String(decoding: buffer[0..<length], as: UTF8.self)
+        let token = String(decoding: bytes, as: UTF8.self)
             .split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         guard token.count >= minimumLength else { throw refuse("the token is shorter than \(minimumLength) characters") }
         guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw refuse("the token holds spaces or control characters") }
@@ -67,14 +61,16 @@ public enum DashboardToken {
         }
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .setupFailed("cannot create \(path): \(String(cString: strerror(errno)))") }
-        let bytes = Array((token + "\n").utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let closed = close(fd)
-        guard written == bytes.count, closed == 0 else {
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) } catch {
+            throw .setupFailed("cannot create \(error)")
+        }
+        do throws(SystemError) {
+            try file.writeAll(Array((token + "\n").utf8))
+            try file.close()
+        } catch {
             unlink(path)
-            throw .setupFailed("cannot write \(path): \(String(cString: strerror(errno)))")
+            throw .setupFailed("cannot write \(error)")
         }
         return true
     }

@@ -152,8 +152,7 @@ public actor FleetStateStore: DashboardStore, Service {
 
     /// Identity, size and mtime of each state file, without following a symlink.
     private static func stamps(of molt: Molt) -> [FileStamp?] {
-        ["health-status.json", "health-watch-state.json", "health-history.jsonl", "health-history.jsonl.1",
-         "health-history-totals.json"].map { FileStamp(path: molt.stateDir + "/" + $0) }
+        StateDirectory.healthFileNames.map { FileStamp(path: molt.stateDir + "/" + $0) }
     }
 
     private func listBackups(now: Date, current: BackupsSnapshot?) -> BackupsSnapshot {
@@ -165,7 +164,7 @@ public actor FleetStateStore: DashboardStore, Service {
         }.directory
         // Listing decompresses every manifest: only when a file came, went or changed.
         var stamps: [String: FileStamp] = [:]
-        if let names = try? FileManager.default.contentsOfDirectory(atPath: directory) {
+        if let names = try? directoryNames(atPath: directory) {
             for name in names { stamps[name] = FileStamp(path: directory + "/" + name) }
         }
         if let current, current.backupDir == directory, stamps == backupStamp, current.problem == nil {
@@ -184,20 +183,17 @@ public actor FleetStateStore: DashboardStore, Service {
     /// This base dir's entry in root's crontab file, read as a file (no `crontab -l`: the dashboard runs no program).
     private func readSchedule() -> ScheduleSnapshot {
         let path = configuration.crontabFile
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-        if fd < 0 {
-            if errno == ENOENT { return ScheduleSnapshot(entry: [], problem: nil) }
-            return ScheduleSnapshot(entry: [], problem: "cannot read \(path): \(String(cString: strerror(errno)))")
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) } catch {
+            if error.code == ENOENT { return ScheduleSnapshot(entry: [], problem: nil) }
+            return ScheduleSnapshot(entry: [], problem: "cannot read \(error)")
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= Self.crontabLimit else {
+        guard let info = try? file.status(), (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= Self.crontabLimit else {
             return ScheduleSnapshot(entry: [], problem: "cannot read \(path): not a regular file of at most 1 MiB")
         }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else { return ScheduleSnapshot(entry: [], problem: "cannot read \(path): \(String(cString: strerror(errno)))") }
-        let text = String(decoding: bytes.prefix(count), as: UTF8.self)
+        let bytes: [UInt8]
+        do { bytes = try file.read(upTo: Self.crontabLimit) } catch { return ScheduleSnapshot(entry: [], problem: "cannot read \(error)") }
+        let text = String(decoding: bytes, as: UTF8.self)
         return ScheduleSnapshot(entry: BackupSchedule.entryLines(in: text, baseDir: absolutePath(configuration.baseDir)), problem: nil)
     }
 }

@@ -110,7 +110,7 @@ public struct GatewayProcessFinder: Sendable {
     /// gateway: `openclaw-gateway` (the process title OpenClaw sets) or
     /// `openclaw … gateway` (the CLI, possibly run by node or bun).
     func scanProcesses(uid: uid_t) -> Int? {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return nil }
+        guard let entries = try? directoryNames(atPath: procRoot) else { return nil }
         let me = Int(getpid())
         for entry in entries {
             guard let pid = Int(entry), pid != me else { continue }
@@ -164,15 +164,3 @@ public struct GatewayProcessFinder: Sendable {
     }
 }
 
-/// The uid and gid that own a molt: its Linux user when one exists, else the owner of its home.
-public struct MoltOwner: Sendable, Equatable {
-    public let uid: uid_t
-    public let gid: gid_t
-
-    public static func of(_ molt: Molt) -> MoltOwner? {
-        if let user = UserAccounts.user(named: molt.name) { return MoltOwner(uid: user.uid, gid: user.gid) }
-        var info = stat()
-        guard stat(molt.home, &info) == 0 else { return nil }
-        return MoltOwner(uid: info.st_uid, gid: info.st_gid)
-    }
-}

@@ -58,3 +58,20 @@ public enum HealthError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension HealthError {
+    /// Input the user can correct on the command line.
+    public var isUsageError: Bool {
+        switch self {
+        case .invalidInterval, .invalidOffset, .invalidThreshold, .invalidRemindEvery, .invalidTimeout, .invalidCount,
+             .invalidEmail, .unsafeForSchedule, .notAbsolute, .commanderIsSelf:
+            return true
+        case .fleet(.invalidName): return true
+        default: return false
+        }
+    }
+}
+
+extension HealthError: ExitStatusReporting {
+    public var exitStatus: Int32 { isUsageError ? ExitStatus.usage : ExitStatus.failure }
+}

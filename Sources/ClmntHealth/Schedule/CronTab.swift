@@ -37,19 +37,8 @@ extension CronTab {
 
     /// `text` without `molt`'s entry, and with `entry` in its place (or at the end); every other line kept as it was.
     public static func replacingEntry(in text: String, molt: String, with entry: [String]) -> String {
-        var lines = text.components(separatedBy: "\n")
-        if lines.last == "" { lines.removeLast() }
-        var result: [String] = []
-        var insertAt: Int?
-        for line in lines {
-            if isWatchLine(line, molt: molt) {
-                if insertAt == nil { insertAt = result.count }
-            } else {
-                result.append(line)
-            }
-        }
-        result.insert(contentsOf: entry, at: insertAt ?? result.count)
-        return result.isEmpty ? "" : result.joined(separator: "\n") + "\n"
+        replacingLines(in: text, selectedBy: { lines in Set(lines.indices.filter { isWatchLine(lines[$0], molt: molt) }) },
+                       with: entry)
     }
 
     public static func entryLines(in text: String, molt: String) -> [String] {

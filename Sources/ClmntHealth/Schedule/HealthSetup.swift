@@ -75,7 +75,7 @@ public enum HealthSetup {
         }
 
         // The cron job runs as the molt's user: refuse a job that could never run.
-        let groups = user.map { groupList(molt.name, $0.gid) } ?? []
+        let groups = user.map { UserAccounts.groupIDs(of: $0) } ?? []
         if !request.systemd, let user, !canAccess(molt.home, uid: user.uid, groups: groups, mode: X_OK) {
             throw .jobCannotRun(user: molt.name, reason: "enter its home \(molt.home)\(describe(molt.home))")
         }
@@ -181,7 +181,7 @@ public enum HealthSetup {
         // Through descriptors like every state file (see StateDirectory): a planted
         // symlink or hard link is refused, never chowned.
         if geteuid() == 0 { _ = fchown(directory.fd, directory.uid, directory.gid) }
-        if let log = try directory.openFile(StateDirectory.cronLogName, writing: true, create: true) { close(log) }
+        _ = try directory.openFile(StateDirectory.cronLogName, writing: true, create: true)
         for name in [StateDirectory.cronLogName, StateDirectory.statusName, StateDirectory.historyName, HealthHistory.rotatedName,
                      StateDirectory.watchStateName, StateDirectory.lockName, StateDirectory.totalsName] {
             try directory.handOver(name)
@@ -191,7 +191,7 @@ public enum HealthSetup {
     /// What the molt's user, running the cron job, will not be able to reach.
     static func accessWarnings(_ request: SetupRequest, uid: uid_t, gid: gid_t) -> [String] {
         let schedule = request.schedule
-        let groups = groupList(request.molt.name, gid)
+        let groups = UserAccounts.groupIDs(name: request.molt.name, gid: gid)
         var warnings: [String] = []
         if !canAccess(schedule.executable, uid: uid, groups: groups, mode: R_OK | X_OK) {
             warnings.append("user \(request.molt.name) cannot run \(schedule.executable): the cron job will fail; install clmnt where every user can run it (e.g. /usr/local/bin)")
@@ -259,15 +259,5 @@ public enum HealthSetup {
             }
         }
         return true
-    }
-
-    static func groupList(_ user: String, _ gid: gid_t) -> [gid_t] {
-        var count: Int32 = 64
-        var groups = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(user, gid, &groups, &count) < 0 {
-            groups = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(user, gid, &groups, &count)
-        }
-        return Array(groups.prefix(Int(max(0, count))))
     }
 }

@@ -71,7 +71,7 @@ public struct HealthHistory: Sendable {
     public let directory: StateDirectory
     public let policy: HistoryPolicy
 
-    static let rotatedName = StateDirectory.historyName + ".1"
+    public static let rotatedName = StateDirectory.historyName + ".1"
 
     public var path: String { directory.historyPath }
     public var rotatedPath: String { directory.display(Self.rotatedName) }

@@ -1,3 +1,4 @@
+import ClmntCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -36,34 +37,35 @@ public enum LogTail {
                               from start: Int64? = nil, poll: Double = 0.5, longestLine: Int = LogTail.longestLine,
                               shouldStop: () -> Bool = { false }, warning: (String) -> Void = { _ in },
                               output: (String) -> Void) {
+        var file: FileDescriptor?
         var fd: Int32 = -1
         var inode: ino_t = 0
         var position: Int64 = 0
         var pending = Data()
         var warned = false
-        defer { if fd >= 0 { close(fd) } }
-        /// Opens the log through the state directory when it is not the one we hold.
-        func reopenIfReplaced(first: Bool) -> Bool {
-            let opened: Int32?
-            do {
+        /// The log through the state directory, when it is not the one we hold (inode `held`).
+        func openedIfReplaced(held: ino_t?) -> FileDescriptor? {
+            let opened: FileDescriptor?
+            do throws(HealthError) {
                 opened = try directory.open(create: false)?.openFile(name, writing: false, create: false)
             } catch {
                 if !warned { warning(error.description) }
                 warned = true
-                return false
+                return nil
             }
-            guard let opened else { return false }
+            guard let opened, let info = try? opened.status() else { return nil }
             warned = false
-            var info = stat()
-            fstat(opened, &info)
-            if fd >= 0 && info.st_ino == inode { close(opened); return false }
-            if fd >= 0 { close(fd) }
-            fd = opened
-            inode = info.st_ino
-            position = first ? min(start ?? Int64(info.st_size), Int64(info.st_size)) : 0
-            return true
+            if let held, info.st_ino == held { return nil }
+            return opened
         }
-        _ = reopenIfReplaced(first: true)
+        func hold(_ opened: consuming FileDescriptor, first: Bool) {
+            let size = Int64((try? opened.status())?.st_size ?? 0)
+            inode = (try? opened.status())?.st_ino ?? 0
+            position = first ? min(start ?? size, size) : 0
+            fd = opened.rawValue
+            file = consume opened
+        }
+        if let opened = openedIfReplaced(held: nil) { hold(opened, first: true) }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if fd >= 0 {
@@ -86,7 +88,10 @@ public enum LogTail {
                 }
             }
             // A new file at the name (rotated, or created after we started): read it from its start.
-            if reopenIfReplaced(first: false) { continue }
+            if let opened = openedIfReplaced(held: fd >= 0 ? inode : nil) {
+                hold(opened, first: false)
+                continue
+            }
             if shouldStop() { return }
             usleep(useconds_t(poll * 1_000_000))
         }

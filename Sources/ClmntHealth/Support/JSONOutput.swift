@@ -68,14 +68,29 @@ public indirect enum JSONOutput: Sendable {
         out += "\n" + String(repeating: indent, count: level)
     }
 
-    /// At most three decimals, no trailing zeros; non-finite numbers are not JSON, so they become 0.
+    /// A number as clmnt writes it: at most three decimals, a whole number without a fraction;
+    /// non-finite numbers are not JSON, so they become 0. The one rounding rule, for the state
+    /// files' text and for `--json`.
+    enum Number: Equatable {
+        case whole(Int)
+        case fraction(Double)
+    }
+
+    static func normalized(_ value: Double) -> Number {
+        let rounded = value.isFinite ? (value * 1000).rounded() / 1000 : 0
+        if rounded == rounded.rounded(), abs(rounded) < 1e15 { return .whole(Int(rounded)) }
+        return .fraction(rounded)
+    }
+
     static func number(_ value: Double) -> String {
-        guard value.isFinite else { return "0" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
-        var text = String(format: "%.3f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text
+        switch normalized(value) {
+        case .whole(let whole): return String(whole)
+        case .fraction(let fraction):
+            var text = String(format: "%.3f", fraction)
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+            return text
+        }
     }
 
     static func quote(_ text: String, into out: inout String) {
@@ -118,9 +133,10 @@ extension JSONOutput: Encodable {
             try container.encode(value)
         case .double(let value):
             var container = encoder.singleValueContainer()
-            // The same rounding as the state files: at most three decimals, whole numbers without a fraction.
-            let rounded = value.isFinite ? (value * 1000).rounded() / 1000 : 0
-            if rounded == rounded.rounded(), abs(rounded) < 1e15 { try container.encode(Int(rounded)) } else { try container.encode(rounded) }
+            switch Self.normalized(value) {
+            case .whole(let whole): try container.encode(whole)
+            case .fraction(let fraction): try container.encode(fraction)
+            }
         case .string(let value):
             var container = encoder.singleValueContainer()
             try container.encode(value)

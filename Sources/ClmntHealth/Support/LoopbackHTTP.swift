@@ -62,38 +62,16 @@ public enum LoopbackHTTP {
         guard (1...65535).contains(port) else { return .failure(.network(operation: "connect", reason: "invalid port \(port)")) }
         let start = monotonicSeconds()
         let deadline = start + timeout
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure(.network(operation: "socket", reason: errnoText())) }
-        defer { close(fd) }
+        let rawSocket = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard rawSocket >= 0 else { return .failure(.network(operation: "socket", reason: errnoText())) }
+        let connection = FileDescriptor(adopting: rawSocket, path: "127.0.0.1:\(port)")
+        let fd = connection.rawValue
 
-        // Connect without blocking, then wait for writability until the deadline.
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = in_addr_t(UInt32(0x7F00_0001).bigEndian)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        if connected != 0 {
-            guard errno == EINPROGRESS else { return .failure(connectFailure(errno)) }
-            switch wait(fd, for: Int16(POLLOUT), until: deadline) {
-            case .timedOut: return .failure(.timedOut(seconds: timeout))
-            case .failed(let reason): return .failure(.network(operation: "connect", reason: reason))
-            case .ready: break
-            }
-            var socketError: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &socketError, &length)
-            if socketError != 0 { return .failure(connectFailure(socketError)) }
-        }
+        if let failure = connect(fd, port: port, deadline: deadline, timeout: timeout) { return .failure(failure) }
         if let expected = listenerOwner {
             let owner = serverSideOwner(fd, port: port, until: min(deadline, monotonicSeconds() + 1))
             guard owner == expected else { return .failure(.foreignListener(port: port, owner: owner, expected: expected)) }
         }
-
-        // Send the request.
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUser-Agent: clmnt-health\r\n"
         head += "Accept: */*\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -101,23 +79,57 @@ public enum LoopbackHTTP {
         head += "\r\n"
         var outgoing = Data(head.utf8)
         if let body { outgoing.append(body) }
+        if let failure = send(outgoing, on: fd, deadline: deadline, timeout: timeout) { return .failure(failure) }
+        return receive(on: fd, deadline: deadline, timeout: timeout, bodyLimit: bodyLimit, start: start)
+    }
+
+    /// Connects without blocking, then waits for writability until the deadline.
+    private static func connect(_ fd: Int32, port: Int, deadline: Double, timeout: Double) -> HTTPFailure? {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = in_addr_t(UInt32(0x7F00_0001).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected != 0 else { return nil }
+        guard errno == EINPROGRESS else { return connectFailure(errno) }
+        switch wait(fd, for: Int16(POLLOUT), until: deadline) {
+        case .timedOut: return .timedOut(seconds: timeout)
+        case .failed(let reason): return .network(operation: "connect", reason: reason)
+        case .ready: break
+        }
+        var socketError: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &socketError, &length)
+        return socketError != 0 ? connectFailure(socketError) : nil
+    }
+
+    /// Sends all of `outgoing` before the deadline.
+    private static func send(_ outgoing: Data, on fd: Int32, deadline: Double, timeout: Double) -> HTTPFailure? {
         var sent = 0
         while sent < outgoing.count {
             let written = outgoing.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
             }
             if written > 0 { sent += written; continue }
             if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 switch wait(fd, for: Int16(POLLOUT), until: deadline) {
-                case .timedOut: return .failure(.timedOut(seconds: timeout))
-                case .failed(let reason): return .failure(.network(operation: "send", reason: reason))
+                case .timedOut: return .timedOut(seconds: timeout)
+                case .failed(let reason): return .network(operation: "send", reason: reason)
                 case .ready: continue
                 }
             }
-            return .failure(.network(operation: "send", reason: errnoText()))
+            return .network(operation: "send", reason: errnoText())
         }
+        return nil
+    }
 
-        // Read until the answer is complete, the peer closes, or the limit is reached.
+    /// Reads until the answer is complete, the peer closes, or the limit is reached.
+    private static func receive(on fd: Int32, deadline: Double, timeout: Double, bodyLimit: Int,
+                                start: Double) -> Result<HTTPResponse, HTTPFailure> {
         let limit = 16 * 1024 + bodyLimit
         var incoming = Data()
         var parsed: (status: Int, headers: [String: String], bodyStart: Int)?
