@@ -335,8 +335,8 @@ final class PortListener {
         while !LoopbackSocketOwner.listeners(port: port).contains(user.uid) && Date() < deadline { usleep(20_000) }
     }
 
-    /// What it printed, once it holds `text` or after a few seconds.
-    func waitFor(_ text: String, seconds: Double = 5) -> String {
+    /// What it printed, once it holds `text` (or at the deadline, which only ends a wait that failed).
+    func waitFor(_ text: String, seconds: Double = 30) -> String {
         let deadline = Date().addingTimeInterval(seconds)
         var current = ""
         repeat {
@@ -385,8 +385,8 @@ final class SMTPSink {
         return found
     }
 
-    /// Waits briefly for `count` messages (delivery into the Maildir is asynchronous).
-    func waitForMessages(_ count: Int, seconds: Double = 5) -> [String] {
+    /// Waits for `count` messages (delivery into the Maildir is asynchronous); the deadline only ends a wait that failed.
+    func waitForMessages(_ count: Int, seconds: Double = 30) -> [String] {
         let deadline = Date().addingTimeInterval(seconds)
         var current = messages()
         while current.count < count && Date() < deadline {
