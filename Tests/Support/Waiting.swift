@@ -61,13 +61,18 @@ public func isInSleepCall(pid: pid_t, tid: pid_t) -> Bool {
     #endif
 }
 
-/// The threads of process `pid`: their ids and names (`comm`, at most 15 bytes).
-public func threads(of pid: pid_t) -> [(tid: pid_t, name: String)] {
+/// The threads of process `pid`: their ids, names (`comm`, at most 15 bytes; a new thread keeps its
+/// creator's unless it sets one) and effective uids (a thread may hold other credentials than its process).
+public func threads(of pid: pid_t) -> [(tid: pid_t, name: String, euid: uid_t?)] {
     let directory = "/proc/\(pid)/task"
     let tids = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { pid_t($0) }
     return tids.map { tid in
         let name = (try? String(contentsOfFile: "\(directory)/\(tid)/comm", encoding: .utf8)) ?? ""
-        return (tid, name.trimmingCharacters(in: .whitespacesAndNewlines))
+        let status = (try? String(contentsOfFile: "\(directory)/\(tid)/status", encoding: .utf8)) ?? ""
+        // "Uid:\treal\teffective\tsaved\tfilesystem"
+        let uids = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(whereSeparator: \.isWhitespace)
+        let euid = uids.flatMap { $0.count > 2 ? uid_t($0[2]) : nil }
+        return (tid, name.trimmingCharacters(in: .whitespacesAndNewlines), euid)
     }
 }
 
@@ -103,4 +108,15 @@ public final class RefusingPort: @unchecked Sendable {
     }
 
     deinit { release() }
+}
+
+/// The CPU time process `pid` has used so far (user plus system, from `/proc/<pid>/stat`), in seconds;
+/// nil once it is gone. Work done, which a loaded machine hardly changes, where wall time doubles.
+public func cpuSeconds(of pid: pid_t) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, so utime (14) and stime (15) are at offsets 11 and 12.
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
