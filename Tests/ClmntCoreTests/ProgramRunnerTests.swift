@@ -57,12 +57,9 @@ import Glibc
             .compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect(pids.count == 2)
         for pid in pids {
-            // Reaped (no zombie left) and its background child gone: kill(0) finds nothing.
-            var gone = false
-            for _ in 0..<100 where !gone {
-                gone = kill(pid, 0) != 0 && errno == ESRCH
-                if !gone { usleep(20_000) }
-            }
+            // Reaped (no zombie left) and its background child gone: kill(0) finds nothing (the child,
+            // reparented, is reaped by init in its own time: waited for, up to a deadline load cannot reach).
+            let gone = waitUntil { kill(pid, 0) != 0 && errno == ESRCH }
             #expect(gone, "pid \(pid) still exists")
         }
     }

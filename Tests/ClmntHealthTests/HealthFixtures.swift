@@ -233,9 +233,10 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits until a wrapper that execs in place (setpriv, env, ...) has exec'd the program it was given,
-    /// seen as `argv0` in the first argument of the command line; false after `seconds`. The PID stays the same.
+    /// seen as `argv0` in the first argument of the command line; false after `seconds` (a deadline that
+    /// only ends a failed wait). The PID stays the same.
     /// Only argv[0] tells: the wrapper's own command line names the program too, as one of its arguments.
-    func waitForExec(argv0: String, seconds: Double = 5) -> Bool {
+    func waitForExec(argv0: String, seconds: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while commandLine?.first != argv0 {
             guard Date() < deadline else { return false }
