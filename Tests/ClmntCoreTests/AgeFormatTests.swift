@@ -60,7 +60,7 @@ func ageError(_ body: () throws -> Void) -> AgeError? {
 }
 
 /// Keys, Bech32, the header and payload encodings, with age's own known-answer values.
-@Suite struct AgeFormatTests {
+@Suite(.tags(.fast)) struct AgeFormatTests {
     /// filippo.io/age testdata/example.age and example_keys.txt (age_test.go: ExampleDecrypt).
     static let exampleFile = Array(Data(base64Encoded: "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSA4aHJsTStaQkczRGQ0ZkYyK2E1ODN6ZFRJV0RrOC9SNDFrQ1lac3Z3VFc0CnlPNFBZZGxNV0RKK0N4Z1VOUnFZNVowVC9tK2czRkNoNWpJeEdMYkNWWGMKLS0tIEkvaW1ldlp6eTgxMjBKU3ptSm5tbi9LTWszcDVBMTFWODNOazQxbTlOUEUKcMXlNiShUgdT+Sxa0Q7KsnO6TWEXgHcT6DggQXod8soIGCJyyPhchXc0oTEaO3XpjQ6v")!)
     static let exampleKey = "AGE-SECRET-KEY-184JMZMVQH3E6U0PSL869004Y3U2NYV7R30EU99CSEDNPH02YUVFSZW44VU"

@@ -123,10 +123,14 @@ struct BackupCommandTests {
                              "-o", out + "/fleet.tar.xz", "-q"]
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // Wait until the partial file exists, then interrupt.
-        let deadline = Date().addingTimeInterval(10)
-        while files(in: out).isEmpty && Date() < deadline { usleep(20_000) }
-        usleep(300_000)
+        // Interrupt it mid-backup: once archive bytes reach the partial file (so it is created and
+        // registered for removal, which happens before its first write), while big.bin keeps it busy.
+        let writing = waitUntil {
+            let partial = files(in: out).first.map { out + "/" + $0 }
+            var info = stat()
+            return partial.map { stat($0, &info) == 0 && info.st_size > 0 } == true || !process.isRunning
+        }
+        #expect(writing, "no archive bytes written")
         #expect(process.isRunning, "the backup must still be running when interrupted")
         kill(process.processIdentifier, signalNumber)
         process.waitUntilExit()

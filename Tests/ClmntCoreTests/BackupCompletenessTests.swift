@@ -50,7 +50,13 @@ struct BackupCompletenessTests {
         waiting.executableURL = URL(fileURLWithPath: clmnt)
         waiting.arguments = ["fleet", "backup", "-d", fixture.baseDir, "-o", out + "/waited.tar.gz", "-q", "--wait", "30"]
         try waiting.run()
-        usleep(500_000)
+        // Once it holds the backup lock's file open, it has reached the lock the first backup holds;
+        // still running then, it is waiting there (without --wait it would have given up at once, 75).
+        var baseInfo = stat()
+        #expect(stat(fixture.baseDir, &baseInfo) == 0)
+        let lockFile = BaseDirLock.directory + "/\(UInt64(baseInfo.st_dev))-\(UInt64(baseInfo.st_ino)).backup.lock"
+        #expect(waitUntil { openPaths(of: waiting.processIdentifier).contains(lockFile) || !waiting.isRunning },
+                "the waiting backup never reached the lock")
         #expect(waiting.isRunning, "--wait must wait while the first backup holds the lock")
         first.resume()
         #expect(first.wait() == 0)
@@ -199,6 +205,7 @@ struct BackupCompletenessTests {
             process.arguments = arguments
             process.standardError = FileHandle.nullDevice
             try process.run()
+            // A random point of the backup to kill it at: the delay is the test's input, not a wait.
             usleep(UInt32.random(in: 20_000...900_000))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -355,7 +362,7 @@ final class LeaseHolder {
             fd = os.open(sys.argv[1], os.O_RDONLY)
             fcntl.fcntl(fd, 1024, fcntl.F_WRLCK)  # F_SETLEASE
             print("leased", flush=True)
-            time.sleep(120)
+            time.sleep(120)  # holds the lease until stop() kills it: the holder's life, not a wait
             """, path]
         let out = Pipe()
         process.standardOutput = out

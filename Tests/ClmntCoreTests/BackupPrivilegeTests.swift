@@ -71,7 +71,7 @@ struct BackupPrivilegeTests {
             db.execute('begin immediate')
             db.executemany('insert into t values (?)', [(i,) for i in range(1000)])
             print('ready', flush=True)
-            time.sleep(60)
+            time.sleep(60)  # keeps the transaction open for the whole test: the writer's life, not a wait
             """, [database, journalMode])
         defer { writer.stop() }
         try writer.waitForReady()
@@ -80,7 +80,11 @@ struct BackupPrivilegeTests {
         let started = Date()
         let result = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--compress", "none", "-o", archive])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(Date().timeIntervalSince(started) < 5, "a reader does not wait for a RESERVED lock or a WAL writer")
+        // A reader held up by the writer would wait out the whole busy timeout (the writer holds on for
+        // 60 s) and then leave live.db out: the two checks around this one. This one says it did not
+        // even wait for most of it, a margin no load on the machine makes up.
+        let busyTimeout = BackupOptions(baseDir: fixture.baseDir).sqliteBusyTimeout.components.seconds
+        #expect(Date().timeIntervalSince(started) < Double(busyTimeout), "a reader does not wait for a RESERVED lock or a WAL writer")
         #expect(!result.stderr.contains("live.db"), "\(result.stderr)")
         let extracted = try Self.extract(archive, into: fixture.root.path + "/x")
         let copy = extracted + "/alpha/.openclaw/state/live.db"
@@ -102,8 +106,8 @@ struct BackupPrivilegeTests {
             db.execute('create table account (id integer primary key, balance integer)')
             db.execute('create table log (id integer primary key, amount integer, note text)')
             db.executemany('insert into account values (?, 100)', [(i,) for i in range(10)])
-            print('ready', flush=True)
             end = time.time() + 60
+            ready = False
             while time.time() < end:
                 a, b, amount = random.randrange(10), random.randrange(10), random.randrange(1, 50)
                 db.execute('begin immediate')
@@ -111,10 +115,12 @@ struct BackupPrivilegeTests {
                 db.execute('update account set balance = balance + ? where id = ?', (amount, b))
                 db.execute('insert into log (amount, note) values (?, ?)', (amount, 'x' * random.randrange(2000)))
                 db.execute('commit')
+                if not ready:                        # writing: a transfer is committed, more are coming
+                    print('ready', flush=True)
+                    ready = True
             """, [database])
         defer { writer.stop() }
         try writer.waitForReady()
-        usleep(300_000)
         let rootOwnedBefore = try Self.rootOwned(home)
 
         for round in 0..<3 {
@@ -146,10 +152,10 @@ struct BackupPrivilegeTests {
             db.execute('begin exclusive')
             db.execute('insert into t values (2)')
             print('ready', flush=True)
-            time.sleep(float(sys.argv[2]))
+            time.sleep(float(sys.argv[2]))   # how long the lock is held: the input under test, not a wait
             db.execute('commit')
             db.close()
-            time.sleep(60)
+            time.sleep(60)                   # stays until stop(): the writer's life, not a wait
             """
         let forever = try BackgroundProcess.asOwner(script, [state + "/locked.db", "60"])
         defer { forever.stop() }
@@ -206,19 +212,31 @@ struct BackupPrivilegeTests {
             db.execute('create table t (x)'); db.execute('insert into t values (1)')
             db.execute('pragma locking_mode=exclusive'); db.execute('begin exclusive'); db.execute('insert into t values (2)')
             print('ready', flush=True)
-            time.sleep(1.5)                          # root is waiting on the lock by now
+            sys.stdin.readline()                     # the test says root is waiting on the lock
             os.rename(home + '/data', home + '/data.real')
             os.symlink(target, home + '/data')
             db.execute('commit'); db.close()         # let root go on
             reader = sqlite3.connect(home + '/data.real/app.db', isolation_level=None)
             reader.execute('begin'); reader.execute('select count(*) from t').fetchone()
-            time.sleep(60)                           # and keep a read lock: no checkpoint can clean up
+            time.sleep(60)                           # and keep a read lock: no checkpoint can clean up (until stop())
             """, [home, target])
         defer { attacker.stop() }
         try attacker.waitForReady()
 
         let archive = fixture.root.path + "/fleet.tar"
-        let result = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--compress", "none", "-o", archive])
+        let backup = try BackgroundProcess(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--compress", "none", "-o", archive])
+        defer { backup.stop() }
+        // Root waits on the lock once the thread reading the database with its owner's credentials
+        // sleeps between tries (SQLite's busy handler and the snapshot's retries do; nothing else the
+        // backup does as the owner sleeps).
+        let waitingOnTheLock = waitUntil(seconds: 60) {
+            !backup.isRunning || threads(of: backup.pid).contains {
+                $0.euid == uid_t(Self.owner) && isInSleepCall(pid: backup.pid, tid: $0.tid)
+            }
+        }
+        #expect(waitingOnTheLock && backup.isRunning, "root never waited on the database's lock")
+        attacker.send("go")
+        let result = backup.finish()
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try Self.listing(target) == targetBefore, "root created or changed files outside the home")
         #expect(try Self.rootOwned(home) == [".openclaw/gateway.log.1"], "root created files in the home")
@@ -274,11 +292,13 @@ struct BackupPrivilegeTests {
     }
 }
 
-/// A python3 script running as the homes' owner beside the test, printing `ready` when set up.
+/// A python3 script running as the homes' owner beside the test, printing `ready` when set up
+/// (or any program: `finish()` then waits for it and gives what it printed).
 final class BackgroundProcess {
     private let process = Process()
     private let output = Pipe()
     private let errors = Pipe()
+    private let input = Pipe()
 
     static func asOwner(_ script: String, _ arguments: [String]) throws -> BackgroundProcess {
         try BackgroundProcess("/usr/bin/setpriv", ["--reuid=\(BackupPrivilegeTests.owner)", "--regid=\(BackupPrivilegeTests.owner)",
@@ -290,11 +310,28 @@ final class BackgroundProcess {
         process.arguments = arguments
         process.standardOutput = output
         process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = input
         try process.run()
     }
 
     var isRunning: Bool { process.isRunning }
+    var pid: pid_t { process.processIdentifier }
+
+    /// Writes `line` to its standard input.
+    func send(_ line: String) {
+        input.fileHandleForWriting.write(Data((line + "\n").utf8))
+    }
+
+    /// Waits for it to end; its status and everything it printed.
+    func finish() -> (status: Int32, stdout: String, stderr: String) {
+        try? input.fileHandleForWriting.close()
+        // Both pipes drained at once, so neither fills up while the other is read.
+        let errorData = PipeDrain(errors.fileHandleForReading)
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let stderr = errorData.wait()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
 
     /// Waits for the `ready` line; throws with the script's stderr if it ends first.
     func waitForReady(seconds: Double = 20) throws {
@@ -317,6 +354,24 @@ final class BackgroundProcess {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+final class PipeDrain: @unchecked Sendable {  // `data` is written before `done` is signalled, read after
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+
+    func wait() -> Data {
+        done.wait()
+        return data
     }
 }
 

@@ -131,7 +131,8 @@ struct BackupRetentionTests {
         let firstName = files(in: dir)
         #expect(firstName.count == 1 && firstName[0].hasPrefix("fleet-") && firstName[0].hasSuffix(".tar.zst"), "\(firstName)")
 
-        sleep(1)  // the default name gains the time of day; a second later it is a new name
+        // A new name without a pause: this one is .tar.gz, the first .tar.zst (and a name already taken
+        // would gain the time of day, then `-2`, `-3`...).
         let second = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--backup-dir", dir, "--verify",
                                               "--keep", "1", "--json"], currentDirectory: "/")
         #expect(second.status == 0, "\(second.stderr)")
@@ -140,7 +141,8 @@ struct BackupRetentionTests {
         #expect(json?["pruned"] as? [String] == [dir + "/" + firstName[0]])
         #expect(files(in: dir).count == 1 && files(in: dir) != firstName)
 
-        sleep(1)
+        // Today's plain .tar.gz is the second archive's: this one gains the time of day (or `-2`...),
+        // a new name again without a pause.
         let verbose = try runCapturing(clmnt, ["fleet", "backup", "-d", fixture.baseDir, "--backup-dir", dir, "--keep", "1", "-v"],
                                        currentDirectory: "/")
         #expect(verbose.status == 0, "\(verbose.stderr)")

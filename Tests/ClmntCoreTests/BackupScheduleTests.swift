@@ -293,7 +293,8 @@ struct BackupScheduleTests {
 
         var archives: [String] = []
         for run in 0..<2 {
-            if run > 0 { sleep(1) }  // a new default name (the time of day is added when today's exists)
+            // The second run needs no pause for a new default name: today's is taken, so it gains the
+            // time of day (and `-2`, `-3`... if that is taken too).
             let result = try runCapturing("/usr/bin/env", ["-i", "SHELL=/bin/sh", "PATH=/usr/bin:/bin", "HOME=/root",
                                                            "LOGNAME=root", "/bin/sh", "-c", command], currentDirectory: "/")
             #expect(result.status == 0, "run \(run): \(result.stdout)\(result.stderr)")

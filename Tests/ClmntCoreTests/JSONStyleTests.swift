@@ -1,9 +1,10 @@
+import CArchiveTestSupport
 import ClmntCore
 import Foundation
 import Testing
 
 /// The one JSON style (README "Output"): its layout, and that laying out never changes a value.
-@Suite("JSONStyle")
+@Suite("JSONStyle", .tags(.fast))
 struct JSONStyleTests {
     struct Sample: Codable, Equatable {
         var zulu: String

@@ -3,7 +3,7 @@ import CArchiveTestSupport
 import Foundation
 import Testing
 
-@Suite("fleet discovery")
+@Suite("fleet discovery", .tags(.fast))
 struct FleetDiscoveryTests {
     @Test("molt names are safe as user names, paths and crontab words", arguments: [
         ("assistant-1", true), ("a", true), ("mail_bot", true), ("_svc", false),

@@ -1,8 +1,9 @@
+import CArchiveTestSupport
 @testable import ClmntCore
 import Foundation
 import Testing
 
-@Suite("names as bytes")
+@Suite("names as bytes", .tags(.fast))
 struct PathBytesTests {
     static let odd: [PathBytes] = [
         PathBytes([0x63, 0x61, 0x66, 0xE9, 0x2E, 0x74, 0x78, 0x74]),            // caf\xE9.txt (Latin-1)

@@ -1,9 +1,10 @@
+import CArchiveTestSupport
 import Foundation
 import Testing
 @testable import ClmntCore
 
 /// The pure rules of restore: which entries are hostile, how paths and ports are rewritten.
-@Suite struct RestorePolicyTests {
+@Suite(.tags(.fast)) struct RestorePolicyTests {
     let molts: Set<String> = ["alpha", "beta"]
 
     @Test func placesEntriesOfTheClmntLayout() throws {

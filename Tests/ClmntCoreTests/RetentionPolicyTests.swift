@@ -1,3 +1,4 @@
+import CArchiveTestSupport
 @testable import ClmntCore
 import Foundation
 import Testing
@@ -5,7 +6,7 @@ import Testing
 /// The retention policy (`--keep`, `--keep-daily`, `--keep-weekly`, `--keep-monthly`) over
 /// synthetic archive dates, in a time zone with DST (Europe/Berlin: CET +1 in winter), so
 /// local days, ISO weeks and months differ from UTC's at their edges.
-@Suite("retention policy")
+@Suite("retention policy", .tags(.fast))
 struct RetentionPolicyTests {
     static let berlin = TimeZone(identifier: "Europe/Berlin")!
 

@@ -1,8 +1,9 @@
+import CArchiveTestSupport
 import ClmntCore
 import Testing
 
 /// `TerminalText`: what reaches a terminal from outside clmnt cannot steer it.
-@Suite("terminal text escaping")
+@Suite("terminal text escaping", .tags(.fast))
 struct TerminalTextTests {
     @Test("plain text, UTF-8 and backslashes are unchanged")
     func plainTextUnchanged() {

@@ -4,6 +4,9 @@ import ClmntHealth
 import Foundation
 import HummingbirdTesting
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import ClmntDashboard
 
 /// A fleet whose state files were written by the health module itself:
@@ -126,4 +129,45 @@ func writeBigFile(_ path: String, size: Int, byte: UInt8 = UInt8(ascii: "{")) th
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     for _ in 0..<(size >> 20) { handle.write(chunk) }
     try handle.close()
+}
+
+/// Counts the reads of some files as the kernel reports them (inotify's IN_ACCESS: every successful
+/// `read`/`pread`, whatever the mount's atime rules): whether a file was read at all, not how long that took.
+final class ReadWatcher: @unchecked Sendable {  // used from one task at a time
+    private let fd: Int32
+    private var watches: [Int32: String] = [:]
+    private var counts: [String: Int] = [:]
+
+    init(_ paths: [String]) throws {
+        fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        for path in paths {
+            let watch = inotify_add_watch(fd, path, UInt32(IN_ACCESS))
+            guard watch >= 0 else { close(fd); throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            watches[watch] = path
+            counts[path] = 0
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// The reads of `path` reported so far.
+    func reads(of path: String) -> Int {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            guard count > 0 else { break }
+            var offset = 0
+            while offset + 16 <= count {
+                let (watch, mask, length) = buffer.withUnsafeBytes { raw in
+                    (raw.loadUnaligned(fromByteOffset: offset, as: Int32.self),
+                     raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                     raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+                }
+                if mask & UInt32(IN_ACCESS) != 0, let watched = watches[watch] { counts[watched, default: 0] += 1 }
+                offset += 16 + Int(length)
+            }
+        }
+        return counts[path] ?? 0
+    }
 }

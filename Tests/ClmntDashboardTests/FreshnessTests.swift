@@ -16,7 +16,9 @@ import Testing
         return try #require(molts.first { $0["name"] as? String == name })
     }
 
-    /// Longer than the refresh interval of `DashboardFleet.configuration()`.
+    /// Longer than the refresh interval of `DashboardFleet.configuration()`. Sleeping it is what these
+    /// tests check (answers once that much time has passed), not a wait for something to happen: a
+    /// loaded machine only makes the pause longer, which changes nothing.
     static let pastTheInterval = Duration.milliseconds(80)
 
     @Test func aStateChangeIsServedOnceTheRefreshIntervalHasPassed() async throws {

@@ -1,10 +1,11 @@
+import CArchiveTestSupport
 import ClmntCore
 import Foundation
 import Testing
 @testable import ClmntHealth
 
 /// The alerting state machine, run over sequences of checks.
-@Suite struct AlertPolicyTests {
+@Suite(.tags(.fast)) struct AlertPolicyTests {
     let start = Timestamp.parse("2026-11-28T10:00:00Z")!
 
     /// Runs the policy over `statuses` (one per 5 minutes); `deliver` says whether sending works at step i.

@@ -17,8 +17,8 @@ import Glibc
         var stderrLines: [Substring] { stderr.split(separator: "\n") }
     }
 
-    func clmnt(_ arguments: [String]) throws -> Run {
-        let binary = try #require(clmntBinary(), "the clmnt binary is built beside the tests")
+    func clmnt(_ arguments: [String], binary: String? = nil) throws -> Run {
+        let binary = try binary ?? #require(clmntBinary(), "the clmnt binary is built beside the tests")
         let output = try ProgramRunner.capture(binary, arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": "/root"], timeout: 60)
         return Run(status: output.status, stdout: output.stdout, stderr: output.stderr)
     }
@@ -132,8 +132,17 @@ import Glibc
 
     /// The installed crontab line, run the way cron runs it: as the molt user, by
     /// /bin/sh, with an empty environment.
-    @Test(.enabled(if: clmntBinaryRunnableByOthers(), "the build dir is not reachable by other users"))
-    func cronLineRunsInCronsBareEnvironment() throws {
+    @Test func cronLineRunsInCronsBareEnvironment() throws {
+        // The line names the binary that ran setup, which the molt user must be able to run: a copy in a
+        // directory every user can reach, wherever the build dir is (it may be closed to other users).
+        // Copied by cp, so no descriptor open for writing on it can leak into a child another test forks.
+        let built = try #require(clmntBinary(), "the clmnt binary is built beside the tests")
+        let bin = try TemporaryDirectory(prefix: "clmnt-cron-bin")
+        defer { bin.remove() }
+        chmod(bin.path, 0o755)
+        let binary = bin.path + "/clmnt"
+        try ProgramRunner.run("/bin/cp", [built, binary], timeout: 120)
+        chmod(binary, 0o755)
         let user = try TestUser()
         defer { user.remove() }
         let stub = try HTTPStub()
@@ -148,12 +157,13 @@ import Glibc
         try FileManager.default.createDirectory(atPath: home + "/.molt-state", withIntermediateDirectories: true)
         try "[old] root-owned line\n".write(toFile: home + "/.molt-state/cron.log", atomically: true, encoding: .utf8)
 
-        let setup = try clmnt(["molt", "health", "setup", user.name, "-d", fleet.base, "--interval", "5"])
+        let setup = try clmnt(["molt", "health", "setup", user.name, "-d", fleet.base, "--interval", "5"], binary: binary)
         #expect(setup.status == 0, "\(setup.stderr)")
         let crontab = try ProgramRunner.run("crontab", ["-l", "-u", user.name]).stdout
         let job = try #require(crontab.split(separator: "\n").first { $0.contains(" molt health-watch ") })
         let command = job.split(separator: " ", maxSplits: 5).last.map(String.init) ?? ""
         #expect(command.hasPrefix("/"))
+        #expect(command.hasPrefix(binary + " "), "the line runs the copy: \(command)")
         let run = try ProgramRunner.capture("/usr/bin/setpriv", ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups",
                                                                  "/usr/bin/env", "-i", "/bin/sh", "-c", command], timeout: 60)
         #expect(run.status == 0, "\(run.stderr)")
@@ -164,10 +174,4 @@ import Glibc
         #expect(stat(home + "/.molt-state/health-watch-state.json", &info) == 0)
         #expect(info.st_uid == user.uid)
     }
-}
-
-/// Whether a non-root user could run the built binary (the cron test runs it as one).
-func clmntBinaryRunnableByOthers() -> Bool {
-    guard let binary = clmntBinary() else { return false }
-    return HealthSetup.canAccess(binary, uid: 65534, groups: [65534], mode: R_OK | X_OK)
 }

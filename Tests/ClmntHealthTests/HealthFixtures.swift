@@ -37,6 +37,9 @@ final class HTTPStub: @unchecked Sendable {
     private var received: [ReceivedRequest] = []
     private var held: [Int32] = []
     private var stopped = false
+    private var hungNow = 0
+    private var hungAtOnce = 0
+    private var hungClosed = 0
 
     init(_ mode: StubMode = .healthy) throws {
         defaultMode = mode
@@ -72,15 +75,28 @@ final class HTTPStub: @unchecked Sendable {
         return received
     }
 
+    /// The most connections left unanswered (`.hang`) at the same time.
+    var mostHungAtOnce: Int {
+        lock.lock(); defer { lock.unlock() }
+        return hungAtOnce
+    }
+
+    /// Unanswered connections the client itself closed (it gave up waiting); `stop()` closing them does not count.
+    var hungClosedByClient: Int {
+        lock.lock(); defer { lock.unlock() }
+        return hungClosed
+    }
+
+    /// Closes the listener, and the unanswered connections: their threads see the end and close them
+    /// (shut down here under the lock, closed there under it, so no descriptor is touched after its close).
     func stop() {
         lock.lock()
         stopped = true
-        let connections = held
+        for fd in held { shutdown(fd, Int32(SHUT_RDWR)) }
         held = []
         lock.unlock()
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
-        for fd in connections { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
     }
 
     private func acceptLoop() {
@@ -108,12 +124,31 @@ final class HTTPStub: @unchecked Sendable {
         lock.lock()
         received.append(request)
         let mode = modes[request.path] ?? defaultMode
-        if case .hang = mode { held.append(fd) }
         let isStopped = stopped
+        if case .hang = mode, !isStopped {
+            held.append(fd)
+            hungNow += 1
+            hungAtOnce = max(hungAtOnce, hungNow)
+        }
         lock.unlock()
         switch mode {
         case .hang:
-            if isStopped { close(fd) }
+            if isStopped { close(fd); return }
+            // Never answered: held until the client gives up and closes it, or `stop()` shuts it.
+            var byte: UInt8 = 0
+            while true {
+                let count = recv(fd, &byte, 1, 0)
+                if count > 0 || (count < 0 && errno == EINTR) { continue }
+                break
+            }
+            lock.lock()
+            if let index = held.firstIndex(of: fd) {
+                held.remove(at: index)
+                hungNow -= 1
+                hungClosed += 1
+            }
+            close(fd)
+            lock.unlock()
         case .respond(let status, let body, let contentType):
             let bytes = Array(body.utf8)
             let head = "HTTP/1.1 \(status) Stub\r\nContent-Type: \(contentType)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n"
@@ -198,9 +233,10 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits until a wrapper that execs in place (setpriv, env, ...) has exec'd the program it was given,
-    /// seen as `argv0` in the first argument of the command line; false after `seconds`. The PID stays the same.
+    /// seen as `argv0` in the first argument of the command line; false after `seconds` (a deadline that
+    /// only ends a failed wait). The PID stays the same.
     /// Only argv[0] tells: the wrapper's own command line names the program too, as one of its arguments.
-    func waitForExec(argv0: String, seconds: Double = 5) -> Bool {
+    func waitForExec(argv0: String, seconds: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while commandLine?.first != argv0 {
             guard Date() < deadline else { return false }
@@ -300,8 +336,8 @@ final class PortListener {
         while !LoopbackSocketOwner.listeners(port: port).contains(user.uid) && Date() < deadline { usleep(20_000) }
     }
 
-    /// What it printed, once it holds `text` or after a few seconds.
-    func waitFor(_ text: String, seconds: Double = 5) -> String {
+    /// What it printed, once it holds `text` (or at the deadline, which only ends a wait that failed).
+    func waitFor(_ text: String, seconds: Double = 30) -> String {
         let deadline = Date().addingTimeInterval(seconds)
         var current = ""
         repeat {
@@ -350,8 +386,8 @@ final class SMTPSink {
         return found
     }
 
-    /// Waits briefly for `count` messages (delivery into the Maildir is asynchronous).
-    func waitForMessages(_ count: Int, seconds: Double = 5) -> [String] {
+    /// Waits for `count` messages (delivery into the Maildir is asynchronous); the deadline only ends a wait that failed.
+    func waitForMessages(_ count: Int, seconds: Double = 30) -> [String] {
         let deadline = Date().addingTimeInterval(seconds)
         var current = messages()
         while current.count < count && Date() < deadline {

@@ -1,10 +1,11 @@
+import CArchiveTestSupport
 import ClmntCore
 import Foundation
 import Testing
 @testable import ClmntHealth
 
 /// Uptime arithmetic on histories whose right answers are known.
-@Suite struct HistoryReportTests {
+@Suite(.tags(.fast)) struct HistoryReportTests {
     let now = Timestamp.parse("2026-11-28T12:00:00Z")!
 
     /// A check every 5 minutes going back `count` steps from `now` (oldest first).

@@ -196,6 +196,12 @@ import Glibc
             try HealthSetup.install(SetupRequest(fleet: try scene.fleet.fleet(), molt: orphan, schedule: orphanSchedule, unitDir: scene.units.path))
         }
     }
+}
+
+/// The schedule's line from the values given: what is refused, the interval, offset and stagger.
+/// Pure values (a fleet in a temporary directory at most): no user, no crontab.
+@Suite(.tags(.fast)) struct WatchScheduleLineTests {
+    let executable = "/usr/local/bin/clmnt"
 
     @Test func unsafeValuesNeverReachACrontabLine() throws {
         let fleet = try TestFleet()

@@ -70,9 +70,14 @@ import Glibc
                          "--mailer", mailer, "--consecutive-failures", "1"]
         let binary = try #require(clmntBinary())
         let first = try spawn(binary, arguments)
-        let deadline = Date().addingTimeInterval(15)
-        while !FileManager.default.fileExists(atPath: calls) && Date() < deadline { usleep(20_000) }
-        usleep(100_000)
+        // Killed while the mailer delivers: once the mailer has written its PID (a whole line) and
+        // hangs in its delivery (exec'd `sleep`), health-watch is waiting on it.
+        let delivering = waitUntil {
+            guard let text = try? String(contentsOfFile: calls, encoding: .utf8), text.hasSuffix("\n"),
+                  let pid = pid_t(text.split(separator: "\n").first ?? "") else { return false }
+            return commandLine(of: pid)?.first == "sleep"
+        }
+        #expect(delivering, "the mailer never got to its hanging delivery")
         kill(first, SIGKILL)
         var status: Int32 = 0
         waitpid(first, &status, 0)

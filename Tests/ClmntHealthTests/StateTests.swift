@@ -223,7 +223,10 @@ import Glibc
         #expect(all.healthy == healthyWritten)
         #expect(report.firstCheck == start)
     }
+}
 
+/// Timestamps as the state files and mails write them: pure values.
+@Suite(.tags(.fast)) struct TimestampTests {
     @Test func timestamps() {
         let date = Timestamp.parse("2026-11-28T10:05:00Z")
         #expect(date == Date(timeIntervalSince1970: 1_795_860_300))

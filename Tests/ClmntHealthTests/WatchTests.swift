@@ -44,6 +44,12 @@ import Glibc
             HealthWatch.run(molt: try fleet.molt("alpha"), fleet: try fleet.fleet(), options: options, now: date)
         }
 
+        /// Mails `subject` through the same mailer and sink: delivered after anything a watch run mailed before it.
+        func mailMarker(_ subject: String) throws {
+            try ProgramRunner.run(mailer[0], Array(mailer.dropFirst()) + ["ops@example.com"],
+                                  input: Data("Subject: \(subject)\n\n\(subject)\n".utf8), timeout: 30)
+        }
+
         func tearDown() {
             sink.stop()
             gateway.stop()
@@ -172,8 +178,12 @@ import Glibc
         #expect(scene.hooks.requests.first?.headers["idempotency-key"] == "clmnt-health-alpha-20261128T100000Z-alert")
         #expect(scene.hooks.requests.first.map { String(decoding: $0.body, as: UTF8.self).contains("(interrupted)") } == true)
         _ = try scene.watch(options, at: at(3))
-        usleep(300_000)
-        #expect(scene.sink.messages().isEmpty)
+        // Nothing was mailed. A marker mailed now through the same sink arrives after any mail of the
+        // run above: once it is there, the run's mail would be too.
+        let marker = "Subject: marker after the runs"
+        try scene.mailMarker("marker after the runs")
+        #expect(waitUntil { scene.sink.messages().contains { $0.contains(marker) } }, "the marker mail never arrived")
+        #expect(scene.sink.messages().filter { !$0.contains(marker) }.isEmpty)
         #expect(scene.hooks.requests.count == 1)
     }
 
@@ -258,9 +268,10 @@ import Glibc
     @Test func failingMailerDoesNotStopTheStateUpdate() throws {
         let scene = try Scene()
         defer { scene.tearDown() }
-        let closed = try HTTPStub()
+        // A port that refuses, held for the whole test (one found free and released could be taken meanwhile).
+        let closed = try RefusingPort()
+        defer { closed.release() }
         let deadPort = closed.port
-        closed.stop()
         let broken = ["/usr/bin/msmtp", "-C", try msmtpConfig(in: scene.fleet.base + "/alpha", port: deadPort)]
         let options = scene.options(commander: nil, mailer: broken)
         _ = try scene.watch(options, at: at(0))

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import ClmntObjectStore
 
-@Suite struct ObjectStoreConfigTests {
+@Suite(.tags(.fast)) struct ObjectStoreConfigTests {
     /// Scheme, Host header and path of a request, as one comparable value.
     func addressParts(_ address: (scheme: String, host: String, path: String)) -> [String] {
         [address.scheme, address.host, address.path]

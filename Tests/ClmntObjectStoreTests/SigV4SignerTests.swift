@@ -1,3 +1,4 @@
+import CArchiveTestSupport
 import Foundation
 import Testing
 @testable import ClmntObjectStore
@@ -6,7 +7,7 @@ import Testing
 /// (aws-sig-v4-test-suite: credentials AKIDEXAMPLE, region us-east-1, service "service",
 /// 2015-08-30T12:36:00Z) and the examples of the S3 API reference, "Signature Calculations
 /// for the Authorization Header" (examplebucket, 2013-05-24). Expected values are AWS's.
-@Suite struct SigV4SignerTests {
+@Suite(.tags(.fast)) struct SigV4SignerTests {
     static let suite = SigV4Signer(
         credentials: AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
         region: "us-east-1", service: "service")
