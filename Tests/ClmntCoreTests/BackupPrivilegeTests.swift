@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import Foundation
 import Testing
 @testable import ClmntCore

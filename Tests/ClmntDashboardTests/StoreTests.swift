@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing

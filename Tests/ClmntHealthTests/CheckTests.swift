@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -21,7 +21,7 @@ import Glibc
 
     /// One molt whose gateway is `stub`, with a live PID, checked once.
     func checkOne(stub: HTTPStub, ready: Bool = false, timeout: Double = 2) throws -> HealthRecord {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let child = try ChildProcess()
         defer { child.kill() }
@@ -88,7 +88,7 @@ import Glibc
         let closed = try RefusingPort()
         defer { closed.release() }
         let port = closed.port
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let child = try ChildProcess()
         defer { child.kill() }
@@ -113,7 +113,7 @@ import Glibc
     }
 
     @Test func pidFileOfKilledProcessIsDead() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let child = try ChildProcess()
         let pid = child.pid
@@ -127,7 +127,7 @@ import Glibc
     }
 
     @Test func noProcessAtAllIsStopped() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let record = HealthChecker.check(try fleet.molt("alpha"), options: CheckOptions(timeout: 1, finder: finder(fleet.base)))
@@ -137,7 +137,7 @@ import Glibc
     }
 
     @Test func livePIDWithoutPortIsUnknown() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let child = try ChildProcess()
         defer { child.kill() }
@@ -152,7 +152,7 @@ import Glibc
     @Test func portComesFromOpenClawConfigWithoutMoltPort() throws {
         let stub = try HTTPStub()
         defer { stub.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let child = try ChildProcess()
         defer { child.kill() }
@@ -167,7 +167,7 @@ import Glibc
     @Test func lockFileNamesTheGateway() throws {
         let stub = try HTTPStub()
         defer { stub.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let tmp = try TemporaryDirectory(prefix: "clmnt-locks")
         defer { tmp.remove() }
@@ -195,7 +195,7 @@ import Glibc
     @Test func plantedLockDirectoriesAreNotFollowed() throws {
         let user = try TestUser()
         defer { user.remove() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let home = try fleet.addMolt(user.name, port: 1)
         chown(home, user.uid, user.gid)
@@ -246,7 +246,7 @@ import Glibc
     @Test func stalePIDFileDoesNotHideALiveGateway() throws {
         let stub = try HTTPStub()
         defer { stub.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let home = try fleet.addMolt("alpha", port: stub.port)
         let old = try ChildProcess()
@@ -271,7 +271,7 @@ import Glibc
         defer { user.remove() }
         let stub = try HTTPStub()
         defer { stub.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let home = try fleet.addMolt(user.name, port: stub.port)
         chown(home, user.uid, user.gid)
@@ -317,7 +317,7 @@ import Glibc
         defer { good.stop() }
         let hung = try HTTPStub(.hang)
         defer { hung.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let me = getpid() // a PID that is surely alive
         for index in 0..<40 {

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -24,7 +24,7 @@ import Glibc
     }
 
     @Test func badInputIsOneLineAndNonZero() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         try fleet.addMolt("beta", port: 19021)
@@ -69,7 +69,7 @@ import Glibc
     @Test func checkStatusHistoryAndLogs() throws {
         let stub = try HTTPStub()
         defer { stub.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: stub.port)
         try fleet.addMolt("beta", port: 19021)
@@ -147,7 +147,7 @@ import Glibc
         defer { user.remove() }
         let stub = try HTTPStub()
         defer { stub.stop() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let home = try fleet.addMolt(user.name, port: stub.port)
         chown(home, user.uid, user.gid)

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 @testable import ClmntHealth
 import Foundation
@@ -22,7 +22,7 @@ struct DoctorTests {
 
     @Test("a sound host: users own their homes, health-watch scheduled and recent, a fresh complete backup: exit 0")
     func soundHost() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         let user = try TestUser(prefix: "clmnt-dr")
         defer { user.remove(); fleet.remove() }
         let home = try fleet.addMolt(user.name, port: 19001)
@@ -50,7 +50,7 @@ struct DoctorTests {
 
     @Test("failures: no user, a home owned by someone else, no backup, a backup dir inside a molt; leftovers warn; exit 1")
     func failingHost() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         let user = try TestUser(prefix: "clmnt-dr")
         defer { user.remove(); fleet.remove() }
         try fleet.addMolt("clmnt-dr-nobody", port: 19001)
@@ -76,7 +76,7 @@ struct DoctorTests {
     }
 
     /// A molt with a home its user owns, and a crontab holding `job` as its health-watch entry.
-    private func scheduled(_ fleet: TestFleet, _ user: TestUser, job: String) throws {
+    private func scheduled(_ fleet: FleetFixture, _ user: TestUser, job: String) throws {
         try CronTab(user: user.name).write("# MOLT-HEALTH-WATCH \(user.name): health check every 5 min\n\(job)\n")
     }
 
@@ -84,7 +84,7 @@ struct DoctorTests {
     /// and for a home the job's user cannot enter; no word on a watch that alerts no one.
     @Test("health-schedule: the entry must run for this base dir; health-alerts warns without a channel")
     func scheduleThatWouldNotRun() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         let user = try TestUser(prefix: "clmnt-dr")
         defer { user.remove(); fleet.remove() }
         let home = try fleet.addMolt(user.name, port: 19001)
@@ -126,7 +126,7 @@ struct DoctorTests {
     /// Before: "OK health-recent last check 1 min ago: stopped".
     @Test("a recent check that found the molt stopped is a warning")
     func stoppedIsNotOK() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let name = "clmnt-dr-stopped"
         try fleet.addMolt(name, port: 19001)
@@ -143,7 +143,7 @@ struct DoctorTests {
     /// Before: "completeness unknown … run clmnt fleet verify X" stayed after that verify said OK.
     @Test("the verify advice for an archive without a status mark clears once fleet verify says OK, and returns when it changes")
     func verifyClearsTheAdvice() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("clmnt-dr-verified", port: 19001)
         let backups = fleet.base + "-backups"

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 #if canImport(Glibc)
@@ -173,46 +173,6 @@ final class HTTPStub: @unchecked Sendable {
         guard body.count >= length else { return nil }
         return ReceivedRequest(method: String(first[0]), path: String(first[1]), headers: headers, body: Data(body.prefix(length)))
     }
-}
-
-/// A fleet in a temp dir, with molts written the way make-fleet and OpenClaw lay them out.
-struct TestFleet {
-    let dir: TemporaryDirectory
-    var base: String { dir.path }
-
-    init() throws {
-        dir = try TemporaryDirectory(prefix: "clmnt-health")
-        chmod(dir.path, 0o755)
-    }
-
-    /// Writes `<base>/<name>/.molt-info` (with MOLT_PORT when `port` is given) and `openclaw.json`.
-    @discardableResult
-    func addMolt(_ name: String, port: Int?, config: String? = nil, configPort: Int? = nil) throws -> String {
-        let home = base + "/" + name
-        try FileManager.default.createDirectory(atPath: home + "/.openclaw", withIntermediateDirectories: true)
-        var info = "MOLT_NAME=\(name)\nMOLT_HOME=\(home)\nCREATED=2026-07-19T07:45:24Z\n"
-        if let port { info += "MOLT_PORT=\(port)\n" }
-        try info.write(toFile: home + "/.molt-info", atomically: true, encoding: .utf8)
-        let json = config ?? "{ gateway: { port: \(configPort.map(String.init) ?? "null") } }"
-        try json.write(toFile: home + "/.openclaw/openclaw.json", atomically: true, encoding: .utf8)
-        return home
-    }
-
-    func setPIDFile(_ name: String, _ pid: Int32) throws {
-        try "\(pid)\n".write(toFile: base + "/\(name)/.openclaw/gateway.pid", atomically: true, encoding: .utf8)
-    }
-
-    func fleet() throws -> Fleet { try Fleet.discover(baseDir: base) }
-
-    func molt(_ name: String) throws -> Molt { try fleet().molt(named: name) }
-
-    func stateFile(_ name: String, _ file: String) -> String { base + "/\(name)/.molt-state/\(file)" }
-
-    func read(_ name: String, _ file: String) -> String? {
-        try? String(contentsOfFile: stateFile(name, file), encoding: .utf8)
-    }
-
-    func remove() { dir.remove() }
 }
 
 /// A real child process (`sleep`), for PID checks. Spawned and reaped with

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 @testable import ClmntHealth
 import Foundation
@@ -30,11 +30,11 @@ struct OutputStyleTests {
 
     /// A fleet of two molts, alpha answering on a stub gateway, beta with no gateway.
     struct Scene {
-        let fleet: TestFleet
+        let fleet: FleetFixture
         let stub: HTTPStub
         let backups: String
         init() throws {
-            fleet = try TestFleet()
+            fleet = try FleetFixture.bare()
             stub = try HTTPStub()
             backups = fleet.base + "-backups"
             try fleet.addMolt("alpha", port: stub.port)

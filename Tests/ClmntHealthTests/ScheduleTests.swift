@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -14,12 +14,12 @@ import Glibc
     /// A user, a fleet holding a molt of the user's name, and a unit dir.
     struct Scene {
         let user: TestUser
-        let fleet: TestFleet
+        let fleet: FleetFixture
         let units: TemporaryDirectory
 
         init(port: Int? = 19041) throws {
             user = try TestUser()
-            fleet = try TestFleet()
+            fleet = try FleetFixture.bare()
             units = try TemporaryDirectory(prefix: "clmnt-units")
             let home = try fleet.addMolt(user.name, port: port)
             chown(home, user.uid, user.gid)
@@ -204,7 +204,7 @@ import Glibc
     let executable = "/usr/local/bin/clmnt"
 
     @Test func unsafeValuesNeverReachACrontabLine() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let alpha = try fleet.molt("alpha")
@@ -240,7 +240,7 @@ import Glibc
     }
 
     @Test func intervalOffsetAndStagger() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let alpha = try fleet.molt("alpha")

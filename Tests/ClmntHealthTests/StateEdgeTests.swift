@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -12,7 +12,7 @@ import Glibc
 @Suite struct StateEdgeTests {
     /// Before: the next record was appended onto the cut line and both were lost.
     @Test func recordAfterACutLineStartsANewLine() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         try FileManager.default.createDirectory(atPath: fleet.base + "/alpha/.molt-state", withIntermediateDirectories: true)
@@ -32,7 +32,7 @@ import Glibc
 
     /// Before: a 5 MiB line was renamed to `.1` whole and kept, past the documented 2 MiB a file.
     @Test func lineOverTheRotationCapIsNotKept() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         try FileManager.default.createDirectory(atPath: fleet.base + "/alpha/.molt-state", withIntermediateDirectories: true)
@@ -52,7 +52,7 @@ import Glibc
 
     /// Before: the state said "not sent" while the mailer ran; killed there, the next run mailed the alert again.
     @Test func killedWhileTheMailerDeliversDoesNotMailAgain() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let calls = fleet.base + "/mailer-calls"
@@ -97,7 +97,7 @@ import Glibc
     /// Before: `logs -f` held an unterminated line whole: a molt writing no newline grew
     /// root's process without bound. Now a line is printed in 64 KiB pieces, each marked.
     @Test func followCutsALineWithoutANewline() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         try FileManager.default.createDirectory(atPath: fleet.base + "/alpha/.molt-state", withIntermediateDirectories: true)

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -39,7 +39,7 @@ func snapshot(_ dir: String) -> [String: String] {
     /// and a root-owned directory outside the home holding a file an attacker would like changed.
     struct Scene {
         let user: TestUser
-        let fleet: TestFleet
+        let fleet: FleetFixture
         let outside: TemporaryDirectory
         let home: String
         var name: String { user.name }
@@ -48,7 +48,7 @@ func snapshot(_ dir: String) -> [String: String] {
 
         init(user: TestUser) throws {
             self.user = user
-            fleet = try TestFleet()
+            fleet = try FleetFixture.bare()
             outside = try TemporaryDirectory(prefix: "clmnt-outside")
             chmod(outside.path, 0o755)
             try "precious root data\n".write(toFile: outside.path + "/victim", atomically: false, encoding: .utf8)

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -15,7 +15,7 @@ import Glibc
     }
 
     @Test func statusFileHasNumbersAndRealNulls() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let files = HealthStateFiles(directory: StateDirectory(molt: try fleet.molt("alpha")))
@@ -44,7 +44,7 @@ import Glibc
 
     /// The bash tool wrote numbers as strings and missing values as "null".
     @Test func readsTheBashToolsFormatAndConvertsOnWrite() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let state = fleet.base + "/alpha/.molt-state"
@@ -120,7 +120,7 @@ import Glibc
     }
 
     @Test func corruptStateFilesWarnAndReset() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let state = fleet.base + "/alpha/.molt-state"
@@ -150,7 +150,7 @@ import Glibc
     }
 
     @Test func corruptHistoryLinesAreSkipped() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let state = fleet.base + "/alpha/.molt-state"
@@ -174,7 +174,7 @@ import Glibc
     @Test func stateFilesBelongToTheMoltUser() throws {
         let user = try TestUser()
         defer { user.remove() }
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         let home = try fleet.addMolt(user.name, port: 19001)
         chown(home, user.uid, user.gid)
@@ -190,7 +190,7 @@ import Glibc
     }
 
     @Test func historyRotatesAndKeepsAllTimeCounts() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         let policy = HistoryPolicy(maxBytes: 4096)

@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -13,13 +13,13 @@ import Glibc
     /// A real user and a fleet holding a molt of its name, home owned by the user.
     struct Scene {
         let user: TestUser
-        let fleet: TestFleet
+        let fleet: FleetFixture
         var name: String { user.name }
         var home: String { fleet.base + "/" + user.name }
 
         init() throws {
             user = try TestUser()
-            fleet = try TestFleet()
+            fleet = try FleetFixture.bare()
             let home = try fleet.addMolt(user.name, port: 19041)
             chown(home, user.uid, user.gid)
         }
@@ -148,7 +148,7 @@ import Glibc
 
     /// The cron and OnCalendar forms clmnt and the bash tool write, read back.
     @Test func scheduleFieldsReadBack() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         _ = try fleet.addMolt("readback", port: 19041)
         let molt = try fleet.molt("readback")

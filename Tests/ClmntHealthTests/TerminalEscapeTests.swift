@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -17,7 +17,7 @@ struct HealthTerminalEscapeTests {
 
     @Test("status, history and logs escape a molt's detail and log lines")
     func stateWordsEscaped() throws {
-        let fleet = try TestFleet()
+        let fleet = try FleetFixture.bare()
         defer { fleet.remove() }
         try fleet.addMolt("alpha", port: 19001)
         try FileManager.default.createDirectory(atPath: fleet.base + "/alpha/.molt-state", withIntermediateDirectories: true)

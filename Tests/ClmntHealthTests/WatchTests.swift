@@ -1,4 +1,4 @@
-import CArchiveTestSupport
+import ClmntTestSupport
 import ClmntCore
 import Foundation
 import Testing
@@ -12,7 +12,7 @@ import Glibc
 @Suite struct WatchTests {
     /// A fleet with `alpha` (watched, gateway `gateway`) and `boss` (commander, hooks served by `hooks`).
     struct Scene {
-        let fleet: TestFleet
+        let fleet: FleetFixture
         let gateway: HTTPStub
         let hooks: HTTPStub
         let sink: SMTPSink
@@ -20,7 +20,7 @@ import Glibc
         let mailer: [String]
 
         init(hooksConfig: String? = nil) throws {
-            fleet = try TestFleet()
+            fleet = try FleetFixture.bare()
             gateway = try HTTPStub(.respond(status: 500, body: "internal error", contentType: "text/plain"))
             hooks = try HTTPStub(.respond(status: 200, body: #"{"ok":true,"runId":"r1"}"#, contentType: "application/json"))
             sink = try SMTPSink(dir: fleet.base)

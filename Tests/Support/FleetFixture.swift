@@ -13,6 +13,26 @@ public struct FleetFixture {
         moltNames = molts
         let fm = FileManager.default
         try fm.createDirectory(atPath: baseDir, withIntermediateDirectories: true)
+        try populate(molts)
+    }
+
+    /// An empty base dir, open to every user (0755: health commands run as the molts' users),
+    /// without `molts.json`, for molts added one by one with `addMolt` as make-fleet and
+    /// OpenClaw lay them out (no rich tree: the health tests need only `.molt-info` and the config).
+    public static func bare() throws -> FleetFixture {
+        let fixture = try FleetFixture(root: TemporaryDirectory(prefix: "clmnt-health"))
+        chmod(fixture.root.path, 0o755)
+        try FileManager.default.createDirectory(atPath: fixture.baseDir, withIntermediateDirectories: true)
+        chmod(fixture.baseDir, 0o755)
+        return fixture
+    }
+
+    private init(root: TemporaryDirectory) {
+        self.root = root
+        moltNames = []
+    }
+
+    private func populate(_ molts: [String]) throws {
         var registry: [String] = []
         for (index, name) in molts.enumerated() {
             let port = 19001 + 20 * index
@@ -24,6 +44,38 @@ public struct FleetFixture {
     }
 
     public func remove() { root.remove() }
+
+    // MARK: - Bare molts (health tests)
+
+    /// The base dir (`baseDir`), as the health tests name it.
+    public var base: String { baseDir }
+
+    /// Writes `<base>/<name>/.molt-info` (with MOLT_PORT when `port` is given) and `openclaw.json`.
+    @discardableResult
+    public func addMolt(_ name: String, port: Int?, config: String? = nil, configPort: Int? = nil) throws -> String {
+        let home = base + "/" + name
+        try FileManager.default.createDirectory(atPath: home + "/.openclaw", withIntermediateDirectories: true)
+        var info = "MOLT_NAME=\(name)\nMOLT_HOME=\(home)\nCREATED=2026-07-19T07:45:24Z\n"
+        if let port { info += "MOLT_PORT=\(port)\n" }
+        try info.write(toFile: home + "/.molt-info", atomically: true, encoding: .utf8)
+        let json = config ?? "{ gateway: { port: \(configPort.map(String.init) ?? "null") } }"
+        try json.write(toFile: home + "/.openclaw/openclaw.json", atomically: true, encoding: .utf8)
+        return home
+    }
+
+    public func setPIDFile(_ name: String, _ pid: Int32) throws {
+        try "\(pid)\n".write(toFile: base + "/\(name)/.openclaw/gateway.pid", atomically: true, encoding: .utf8)
+    }
+
+    public func fleet() throws -> Fleet { try Fleet.discover(baseDir: base) }
+
+    public func molt(_ name: String) throws -> Molt { try fleet().molt(named: name) }
+
+    public func stateFile(_ name: String, _ file: String) -> String { base + "/\(name)/.molt-state/\(file)" }
+
+    public func read(_ name: String, _ file: String) -> String? {
+        try? String(contentsOfFile: stateFile(name, file), encoding: .utf8)
+    }
 
     public func home(_ name: String) -> String { baseDir + "/" + name }
 

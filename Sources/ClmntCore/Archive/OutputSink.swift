@@ -44,3 +44,34 @@ extension OutputSink {
         try result.get()
     }
 }
+
+/// Gathers written bytes into chunks of one size, handing each full one on: the parallel
+/// gzip members and the age chunks are cut by it.
+struct ChunkAccumulator {
+    let chunkSize: Int
+    private var pending: [UInt8] = []
+
+    init(chunkSize: Int) {
+        self.chunkSize = chunkSize
+        pending.reserveCapacity(chunkSize)
+    }
+
+    /// Appends `bytes`; `full` gets each chunk as it fills.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, full: ([UInt8]) throws(ArchiveError) -> Void) throws(ArchiveError) {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let take = min(chunkSize - pending.count, rest.count)
+            pending.append(contentsOf: rest.prefix(take))
+            rest = rest.dropFirst(take)
+            if pending.count == chunkSize { try full(takeRest()) }
+        }
+    }
+
+    /// What is gathered so far (empty at a chunk boundary); the accumulator starts again.
+    mutating func takeRest() -> [UInt8] {
+        let chunk = pending
+        pending = []
+        pending.reserveCapacity(chunkSize)
+        return chunk
+    }
+}

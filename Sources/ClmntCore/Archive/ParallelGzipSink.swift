@@ -7,41 +7,30 @@ import Foundation
 /// At most `2 × threads` chunks are in flight, so memory stays bounded.
 final class ParallelGzipSink: OutputSink {
     private let destination: any OutputSink
-    private let chunkSize: Int
     private let pipeline: GzipPipeline
-    private var pending: [UInt8]
+    private var chunks: ChunkAccumulator
     private var nextSequence = 0
 
     init(destination: any OutputSink, level: Int, threads: Int, chunkSize: Int = 1 << 20) {
         self.destination = destination
-        self.chunkSize = chunkSize
         self.pipeline = GzipPipeline(level: level, maxInFlight: max(2, 2 * threads))
-        pending = []
-        pending.reserveCapacity(chunkSize)
+        chunks = ChunkAccumulator(chunkSize: chunkSize)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            let take = min(chunkSize - pending.count, rest.count)
-            pending.append(contentsOf: rest.prefix(take))
-            rest = rest.dropFirst(take)
-            if pending.count == chunkSize { try submitPending() }
-        }
+        try chunks.append(bytes) { (chunk) throws(ArchiveError) in try submit(chunk) }
     }
 
     func finish() throws(ArchiveError) {
-        if !pending.isEmpty { try submitPending() }
+        let rest = chunks.takeRest()
+        if !rest.isEmpty { try submit(rest) }
         while let compressed = pipeline.takeNext(waitFor: nextSequence) {
             try destination.write(compressed)
         }
         try destination.finish()
     }
 
-    private func submitPending() throws(ArchiveError) {
-        let chunk = pending
-        pending = []
-        pending.reserveCapacity(chunkSize)
+    private func submit(_ chunk: [UInt8]) throws(ArchiveError) {
         let sequence = nextSequence
         nextSequence += 1
         // Write finished members in order while too many are in flight.

@@ -59,8 +59,7 @@ final class BackupStreamSink: OutputSink {
 final class EncryptingSink: OutputSink {
     private let path: String
     private let worker: EncryptionWorker
-    private var pending: [UInt8] = []
-    private let chunkSize = 1 << 20
+    private var chunks = ChunkAccumulator(chunkSize: 1 << 20)
 
     init(destination: any OutputSink, recipients: [AgeRecipient], path: String) throws(ArchiveError) {
         self.path = path
@@ -71,27 +70,17 @@ final class EncryptingSink: OutputSink {
             }
         } catch { throw EncryptingSink.failure(error, path: path) }
         worker = EncryptionWorker(encryptor: encryptor, destination: destination, path: path)
-        pending.reserveCapacity(chunkSize)
     }
 
     deinit { worker.stop() }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            let take = min(chunkSize - pending.count, rest.count)
-            pending.append(contentsOf: rest.prefix(take))
-            rest = rest.dropFirst(take)
-            if pending.count == chunkSize {
-                try worker.submit(pending)
-                pending.removeAll(keepingCapacity: true)
-            }
-        }
+        try chunks.append(bytes) { (chunk) throws(ArchiveError) in try worker.submit(chunk) }
     }
 
     func finish() throws(ArchiveError) {
-        if !pending.isEmpty { try worker.submit(pending) }
-        pending = []
+        let rest = chunks.takeRest()
+        if !rest.isEmpty { try worker.submit(rest) }
         try worker.finish()
     }
 
