@@ -23,9 +23,9 @@ public struct FleetRestore {
     public static func resume(baseDir: String, wait: Double = 0) throws(RestoreError) -> [String] {
         if let reason = SystemDirectories.refusal(baseDir) { throw .baseDir(path: baseDir, reason: reason) }
         let lock: BaseDirLock
-        do { lock = try lockBaseDir(baseDir, wait: wait) } catch {
-            if case .baseDir(_, let reason) = error, reason == SystemError.text(of: ENOENT) { return [] }  // nothing was ever restored there
-            throw error
+        do { lock = try BaseDirLock(baseDir: baseDir, mode: .restore, wait: wait) } catch {
+            if case .baseDir(let failure) = error, failure.code == ENOENT { return [] }  // nothing was ever restored there
+            throw restoreError(error, baseDir: baseDir)
         }
         // A journal naming a path instead of a molt is refused whole, before anything is swapped.
         for (container, journal) in RestoreRecovery.pendingJournals(baseDir: baseDir) {
@@ -37,9 +37,14 @@ public struct FleetRestore {
     /// The exclusive base-dir lock of a restore (see `BaseDirLock`).
     static func lockBaseDir(_ baseDir: String, wait: Double) throws(RestoreError) -> BaseDirLock {
         do { return try BaseDirLock(baseDir: baseDir, mode: .restore, wait: wait) } catch {
-            if case .baseDir(let failure) = error { throw .baseDir(path: baseDir, reason: failure.reason) }
-            throw .locked(error)
+            throw restoreError(error, baseDir: baseDir)
         }
+    }
+
+    /// A base dir that cannot be opened, or a lock that was not taken, as a restore says it.
+    private static func restoreError(_ error: BaseDirLockError, baseDir: String) -> RestoreError {
+        if case .baseDir(let failure) = error { return .baseDir(path: baseDir, reason: failure.reason) }
+        return .locked(error)
     }
 
     /// Interrupted restores waiting in `baseDir` to be completed (changes nothing: for the dry run).

@@ -14,9 +14,7 @@ public enum SafeFileSystem {
 
     /// Opens `name` inside `directory` as a directory, refusing symlinks.
     static func openDirectory(at directory: Int32, _ name: String, path: String) throws(SystemError) -> FileDescriptor {
-        let fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemError(path: path) }
-        return FileDescriptor(adopting: fd, path: path)
+        try FileDescriptor.open(PathBytes(name), in: directory, O_RDONLY | O_DIRECTORY, path: path)
     }
 
     /// Removes `name` in `directory` and everything below it, never following

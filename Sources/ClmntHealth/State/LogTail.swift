@@ -38,7 +38,6 @@ public enum LogTail {
                               shouldStop: () -> Bool = { false }, warning: (String) -> Void = { _ in },
                               output: (String) -> Void) {
         var file: FileDescriptor?
-        var fd: Int32 = -1
         var inode: ino_t = 0
         var position: Int64 = 0
         var pending = Data()
@@ -59,15 +58,16 @@ public enum LogTail {
             return opened
         }
         func hold(_ opened: consuming FileDescriptor, first: Bool) {
-            let size = Int64((try? opened.status())?.st_size ?? 0)
-            inode = (try? opened.status())?.st_ino ?? 0
+            let info = try? opened.status()
+            let size = Int64(info?.st_size ?? 0)
+            inode = info?.st_ino ?? 0
             position = first ? min(start ?? size, size) : 0
-            fd = opened.rawValue
             file = consume opened
         }
         if let opened = openedIfReplaced(held: nil) { hold(opened, first: true) }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
+            let fd = file?.rawValue ?? -1
             if fd >= 0 {
                 var current = stat()
                 if fstat(fd, &current) == 0, Int64(current.st_size) < position { position = 0 } // truncated
