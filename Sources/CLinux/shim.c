@@ -21,6 +21,7 @@ int clmnt_unshare_filesystem(void) {
 }
 
 const int clmnt_O_NOATIME = O_NOATIME;
+const int clmnt_O_TMPFILE = O_TMPFILE;
 
 int clmnt_thread_setresuid(uid_t ruid, uid_t euid, uid_t suid) {
     return (int)syscall(SYS_setresuid, ruid, euid, suid);

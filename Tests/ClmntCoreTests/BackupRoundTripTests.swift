@@ -155,7 +155,7 @@ struct BackupRoundTripTests {
         options.compression = .none
         var session = try StreamingSession(output: output, options: options, onProgress: nil, onWarning: nil, bytesTotal: 0)
         try session.writeMolt(molt, index: 0, tree: tree, baseDir: fleet.baseDir)
-        try session.writeTrailer(now: Date(), trees: [tree], moltNames: [molt.name])
+        try session.writeTrailer(now: Date())
         try session.finish()
         try output.commit(replace: false)
         #expect(session.warnings.contains { $0.contains(".openclaw/.env") })
@@ -191,7 +191,7 @@ struct BackupRoundTripTests {
         planned.entryCount = 1 + tree.entries.count + 2
         try session.writeManifest(planned, now: Date())
         try session.writeMolt(molt, index: 0, tree: tree, baseDir: fleet.baseDir)
-        try session.writeTrailer(now: Date(), trees: [tree], moltNames: [molt.name])
+        try session.writeTrailer(now: Date())
         try session.finish()
         try output.commit(replace: false)
 

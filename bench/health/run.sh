@@ -6,6 +6,7 @@
 #
 #   bench/health/run.sh                 # builds the release binary first
 #   CLMNT=/path/to/clmnt bench/health/run.sh
+#   FLEET_MOLTS=200 HUNG_EVERY=10 bench/health/run.sh   # issue 21: 200 molts, 20 hung
 #
 # Needs: python3, hyperfine, make-fleet (../shared/tools/make-fleet beside the repo).
 # Writes its results to bench/health/results/ and fails when a target is missed.
@@ -39,7 +40,7 @@ hyperfine --warmup 10 --runs "$runs" --export-json "$here/results/health-watch.j
 mean_ms=$(python3 -c "import json;r=json.load(open('$here/results/health-watch.json'))['results'][0];print('%.1f'%(r['mean']*1000))")
 max_ms=$(python3 -c "import json;r=json.load(open('$here/results/health-watch.json'))['results'][0];print('%.1f'%(r['max']*1000))")
 
-echo "== check --all over 40 molts, 5 hung, --timeout $timeout_s"
+echo "== check --all over ${#molts[@]} molts, ${#hung[@]} hung, --timeout $timeout_s"
 hyperfine --runs 5 -i --export-json "$here/results/check-all.json" --export-markdown "$here/results/check-all.md" \
     "$CLMNT molt health check --all -d $work/fleet --timeout $timeout_s"
 all_s=$(python3 -c "import json;r=json.load(open('$here/results/check-all.json'))['results'][0];print('%.3f'%r['max'])")

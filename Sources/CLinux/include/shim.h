@@ -22,6 +22,8 @@ int clmnt_syncfs(int fd);
 
 // O_NOATIME: reading a backup should not touch every file's access time.
 extern const int clmnt_O_NOATIME;
+// O_TMPFILE: an unnamed scratch file (spilled digests, scans), which no one can race by name.
+extern const int clmnt_O_TMPFILE;
 
 // Credentials of the calling thread only. glibc's setresuid() and friends
 // change every thread of the process (they signal each one); the raw system

@@ -79,13 +79,20 @@ public final class ArchiveReader {
     /// Reads the whole current entry into memory, refusing more than `limit` bytes.
     public func readAll(limit: Int = 64 << 20) throws -> Data {
         var data = Data()
+        try readData(limit: limit) { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// Hands the current entry's bytes to `body` a chunk at a time, refusing more than `limit` bytes.
+    public func readData(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws {
+        var total = 0
         try readData { chunk in
-            guard data.count + chunk.count <= limit else {
+            total += chunk.count
+            guard total <= limit else {
                 throw ArchiveError(.read, path: "\(path): \(entry.pathname)", message: "entry larger than \(limit) bytes")
             }
-            data.append(contentsOf: chunk)
+            body(chunk)
         }
-        return data
     }
 
     /// Compressed bytes consumed so far (for progress).

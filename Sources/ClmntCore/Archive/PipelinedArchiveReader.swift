@@ -54,6 +54,13 @@ final class PipelinedArchiveReader: TarEntrySource {
     /// Reads the whole current entry into memory, refusing more than `limit` bytes.
     func readAll(limit: Int) throws(ArchiveError) -> Data {
         var data = Data()
+        try readData(limit: limit) { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// Hands the current entry's bytes to `body` a chunk at a time, refusing more than `limit` bytes.
+    func readData(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
+        var total = 0
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { archive_read_data(handle, $0.baseAddress, $0.count) }
@@ -62,12 +69,12 @@ final class PipelinedArchiveReader: TarEntrySource {
                 if let failure = stream.failure { throw failure }
                 throw ArchiveError.fromArchive(handle, .read, path: "\(path): \(entry.pathname)")
             }
-            guard data.count + count <= limit else {
+            total += count
+            guard total <= limit else {
                 throw ArchiveError(.read, path: "\(path): \(entry.pathname)", message: "entry larger than \(limit) bytes")
             }
-            data.append(contentsOf: buffer[0..<count])
+            buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         }
-        return data
     }
 
     /// Compressed bytes of the file consumed so far (for progress).

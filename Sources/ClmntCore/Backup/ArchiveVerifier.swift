@@ -71,7 +71,7 @@ public enum ArchiveVerifier {
                 switch place {
                 case .manifest: check.manifestData(try reader.readAll(limit: ArchiveIntegrity.manifestSizeLimit))
                 case .report: check.reportData(try reader.readAll(limit: ArchiveIntegrity.reportSizeLimit))
-                case .checksums: check.checksumsData(try reader.readAll(limit: ArchiveIntegrity.checksumsSizeLimit))
+                case .checksums: try reader.readData(limit: ArchiveIntegrity.checksumsSizeLimit) { check.checksumsData($0) }
                 default:
                     // Bash-tool archives carry no checksums: their data is read (by the next header) but not hashed.
                     guard entry.kind == .regular, located.format == .clmnt else { continue }

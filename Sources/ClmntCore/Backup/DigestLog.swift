@@ -1,53 +1,31 @@
-/// The SHA-256 of every file a backup archives, in archive order, for the
-/// trailing `SHA256SUMS`. A molt file's path is not held: it is named by its
-/// scan position and rebuilt at the end (a large fleet has 200,000 of them).
+/// The `sha256sum` lines of every file a backup archives, in archive order, for the
+/// trailing `SHA256SUMS`. Each line is made as its file is archived and set aside in a
+/// `SpillFile`: a fleet of a million files needs about 130 MB of lines, which go to an
+/// unnamed scratch file rather than memory.
 struct DigestLog {
-    /// Raw 32-byte digests, in the order of `owners`.
-    private var digests: [UInt8] = []
-    private var owners: [DigestPosition] = []
-    private var namedPaths: [PathBytes] = []
-    /// The molt entry being written, while a molt is: its digest is named by position.
-    var currentOwner: DigestPosition?
+    private let lines: SpillFile
+    private var digest: [UInt8] = []
+
+    init(scratchDirectory: String) { lines = SpillFile(directory: scratchDirectory) }
 
     /// Takes `hasher`'s digest (which resets it) for the entry at `archivePath`.
-    mutating func record(_ hasher: SHA256Hasher, archivePath: PathBytes) {
-        hasher.finalize(appendingTo: &digests)
-        if let currentOwner {
-            owners.append(currentOwner)
-        } else {
-            namedPaths.append(archivePath)
-            owners.append(DigestPosition(section: nil, index: Int32(namedPaths.count - 1)))
+    mutating func record(_ hasher: SHA256Hasher, archivePath: PathBytes) throws(BackupError) {
+        digest.removeAll(keepingCapacity: true)
+        hasher.finalize(appendingTo: &digest)
+        do { try lines.append(ChecksumList.line(digest: digest, path: archivePath)) } catch {
+            throw .outputDirectory(path: error.path, reason: "cannot set the SHA-256 lines aside: \(error.reason)")
         }
     }
 
-    /// Every `sha256sum` line, in order. `trees` and `moltNames` are by molt index,
-    /// as given to `StreamingSession.writeMolt`.
-    func forEachLine<Failure: Error>(trees: [ScannedTree], moltNames: [String],
-                                     _ body: ([UInt8]) throws(Failure) -> Void) throws(Failure) {
-        var builders: [Int32: (builder: TreePathBuilder, next: Int)] = [:]
-        for (number, owner) in owners.enumerated() {
-            let path: PathBytes
-            if let section = owner.section {
-                // Owners of one molt come in scan order: walk its tree forward to each.
-                var state = builders[section] ?? (TreePathBuilder(), 0)
-                let tree = trees[Int(section)]
-                var relative = PathBytes([])
-                while state.next <= Int(owner.index) {
-                    relative = state.builder.relativePath(of: tree.entries[state.next], in: tree)
-                    state.next += 1
-                }
-                builders[section] = state
-                path = PathBytes(moltNames[Int(section)]).appending(relative)
-            } else {
-                path = namedPaths[Int(owner.index)]
-            }
-            try body(ChecksumList.line(digest: digests[(number * 32)..<(number * 32 + 32)], path: path))
+    /// The size of `SHA256SUMS`.
+    var byteCount: Int { lines.byteCount }
+
+    /// `SHA256SUMS`, in order, a chunk at a time.
+    func forEachChunk(_ body: (ArraySlice<UInt8>) throws(BackupError) -> Void) throws(BackupError) {
+        do { try lines.forEachChunk { try body($0) } } catch let error as BackupError { throw error } catch let error as SystemError {
+            throw .unreadable(path: error.path, reason: "cannot read the SHA-256 lines back: \(error.reason)")
+        } catch {
+            throw .unreadable(path: "SHA256SUMS", reason: "\(error)")
         }
     }
-}
-
-/// Whose a digest is: entry `index` of molt `section`, or `namedPaths[index]` when `section` is nil.
-struct DigestPosition {
-    let section: Int32?
-    let index: Int32
 }

@@ -29,10 +29,11 @@ public struct FleetBackup {
         defer { withExtendedLifetime(lock) {} }
         try refuseHalfRestored(fleet.baseDir)
         let (place, leftovers) = try choosePlace(molts: molts, now: now)
-        let scan = try scan(molts)
+        let scratchDirectory = scratchDirectory(for: place)
+        let scan = try scan(molts, scratchDirectory: scratchDirectory)
         TestHook.stop(at: "after-scan")
         let globalFiles = globalFilesToArchive(fleet: fleet)
-        let manifest = makeManifest(fleet: fleet, molts: molts, trees: scan.trees, globalFiles: globalFiles, now: now)
+        let manifest = makeManifest(fleet: fleet, molts: molts, scans: scan.spool.summaries, globalFiles: globalFiles, now: now)
 
         let destination = try open(place, now: now)
         let cleanup = StreamCleanup(stream: destination.stream)
@@ -41,16 +42,20 @@ public struct FleetBackup {
                                            scratchDirectory: destination.scratchDirectory, options: options,
                                            onProgress: onProgress, onWarning: onWarning,
                                            bytesTotal: manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0))
-        session.warnings = scan.trees.flatMap(\.warnings)
+        session.warnings = scan.spool.summaries.flatMap(\.warnings)
         session.missed = scan.missed
         let committed: BackupDestination.Committed
         do throws(BackupError) {
             try session.writeManifest(manifest, now: now)
             for index in molts.indices {
-                try session.writeMolt(molts[index], index: index, tree: scan.trees[index], baseDir: fleet.baseDir)
+                let tree: ScannedTree
+                do { tree = try scan.spool.tree(at: index) } catch {
+                    throw .unreadable(path: error.path, reason: "cannot read the scan back: \(error.reason)")
+                }
+                try session.writeMolt(molts[index], index: index, tree: tree, baseDir: fleet.baseDir)
             }
             try session.writeGlobal(globalFiles, now: now)
-            try session.writeTrailer(now: now, trees: scan.trees, moltNames: molts.map(\.name))
+            try session.writeTrailer(now: now)
             try session.finish()
             TestHook.stop(at: "before-commit")
             committed = try destination.commit(missed: session.missed, replace: options.force)
@@ -97,18 +102,29 @@ public struct FleetBackup {
         return (.file(path: outputPath, alternatives: alternatives), PartialFiles.removeStale(in: outputDirectory))
     }
 
-    /// Every molt's tree (kept: SHA256SUMS rebuilds its paths from them) and what the scan missed.
-    private func scan(_ molts: [Molt]) throws(BackupError) -> (trees: [ScannedTree], missed: [MissedFile]) {
+    /// Every molt's scan, set aside until its turn (see `ScanSpool`), and what the scans missed.
+    private func scan(_ molts: [Molt], scratchDirectory: String) throws(BackupError) -> (spool: ScanSpool, missed: [MissedFile]) {
         let scanner = TreeScanner(rules: options.rules)
-        var trees: [ScannedTree] = []
+        var spool = ScanSpool(scratchDirectory: scratchDirectory)
         var missed: [MissedFile] = []
         for molt in molts {
             let tree = try scanner.scan(home: molt.home)
             tree.warnings.forEach { onWarning?($0) }
             missed += tree.missed.map { MissedFile(molt: molt.name, path: $0.path, problem: $0.problem, detail: $0.detail) }
-            trees.append(tree)
+            do { try spool.add(tree) } catch {
+                throw .outputDirectory(path: error.path, reason: "cannot set the scan aside: \(error.reason)")
+            }
         }
-        return (trees, missed)
+        return (spool, missed)
+    }
+
+    /// Where scratch files go (large database snapshots, the spilled scan and checksum lines):
+    /// beside the archive, or for a stream $TMPDIR (else /var/tmp).
+    private func scratchDirectory(for place: Place) -> String {
+        switch place {
+        case .file(let path, _): return (path as NSString).deletingLastPathComponent
+        case .stream: return temporaryDirectory()
+        }
     }
 
     private func open(_ place: Place, now: Date) throws(BackupError) -> BackupDestination {
@@ -278,10 +294,10 @@ public struct FleetBackup {
         return [fleet.registryPath]
     }
 
-    private func makeManifest(fleet: Fleet, molts: [Molt], trees: [ScannedTree], globalFiles: [String], now: Date) -> Manifest {
+    private func makeManifest(fleet: Fleet, molts: [Molt], scans: [ScanSummary], globalFiles: [String], now: Date) -> Manifest {
         let lookup = OwnerLookup()
         var records: [Manifest.MoltRecord] = []
-        for (molt, tree) in zip(molts, trees) {
+        for (molt, tree) in zip(molts, scans) {
             var homeStatus = stat()
             lstat(molt.home, &homeStatus)
             let owner = Manifest.Owner(user: lookup.userName(homeStatus.st_uid), uid: homeStatus.st_uid,

@@ -62,14 +62,13 @@ extension StreamingSession {
         var paths = TreePathBuilder()
         var skipBelowDepth = Int.max
         currentMolt = molt.name
-        defer { digests.currentOwner = nil; currentMolt = nil }
+        defer { currentMolt = nil }
         for (entryIndex, scanned) in tree.entries.enumerated() {
             let depth = Int(scanned.depth)
             let relativePath = paths.relativePath(of: scanned, in: tree)
             if depth > skipBelowDepth { continue }
             skipBelowDepth = Int.max
             guard walk.leave(toDepth: depth) else { continue }
-            digests.currentOwner = DigestPosition(section: Int32(moltIndex), index: Int32(entryIndex))
             let step = WalkStep(scanned: scanned, entryIndex: entryIndex, depth: depth, relativePath: relativePath,
                                 sourcePath: depth == 0 ? walk.home : walk.home.appending(relativePath),
                                 archivePath: depth == 0 ? walk.moltName + "/" : walk.moltName.appending(relativePath),
@@ -239,7 +238,7 @@ extension StreamingSession {
             noteGrowth(archived: entry.size, scanned: scanned.size)
             try writeHeader(entry)
             _ = try streamData(from: scratch.file.rawValue, entry: entry, sourcePath: sourcePath.description)
-            digests.record(hasher, archivePath: archivePath)
+            try digests.record(hasher, archivePath: archivePath)
             section.backupSizeBytes += entry.size
             advanceProgress(by: entry.size, molt: location.moltName)
             return true
@@ -263,7 +262,7 @@ extension StreamingSession {
             miss(sourcePath, .changed, "modified while read",
                  "\(sourcePath): changed while being read; the archived copy may be inconsistent")
         }
-        digests.record(hasher, archivePath: archivePath)
+        try digests.record(hasher, archivePath: archivePath)
         section.backupSizeBytes += entry.size
         advanceProgress(by: entry.size, molt: location.moltName)
         return false

@@ -18,7 +18,7 @@ struct StreamingSession {
     private var lastProgress = Date.distantPast
     private var lastProgressMolt = ""
 
-    var digests = DigestLog()
+    var digests: DigestLog
     var stats: [String: Manifest.SectionStats] = [:]
     private(set) var globalStats = Manifest.SectionStats()
     private(set) var entryCount = 0
@@ -51,6 +51,7 @@ struct StreamingSession {
             writer = try ArchiveWriter(sink: destination, compression: options.compression, level: options.level,
                                        threads: options.threads, path: path)
         } catch { throw .archive(error) }
+        digests = DigestLog(scratchDirectory: scratchDirectory)
         databases = DatabaseSnapshotter(scratchDirectory: scratchDirectory, memoryLimit: options.sqliteMemoryLimit,
                                         busyTimeout: options.sqliteBusyTimeout)
         self.onProgress = onProgress
@@ -84,7 +85,7 @@ struct StreamingSession {
         do { try writer.writeBytes(bytes, entry: entry, hasher: hasher) } catch { throw .archive(error) }
         entryCount += 1
         let path = entry.pathname
-        digests.record(hasher, archivePath: path)
+        try digests.record(hasher, archivePath: path)
         section.backupSizeBytes += Int64(bytes.count)
         advanceProgress(by: Int64(bytes.count), molt: path.components.first?.string ?? "")
     }
@@ -114,7 +115,7 @@ struct StreamingSession {
             let entry = try diskEntry(fd: file.rawValue, status: status, sourcePath: PathBytes(path), archivePath: archivePath)
             try writeHeader(entry)
             _ = try streamData(from: file.rawValue, entry: entry, sourcePath: path)
-            digests.record(hasher, archivePath: archivePath)
+            try digests.record(hasher, archivePath: archivePath)
             globalStats.entryCount += 1
             globalStats.fileCount += 1
             globalStats.backupSizeBytes += entry.size
@@ -122,30 +123,23 @@ struct StreamingSession {
         }
     }
 
-    /// The report, then `SHA256SUMS` as the very last entry. `trees` and
-    /// `moltNames` are those given to `writeMolt`, by index.
-    mutating func writeTrailer(now: Date, trees: [ScannedTree], moltNames: [String]) throws(BackupError) {
+    /// The report, then `SHA256SUMS` as the very last entry.
+    mutating func writeTrailer(now: Date) throws(BackupError) {
         let mtime = Int64(now.timeIntervalSince1970)
         let report = BackupReport(entryCount: entryCount + 2, molts: stats, global: globalStats, warnings: warnings,
                                   missed: missed, beyondPlan: beyondPlan)
         let reportEntry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.reportPath, size: 0, mtime: mtime)
         try writeInMemoryFile(Array(report.encoded()), entry: reportEntry, section: nil)
 
-        // Lines are made twice (size, then data) rather than held: a large fleet has 200,000 of them.
-        func forEachLine(_ body: ([UInt8]) throws(BackupError) -> Void) throws(BackupError) {
-            try digests.forEachLine(trees: trees, moltNames: moltNames, body)
-        }
-        var size = 0
-        try forEachLine { size += $0.count }
-        let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.checksumsPath, size: Int64(size), mtime: mtime)
+        let entry = ArchiveEntry.synthesizedFile(path: ArchiveLayout.checksumsPath, size: Int64(digests.byteCount), mtime: mtime)
         try writeHeader(entry)
-        var batch = [UInt8]()
-        batch.reserveCapacity(1 << 16)
-        try forEachLine { (line) throws(BackupError) in
-            batch.append(contentsOf: line)
-            if batch.count >= 1 << 16 { try writeRaw(&batch, entryPath: ArchiveLayout.checksumsPath) }
+        try digests.forEachChunk { (chunk) throws(BackupError) in
+            let result: Result<Void, ArchiveError> = chunk.withUnsafeBytes { raw in
+                do throws(ArchiveError) { try writer.writeData(raw, entryPath: ArchiveLayout.checksumsPath); return .success(()) }
+                catch { return .failure(error) }
+            }
+            do throws(ArchiveError) { try result.get() } catch { throw .archive(error) }
         }
-        try writeRaw(&batch, entryPath: ArchiveLayout.checksumsPath)
     }
 
     mutating func finish() throws(BackupError) {
@@ -154,15 +148,6 @@ struct StreamingSession {
     }
 
     // MARK: - helpers
-
-    private mutating func writeRaw(_ batch: inout [UInt8], entryPath: String) throws(BackupError) {
-        let result: Result<Void, ArchiveError> = batch.withUnsafeBytes { raw in
-            do throws(ArchiveError) { try writer.writeData(raw, entryPath: entryPath); return .success(()) }
-            catch { return .failure(error) }
-        }
-        do { try result.get() } catch { throw .archive(error) }
-        batch.removeAll(keepingCapacity: true)
-    }
 
     mutating func writeHeader(_ entry: ArchiveEntry) throws(BackupError) {
         do { try writer.writeHeader(entry) } catch { throw .archive(error) }

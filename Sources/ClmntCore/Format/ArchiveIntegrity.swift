@@ -39,7 +39,7 @@ public struct LocatedManifest: Sendable {
 public enum ArchiveIntegrity {
     static let manifestSizeLimit = 16 << 20
     static let reportSizeLimit = 64 << 20
-    static let checksumsSizeLimit = 512 << 20
+    static let checksumsSizeLimit = 4 << 30
     /// Files may grow between the scan (the manifest) and their reading (the
     /// report): a molt may hold this much more than its manifest says before
     /// its data is refused as a bomb (10 % plus 64 MiB).

@@ -30,32 +30,37 @@ public enum ChecksumList {
     public static func parse<Bytes: Collection<UInt8>>(_ data: Bytes) -> [PathBytes: String] {
         var result: [PathBytes: String] = [:]
         for rawLine in data.split(separator: newlineByte) {
-            var line = Array(rawLine)
-            let escaped = line.first == backslashByte
-            if escaped { line.removeFirst() }
-            guard line.count > 66 else { continue }
-            let digest = String(decoding: line[0..<64], as: UTF8.self).lowercased()
-            var path = Array(line[66...])
-            if escaped {
-                var unescaped: [UInt8] = []
-                var index = 0
-                while index < path.count {
-                    let byte = path[index]
-                    index += 1
-                    guard byte == backslashByte, index < path.count else { unescaped.append(byte); continue }
-                    let next = path[index]
-                    index += 1
-                    switch next {
-                    case UInt8(ascii: "n"): unescaped.append(newlineByte)
-                    case UInt8(ascii: "r"): unescaped.append(returnByte)
-                    default: unescaped.append(next)
-                    }
-                }
-                path = unescaped
-            }
-            result[PathBytes(path)] = digest
+            if let (path, digest) = parseLine(rawLine) { result[path] = digest }
         }
         return result
+    }
+
+    /// One line (without its newline): the path and the lowercase hex digest, or nil for a line that is none.
+    static func parseLine<Bytes: Collection<UInt8>>(_ rawLine: Bytes) -> (PathBytes, String)? {
+        var line = Array(rawLine)
+        let escaped = line.first == backslashByte
+        if escaped { line.removeFirst() }
+        guard line.count > 66 else { return nil }
+        let digest = String(decoding: line[0..<64], as: UTF8.self).lowercased()
+        var path = Array(line[66...])
+        if escaped {
+            var unescaped: [UInt8] = []
+            var index = 0
+            while index < path.count {
+                let byte = path[index]
+                index += 1
+                guard byte == backslashByte, index < path.count else { unescaped.append(byte); continue }
+                let next = path[index]
+                index += 1
+                switch next {
+                case UInt8(ascii: "n"): unescaped.append(newlineByte)
+                case UInt8(ascii: "r"): unescaped.append(returnByte)
+                default: unescaped.append(next)
+                }
+            }
+            path = unescaped
+        }
+        return (PathBytes(path), digest)
     }
 }
 

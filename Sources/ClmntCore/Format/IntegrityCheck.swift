@@ -12,11 +12,11 @@ final class IntegrityCheck {
     private(set) var entries = 0
     /// Counts per molt, and for `global`.
     private(set) var sections: [String: Manifest.SectionStats] = [:]
-    /// Every data entry (regular file): its SHA-256, or nil when the caller did not hash it.
-    private var digests: [PathBytes: String?] = [:]
+    /// Every data entry (regular file) in order, its SHA-256 when the caller hashed it, and `SHA256SUMS`.
+    private let ledger: DigestLedger
     /// `backup-report.json`, once read.
     private(set) var report: BackupReport?
-    private var checksums: [PathBytes: String]?
+    private var sawReport = false
     private var sawManifest = false
     private var homes = Set<String>()
     private var byteLimits: [String: Int64] = [:]
@@ -26,8 +26,10 @@ final class IntegrityCheck {
 
     /// `fallbackByteLimit` bounds each molt's data where the manifest gives no
     /// trustworthy size (bash-tool archives); nil: unbounded.
-    init(located: LocatedManifest, fallbackByteLimit: Int64? = nil) {
+    /// The ledger of digests moves to an unnamed file in `scratchDirectory` when it grows.
+    init(located: LocatedManifest, fallbackByteLimit: Int64? = nil, scratchDirectory: String = IntegrityCheck.scratchDirectory) {
         self.located = located
+        ledger = DigestLedger(scratchDirectory: scratchDirectory)
         moltNames = Set(located.manifest.molts.map(\.name))
         for molt in located.manifest.molts {
             if located.format == .clmnt {
@@ -40,11 +42,17 @@ final class IntegrityCheck {
 
     var firstProblem: IntegrityProblem? { problems.first }
 
+    /// $TMPDIR, else /var/tmp (disk, not tmpfs).
+    static var scratchDirectory: String {
+        if let value = ProcessInfo.processInfo.environment["TMPDIR"], !value.isEmpty { return value }
+        return "/var/tmp"
+    }
+
     /// Admits the next entry: where it belongs, or nil when it breaks the rules
     /// (the reason is appended to `problems`).
     func admit(_ entry: EntryMetadata) -> EntryPlace? {
         entries += 1
-        if checksums != nil {
+        if ledger.sawChecksums {
             problems.append(.damaged("entry '\(entry.path)' follows \(ArchiveLayout.checksumsPath), which must be last"))
             return nil
         }
@@ -118,7 +126,7 @@ final class IntegrityCheck {
         if entry.kind != .directory { stats.fileCount += 1 }
         if entry.kind == .regular {
             stats.backupSizeBytes += entry.size
-            digests[entry.path] = .some(nil)
+            ledger.note(entry.path)
         }
         sections[section] = stats
     }
@@ -127,25 +135,25 @@ final class IntegrityCheck {
     func manifestData(_ data: Data) {
         sawManifest = true
         let digest = Self.digest(data)
-        digests[PathBytes(ArchiveLayout.manifestPath)] = digest
+        ledger.note(PathBytes(ArchiveLayout.manifestPath), digest: digest)
         if digest != located.digest {
             problems.append(.damaged("its manifest changed since it was first read"))
         }
     }
 
     func reportData(_ data: Data) {
-        digests[PathBytes(ArchiveLayout.reportPath)] = Self.digest(data)
+        sawReport = true
+        ledger.note(PathBytes(ArchiveLayout.reportPath), digest: Self.digest(data))
         do { report = try JSONDecoder().decode(BackupReport.self, from: data) } catch {
             problems.append(.damaged("\(ArchiveLayout.reportPath) cannot be read"))
         }
     }
 
-    func checksumsData(_ data: Data) {
-        checksums = ChecksumList.parse(data)
-    }
+    /// The next bytes of `SHA256SUMS`.
+    func checksumsData(_ bytes: UnsafeRawBufferPointer) { ledger.checksums(bytes) }
 
     /// The SHA-256 of the regular file just admitted at `path`.
-    func fileDigest(_ digest: String, path: PathBytes) { digests[path] = digest }
+    func fileDigest(_ digest: String, path: PathBytes) { ledger.digest(digest, path: path) }
 
     /// The files the backup reported missed (`backup-report.json`): an intact
     /// archive of an incomplete backup. Empty until the report is read.
@@ -177,16 +185,18 @@ final class IntegrityCheck {
             if selection != nil { notes.append(line + ": not restored") } else { problems.append(.damaged(line)) }
         }
         guard format == .clmnt else { return }
-        guard let checksums else {
+        guard ledger.sawChecksums else {
             problems.append(.damaged("\(ArchiveLayout.checksumsPath) is missing: the archive ends early (truncated)"))
             return
         }
         guard let report else {
-            if digests[PathBytes(ArchiveLayout.reportPath)] == nil { problems.append(.damaged("\(ArchiveLayout.reportPath) is missing")) }
+            if !sawReport { problems.append(.damaged("\(ArchiveLayout.reportPath) is missing")) }
             return
         }
         checkCounts(against: report)
-        checkDigests(against: checksums)
+        do { problems += try ledger.mismatches() } catch {
+            problems.append(.unreadable(ArchiveError(.write, path: error.path, message: "cannot keep the digests aside: \(error.reason)")))
+        }
     }
 
     /// The report's and the manifest's counts against what the pass saw.
@@ -243,22 +253,6 @@ final class IntegrityCheck {
         }
         if changedDuringBackup {
             notes.append("the backup reported \(report.warnings.count) warnings: " + report.warnings.prefix(3).joined(separator: "; "))
-        }
-    }
-
-    /// Every entry's SHA-256 against SHA256SUMS, both ways.
-    private func checkDigests(against checksums: [PathBytes: String]) {
-        for (path, digest) in digests.sorted(by: { $0.key < $1.key }) {
-            guard let expected = checksums[path] else {
-                problems.append(.damaged("\(path): not listed in \(ArchiveLayout.checksumsPath)"))
-                continue
-            }
-            if let digest, expected.lowercased() != digest {
-                problems.append(.damaged("\(path): SHA-256 mismatch with \(ArchiveLayout.checksumsPath) (content is corrupt)"))
-            }
-        }
-        for path in checksums.keys.sorted() where digests[path] == nil {
-            problems.append(.damaged("\(path): listed in \(ArchiveLayout.checksumsPath) but missing from the archive"))
         }
     }
 

@@ -3,10 +3,8 @@ import Foundation
 /// Bookkeeping for one molt of the archive (selected or not: a hostile entry
 /// anywhere refuses the whole archive). A class: updated in place per entry.
 private final class MoltTally {
-    var seen = Set<PathBytes>()
-    /// Symlinks and files: nothing may lie below them.
-    var nonDirectories = Set<PathBytes>()
-    var regularFiles = Set<PathBytes>()
+    /// Every path seen, and what it was: 8 bytes each (a molt of a million files needs 8 MiB, not 300).
+    var seen = PathKinds()
     let links: MoltLinks
     /// Links already reported as leaving the molt (with --allow-outside-symlinks).
     var outsideLinks = Set<PathBytes>()
@@ -143,7 +141,7 @@ final class StagedExtraction {
         case .report:
             check.reportData(try reader.readAll(limit: ArchiveIntegrity.reportSizeLimit))
         case .checksums:
-            check.checksumsData(try reader.readAll(limit: ArchiveIntegrity.checksumsSizeLimit))
+            try reader.readData(limit: ArchiveIntegrity.checksumsSizeLimit) { check.checksumsData($0) }
         case .archiveRoot:
             break
         case .global:
@@ -211,14 +209,14 @@ final class StagedExtraction {
             tallies[name] = tally
         }
         let shown = entry.path.description
-        guard tally.seen.insert(relative).inserted else {
+        guard tally.seen.insert(relative, entry.kind) else {
             throw RestoreError.hostileEntry(path: shown, reason: "appears twice")
         }
         // Nothing may be written below a symlink or a file of the archive.
         var prefix = PathBytes([])
         for part in relative.components.dropLast() {
             prefix = prefix.appending(part)
-            if tally.nonDirectories.contains(prefix) {
+            if tally.seen.isNonDirectory(prefix) {
                 throw RestoreError.hostileEntry(path: shown, reason: "lies below '\(name)/\(prefix)', which is not a directory in the archive")
             }
         }
@@ -255,15 +253,13 @@ final class StagedExtraction {
             guard case .molt(name, let linked)? = place, !linked.isEmpty else {
                 throw RestoreError.hostileEntry(path: shown, reason: "is a hard link to '\(target)', outside its molt")
             }
-            guard tally.regularFiles.contains(linked) else {
+            guard linked != relative, tally.seen.isRegularFile(linked) else {
                 throw RestoreError.hostileEntry(path: shown, reason: "is a hard link to '\(target)', which is not an earlier file of the archive")
             }
             hardlinkRelative = linked
         default:
             break
         }
-        if entry.kind != .directory { tally.nonDirectories.insert(relative) }
-        if entry.kind == .regular || entry.kind == .hardlink { tally.regularFiles.insert(relative) }
 
         guard let stage = job.stages[name] else { return false }
         // Relative to the staging container: the writer works by descriptors from there.

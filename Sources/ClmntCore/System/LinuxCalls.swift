@@ -9,6 +9,7 @@ enum LinuxCalls {
     /// O_NOATIME: reading a backup should not touch every file's access time.
     /// Root may use it on any file; others only on their own (EPERM otherwise).
     static let noAccessTime: Int32 = clmnt_O_NOATIME
+    static let unnamedFile: Int32 = clmnt_O_TMPFILE
 
     /// `renameat2(2)`; fails with EINVAL or ENOSYS where the kernel or file system lacks a flag.
     static func renameat2(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String, _ flags: UInt32) -> Int32 {

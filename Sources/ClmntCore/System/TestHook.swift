@@ -10,4 +10,10 @@ enum TestHook {
         guard let wanted = ProcessInfo.processInfo.environment["CLMNT_TEST_STOP_AT"], wanted == point else { return }
         raise(SIGSTOP)
     }
+
+    /// `CLMNT_TEST_SPILL_BYTES=<n>`: spill files (`SpillFile`) leave memory after n bytes instead
+    /// of 4 MiB, so a test fleet of a few files takes the path a million files would.
+    static var spillMemoryLimit: Int? {
+        ProcessInfo.processInfo.environment["CLMNT_TEST_SPILL_BYTES"].flatMap { Int($0) }
+    }
 }
