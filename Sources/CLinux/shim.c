@@ -13,6 +13,10 @@ int clmnt_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char 
     return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
 }
 
+int clmnt_start_writeback(int fd, long long offset, long long count) {
+    return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
+}
+
 const unsigned int clmnt_RENAME_NOREPLACE = RENAME_NOREPLACE;
 const unsigned int clmnt_RENAME_EXCHANGE = RENAME_EXCHANGE;
 

@@ -15,12 +15,10 @@ rows = list(csv.DictReader(open(source)))
 steps = ["backup", "restore", "verify"]
 figure, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
 for column, step in enumerate(steps):
-    for tool, style in [("clmnt", "o-"), ("other", "s--")]:
-        picked = [r for r in rows if r["step"] == step and (r["tool"] == "clmnt") == (tool == "clmnt")]
-        picked.sort(key=lambda r: int(r["files"]))
-        if not picked:
-            continue
-        label = "clmnt" if tool == "clmnt" else picked[0]["tool"]
+    tools = sorted({r["tool"] for r in rows if r["step"] == step}, key=lambda t: (t != "clmnt", t))
+    for tool, style in zip(tools, ["o-", "s--", "^:"]):
+        picked = sorted((r for r in rows if r["step"] == step and r["tool"] == tool), key=lambda r: int(r["files"]))
+        label = tool
         files = [int(r["files"]) / 1000 for r in picked]
         axes[0][column].plot(files, [float(r["seconds"]) for r in picked], style, label=label)
         axes[1][column].plot(files, [int(r["rss_kib"]) / 1024 for r in picked], style, label=label)

@@ -7,8 +7,9 @@
 #   SIZES      molts of that fleet to take per point (default "2 5 10 20": 100k ... 1M files)
 #   OUT_DIR    archives and restores (default $BENCH_DIR/scale-out, on the same disk)
 #   CLMNT      a clmnt binary to use instead of building .build/release/clmnt
-# Writes bench/scale/results/scale.csv and prints a Markdown table; bench/scale/plot.py
-# draws docs/scaling.png from the CSV.
+# Writes bench/scale/results/scale.csv, prints a Markdown table, and draws docs/scaling.png
+# (bench/scale/plot.py, matplotlib installed into $BENCH_DIR/venv from PyPI the first time).
+# OUT_DIR=/dev/shm/... leaves the disk out (restores then measure CPU, not writeback).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench_dir=${BENCH_DIR:-/var/tmp/clmnt-bench}
@@ -29,15 +30,16 @@ measure() {
 
 csv="$results/scale.csv"
 echo "molts,files,bytes,step,tool,seconds,rss_kib" > "$csv"
-names=$(python3 -c "import json,sys; print(' '.join(m['name'] for m in json.load(open(sys.argv[1]))['molts']))" "$fleet/molts.json" 2>/dev/null \
-  || ls "$fleet" | grep -v molts.json)
+names=$(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['molts']))" "$fleet/molts.json")
 for count in $sizes; do
   selected=$(echo $names | tr ' ' '\n' | sort | head -n "$count")
   files=$(cd "$fleet" && find $selected -type f | wc -l)
   bytes=$(cd "$fleet" && du -sb $selected | awk '{s += $1} END {print s}')
   rm -rf "$out" && mkdir -p "$out"
-  (cd "$fleet" && tar -cf - $selected > /dev/null)  # page cache, alike for every command
-  row() { echo "$count,$files,$bytes,$1,$2,$3" | tr ' ' ',' >> "$csv"; echo "  $1 $2: $3 (s, KiB)" >&2; }
+  # Page cache, alike for every command (through a pipe: GNU tar skips reading files into /dev/null).
+  (cd "$fleet" && tar -cf - $selected | cat > /dev/null)
+  selected=$(echo $selected)
+  row() { echo "$count,$files,$bytes,$1,$2,${3/ /,}" >> "$csv"; echo "  $1 $2: $3 (s, KiB)" >&2; }
 
   row backup tar "$(measure tar -I 'zstd -3 -T0' -cf "$out/t.tar.zst" -C "$fleet" $selected)"
   row backup clmnt "$(measure "$clmnt" fleet backup -d "$fleet" --select "$(echo $selected | tr ' ' ,)" \
@@ -45,8 +47,12 @@ for count in $sizes; do
   sync
   mkdir -p "$out/tar-x" "$out/clmnt-x"
   row restore tar "$(measure tar -xf "$out/c.tar.zst" -C "$out/tar-x")"
+  rm -rf "$out/tar-x" && mkdir -p "$out/tar-x" && sync
+  # clmnt syncs the restored trees before it swaps them in (a power cut must not leave empty
+  # files behind); tar does not: this row is tar with the same guarantee.
+  row restore "tar+sync" "$(measure bash -c "tar -xf '$out/c.tar.zst' -C '$out/tar-x' && sync")"
   row restore clmnt "$(measure "$clmnt" fleet restore --from "$out/c.tar.zst" -d "$out/clmnt-x" --yes --skip-users)"
-  row verify "zstd -t + sha256sum" "$(measure bash -c "zstd -qt '$out/c.tar.zst' && cd '$fleet' && find $selected -type f -print0 | xargs -0 -n 2000 sha256sum")"
+  row verify "zstd-t+sha256sum" "$(measure bash -c "zstd -qt '$out/c.tar.zst' && cd '$fleet' && find $selected -type f -print0 | xargs -0 -n 2000 sha256sum > /dev/null")"
   row verify clmnt "$(measure "$clmnt" fleet verify "$out/c.tar.zst")"
   rm -rf "$out"
 done
@@ -60,8 +66,14 @@ points = sorted({(int(r["molts"]), int(r["files"])) for r in rows})
 for molts, files in points:
     for step in ["backup", "restore", "verify"]:
         mine = next(r for r in rows if int(r["molts"]) == molts and r["step"] == step and r["tool"] == "clmnt")
-        ref = next(r for r in rows if int(r["molts"]) == molts and r["step"] == step and r["tool"] != "clmnt")
-        s, t = float(mine["seconds"]), float(ref["seconds"])
-        print(f"| {molts} | {files:,} | {step} | {s:.1f} | {t:.1f} ({ref['tool']}) | {s / t:.2f} | "
-              f"{int(mine['rss_kib']) / 1024:.0f} MiB | {int(ref['rss_kib']) / 1024:.0f} MiB |")
+        for ref in (r for r in rows if int(r["molts"]) == molts and r["step"] == step and r["tool"] != "clmnt"):
+            s, t = float(mine["seconds"]), float(ref["seconds"])
+            print(f"| {molts} | {files:,} | {step} | {s:.1f} | {t:.1f} ({ref['tool']}) | {s / t:.2f} | "
+                  f"{int(mine['rss_kib']) / 1024:.0f} MiB | {int(ref['rss_kib']) / 1024:.0f} MiB |")
 PY
+
+# The scaling plot (docs/scaling.png), with matplotlib from a venv beside the data.
+venv="$bench_dir/venv"
+[ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import matplotlib' 2>/dev/null \
+  || { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib; } >&2
+"$venv/bin/python" bench/scale/plot.py "$csv" docs/scaling.png

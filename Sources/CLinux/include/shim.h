@@ -11,6 +11,9 @@
 
 // renameat2(2) and its flags: the restore swaps a molt in atomically.
 int clmnt_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+// sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writeback of a range without waiting.
+int clmnt_start_writeback(int fd, long long offset, long long count);
 extern const unsigned int clmnt_RENAME_NOREPLACE;
 extern const unsigned int clmnt_RENAME_EXCHANGE;
 

@@ -55,15 +55,15 @@ public struct ArchiveError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// The one funnel for libarchive status codes: warnings go to `warnings`, failures throw.
 @discardableResult
-func checkArchive(_ status: Int32, _ handle: OpaquePointer, _ operation: ArchiveError.Operation, path: String,
+func checkArchive(_ status: Int32, _ handle: OpaquePointer, _ operation: ArchiveError.Operation, path: @autoclosure () -> String,
                   warnings: inout [String]) throws(ArchiveError) -> Int32 {
     if status == ARCHIVE_OK || status == ARCHIVE_EOF { return status }
     if status == ARCHIVE_WARN {
         let message = archive_error_string(handle).map { String(cString: $0) } ?? "warning"
-        warnings.append("\(path): \(message)")
+        warnings.append("\(path()): \(message)")
         return status
     }
-    throw ArchiveError.fromArchive(handle, operation, path: path)
+    throw ArchiveError.fromArchive(handle, operation, path: path())
 }
 
 /// The funnel for calls whose warnings carry nothing worth keeping (configuration).

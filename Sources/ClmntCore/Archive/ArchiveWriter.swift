@@ -17,6 +17,8 @@ final class ArchiveWriter {
         let destination: any OutputSink
         switch compression {
         case .gzip: destination = ParallelGzipSink(destination: sink, level: level ?? 6, threads: threads)
+        // (Feeding zstd from a thread of its own, as tar does through a pipe, was measured slower:
+        // its workers already take the compression off this thread; docs/performance.md.)
         case .zstd: destination = try ZstdSink(destination: sink, level: level ?? 3, threads: threads, path: path)
         default: destination = sink
         }

@@ -22,7 +22,7 @@ final class DiskMetadataReader {
 
     /// An entry for the open file or directory `fd`, whose `fstat` is `status`.
     /// Warnings (an unreadable xattr, say) are appended to `warnings`, naming `displayPath`.
-    func entry(fileDescriptor fd: Int32, status: stat, displayPath: String, archivePath: PathBytes,
+    func entry(fileDescriptor fd: Int32, status: stat, displayPath: @autoclosure () -> String, archivePath: PathBytes,
                warnings: inout [String]) throws(ArchiveError) -> ArchiveEntry {
         let entry = ArchiveEntry()
         // libarchive reads a directory's default ACL by path: give it the
@@ -32,7 +32,7 @@ final class DiskMetadataReader {
         entry.pathname = archivePath
         var status = status
         try checkArchive(archive_read_disk_entry_from_file(handle, entry.pointer, fd, &status),
-                         handle, .read, path: displayPath, warnings: &warnings)
+                         handle, .read, path: displayPath(), warnings: &warnings)
         return entry
     }
 

@@ -14,7 +14,7 @@ extension ArchiveWriter {
     /// shrank meanwhile is padded with zeros so the archive stays valid.
     /// A failed read throws with `.read` and the file's path; a failed write, with `.write`.
     func streamFileData(from fd: Int32, entry: ArchiveEntry, buffer transfer: TransferBuffer,
-                        hasher: SHA256Hasher, sourcePath: String) throws(ArchiveError) -> StreamOutcome {
+                        hasher: SHA256Hasher, sourcePath: @autoclosure () -> String) throws(ArchiveError) -> StreamOutcome {
         let buffer = transfer.bytes
         let size = entry.size
         var regions = entry.sparseRegions
@@ -46,7 +46,7 @@ extension ArchiveWriter {
                 let got = pread(fd, buffer.baseAddress, want, off_t(position))
                 if got < 0 {
                     if errno == EINTR { continue }
-                    throw ArchiveError.fromErrno(.read, path: sourcePath)
+                    throw ArchiveError.fromErrno(.read, path: sourcePath())
                 }
                 if got == 0 {
                     outcome.paddedBytes += remaining

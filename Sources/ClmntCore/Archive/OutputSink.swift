@@ -12,6 +12,9 @@ final class FileDescriptorSink: OutputSink {
     let fileDescriptor: Int32
     let path: String
     private(set) var bytesWritten: Int64 = 0
+    /// Where the disk's writeback was last asked to start (see `startWriteback`).
+    private var writebackStarted: Int64 = 0
+    private var writebackWorks = true
 
     init(fileDescriptor: Int32, path: String) {
         self.fileDescriptor = fileDescriptor
@@ -31,6 +34,17 @@ final class FileDescriptorSink: OutputSink {
             base += written
             bytesWritten += Int64(written)
         }
+        if bytesWritten - writebackStarted >= 8 << 20 { startWriteback() }
+    }
+
+    /// Asks the kernel to start writing what was written so far (`sync_file_range`, which does
+    /// not wait), so the archive's closing fsync finds little left to write: on a 150 MB archive
+    /// that fsync took a third of a second, all of it after the last byte. Not a file (a pipe):
+    /// nothing to do.
+    private func startWriteback() {
+        guard writebackWorks else { return }
+        writebackWorks = LinuxCalls.startWriteback(fileDescriptor, offset: writebackStarted, count: bytesWritten - writebackStarted)
+        writebackStarted = bytesWritten
     }
 
     func finish() throws(ArchiveError) {}

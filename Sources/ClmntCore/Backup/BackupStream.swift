@@ -57,128 +57,33 @@ final class BackupStreamSink: OutputSink {
 /// chunks, so ChaCha20-Poly1305 overlaps the tar writer and the compressor instead of adding
 /// to them.
 final class EncryptingSink: OutputSink {
-    private let path: String
-    private let worker: EncryptionWorker
-    private var chunks = ChunkAccumulator(chunkSize: 1 << 20)
+    private let background: BackgroundSink
 
     init(destination: any OutputSink, recipients: [AgeRecipient], path: String) throws(ArchiveError) {
-        self.path = path
         let encryptor: AgeEncryptor
         do {
             encryptor = try AgeEncryptor(recipients: recipients) { ciphertext in
                 do throws(ArchiveError) { try destination.write(ciphertext) } catch { throw error }
             }
         } catch { throw EncryptingSink.failure(error, path: path) }
-        worker = EncryptionWorker(encryptor: encryptor, destination: destination, path: path)
+        background = BackgroundSink(
+            name: "clmnt-encrypt",
+            consume: { (chunk) throws(ArchiveError) in
+                do { try encryptor.write(chunk) } catch { throw EncryptingSink.failure(error, path: path) }
+            },
+            complete: { () throws(ArchiveError) in
+                do { try encryptor.finish() } catch { throw EncryptingSink.failure(error, path: path) }
+                try destination.finish()
+            })
     }
 
-    deinit { worker.stop() }
+    func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) { try background.write(bytes) }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
-        try chunks.append(bytes) { (chunk) throws(ArchiveError) in try worker.submit(chunk) }
-    }
-
-    func finish() throws(ArchiveError) {
-        let rest = chunks.takeRest()
-        if !rest.isEmpty { try worker.submit(rest) }
-        try worker.finish()
-    }
+    func finish() throws(ArchiveError) { try background.finish() }
 
     static func failure(_ error: any Error, path: String) -> ArchiveError {
         if let error = error as? ArchiveError { return error }
         if let error = error as? AgeError { return ArchiveError(.write, path: path, age: error) }
         return ArchiveError(.write, path: path, message: "\(error)")
-    }
-}
-
-/// The encrypting thread: takes plaintext chunks in order, encrypts and writes them; the
-/// first failure is kept and handed back to the writer at its next call.
-private final class EncryptionWorker: @unchecked Sendable {
-    private let encryptor: AgeEncryptor
-    private let destination: any OutputSink
-    private let path: String
-    private let condition = NSCondition()
-    private var queue: [[UInt8]] = []
-    private var ending = false
-    private var stopped = false
-    private var done = false
-    private var failure: ArchiveError?
-    private let capacity = 4
-
-    init(encryptor: AgeEncryptor, destination: any OutputSink, path: String) {
-        self.encryptor = encryptor
-        self.destination = destination
-        self.path = path
-        let thread = Thread { [self] in run() }
-        thread.name = "clmnt-encrypt"
-        thread.start()
-    }
-
-    func submit(_ chunk: [UInt8]) throws(ArchiveError) {
-        condition.lock()
-        defer { condition.unlock() }
-        while queue.count >= capacity && failure == nil && !done { condition.wait() }
-        if let failure { throw failure }
-        queue.append(chunk)
-        condition.broadcast()
-    }
-
-    /// Encrypts what is queued, seals the final chunk and flushes the destination.
-    func finish() throws(ArchiveError) {
-        condition.lock()
-        ending = true
-        condition.broadcast()
-        while !done { condition.wait() }
-        let failure = self.failure
-        condition.unlock()
-        if let failure { throw failure }
-    }
-
-    /// Ends the thread without finishing the stream (a failed backup).
-    func stop() {
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        while !done { condition.wait() }
-        condition.unlock()
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !ending && !stopped { condition.wait() }
-            if stopped || (queue.isEmpty && ending) {
-                let finishing = !stopped && failure == nil
-                condition.unlock()
-                if finishing { complete() }
-                condition.lock()
-                done = true
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            let chunk = queue.removeFirst()
-            condition.broadcast()
-            let failed = failure != nil
-            condition.unlock()
-            guard !failed else { continue }
-            do { try encryptor.write(chunk) } catch { fail(error) }
-        }
-    }
-
-    private func complete() {
-        do {
-            try encryptor.finish()
-            try destination.finish()
-        } catch { fail(error) }
-    }
-
-    private func fail(_ error: any Error) {
-        condition.lock()
-        if failure == nil { failure = EncryptingSink.failure(error, path: path) }
-        // Nothing more will be taken: let a waiting writer see the failure.
-        queue.removeAll()
-        condition.broadcast()
-        condition.unlock()
     }
 }

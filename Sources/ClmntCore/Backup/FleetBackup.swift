@@ -103,16 +103,22 @@ public struct FleetBackup {
     }
 
     /// Every molt's scan, set aside until its turn (see `ScanSpool`), and what the scans missed.
+    /// Molts are scanned two at a time (each waits on the kernel for its own tree), and each
+    /// pair is set aside before the next starts: at most two trees are in memory.
     private func scan(_ molts: [Molt], scratchDirectory: String) throws(BackupError) -> (spool: ScanSpool, missed: [MissedFile]) {
         let scanner = TreeScanner(rules: options.rules)
         var spool = ScanSpool(scratchDirectory: scratchDirectory)
         var missed: [MissedFile] = []
-        for molt in molts {
-            let tree = try scanner.scan(home: molt.home)
-            tree.warnings.forEach { onWarning?($0) }
-            missed += tree.missed.map { MissedFile(molt: molt.name, path: $0.path, problem: $0.problem, detail: $0.detail) }
-            do { try spool.add(tree) } catch {
-                throw .outputDirectory(path: error.path, reason: "cannot set the scan aside: \(error.reason)")
+        let width = min(2, options.threads)
+        for start in stride(from: 0, to: molts.count, by: width) {
+            let window = Array(molts[start..<min(start + width, molts.count)])
+            for (molt, result) in zip(window, ConcurrentScan.scan(window.map(\.home), with: scanner)) {
+                let tree = try result.get()
+                tree.warnings.forEach { onWarning?($0) }
+                missed += tree.missed.map { MissedFile(molt: molt.name, path: $0.path, problem: $0.problem, detail: $0.detail) }
+                do { try spool.add(tree) } catch {
+                    throw .outputDirectory(path: error.path, reason: "cannot set the scan aside: \(error.reason)")
+                }
             }
         }
         return (spool, missed)
@@ -346,5 +352,34 @@ private final class StreamCleanup: @unchecked Sendable {
 
     func unregister() {
         if stream != nil { SignalCleanup.shared.unregister(key: key) }
+    }
+}
+
+/// Scans a few homes at once, one thread each; the results in the homes' order.
+private final class ConcurrentScan: @unchecked Sendable {  // each slot written by one thread, read after all end
+    private final class Slot {
+        var result: Result<ScannedTree, BackupError>?
+    }
+
+    private let scanner: TreeScanner
+    private let homes: [String]
+    private let slots: [Slot]
+
+    private init(scanner: TreeScanner, homes: [String]) {
+        self.scanner = scanner
+        self.homes = homes
+        slots = homes.map { _ in Slot() }
+    }
+
+    static func scan(_ homes: [String], with scanner: TreeScanner) -> [Result<ScannedTree, BackupError>] {
+        let work = ConcurrentScan(scanner: scanner, homes: homes)
+        if homes.count == 1 { work.scanOne(0) } else { DispatchQueue.concurrentPerform(iterations: homes.count) { work.scanOne($0) } }
+        return zip(homes, work.slots).map { home, slot in slot.result ?? .failure(.unreadable(path: home, reason: "not scanned")) }
+    }
+
+    private func scanOne(_ index: Int) {
+        do throws(BackupError) { slots[index].result = .success(try scanner.scan(home: homes[index])) } catch {
+            slots[index].result = .failure(error)
+        }
     }
 }

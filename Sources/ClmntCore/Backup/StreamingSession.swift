@@ -166,8 +166,8 @@ struct StreamingSession {
     }
 
     /// Copies an open file's data; a failed read is the file's, a failed write the archive's.
-    mutating func streamData(from fd: Int32, entry: ArchiveEntry, sourcePath: String) throws(BackupError) -> StreamOutcome {
-        do { return try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath) } catch {
+    mutating func streamData(from fd: Int32, entry: ArchiveEntry, sourcePath: @autoclosure () -> String) throws(BackupError) -> StreamOutcome {
+        do { return try writer.streamFileData(from: fd, entry: entry, buffer: buffer, hasher: hasher, sourcePath: sourcePath()) } catch {
             if error.operation == .read { throw .unreadable(path: error.path, reason: error.message) }
             throw .archive(error)
         }

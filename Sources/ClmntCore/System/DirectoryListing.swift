@@ -43,7 +43,11 @@ func forEachDirectoryEntry(_ fd: Int32, path: String,
             if errno != 0 { throw SystemError(path: path) }
             return
         }
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in PathBytes(bytes: raw.prefix(while: { $0 != 0 })) }
+        // The name is read in place, up to its NUL: a record is only as long as its name, so
+        // copying the whole `dirent` (`entry.pointee`) would read past the last one in the buffer.
+        let name = PathBytes(cString: (UnsafeRawPointer(entry) + direntNameOffset).assumingMemoryBound(to: CChar.self))
         if name != "." && name != ".." { try body(name) }
     }
 }
+
+private let direntNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!

@@ -11,6 +11,12 @@ enum LinuxCalls {
     static let noAccessTime: Int32 = clmnt_O_NOATIME
     static let unnamedFile: Int32 = clmnt_O_TMPFILE
 
+    /// Starts the writeback of `count` bytes from `offset` without waiting (`sync_file_range(2)`,
+    /// `SYNC_FILE_RANGE_WRITE`); false where `fd` is no file (a pipe).
+    static func startWriteback(_ fd: Int32, offset: Int64, count: Int64) -> Bool {
+        clmnt_start_writeback(fd, offset, count) == 0
+    }
+
     /// `renameat2(2)`; fails with EINVAL or ENOSYS where the kernel or file system lacks a flag.
     static func renameat2(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String, _ flags: UInt32) -> Int32 {
         clmnt_renameat2(fromDirectory, from, toDirectory, to, flags)
