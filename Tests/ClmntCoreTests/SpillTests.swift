@@ -84,8 +84,10 @@ struct SpillTests {
                                           environment: environment)
             #expect(backup.status == 0, "\(backup.stderr)")
         }
+        // The molts' lines (the manifest and report carry the time of the backup, which may differ by a second).
         func checksums(_ archive: String) throws -> String {
-            try run("/bin/tar", ["-xOf", archive, "SHA256SUMS"])
+            try run("/bin/tar", ["-xOf", archive, "SHA256SUMS"]).split(separator: "\n")
+                .filter { !$0.hasSuffix("  manifest.json") && !$0.hasSuffix("  backup-report.json") }.joined(separator: "\n")
         }
         let listed = try checksums(onDisk)
         #expect(listed == (try checksums(inMemory)), "the same SHA256SUMS, spilled or not")
