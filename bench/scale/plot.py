@@ -31,7 +31,7 @@ for column, step in enumerate(steps):
         axes[row][column].legend()
         axes[row][column].grid(alpha=0.3)
         axes[row][column].set_ylim(bottom=0)
-figure.suptitle("clmnt vs the standard tools as the number of files grows (2 cores, zstd, archives on ext4)")
+figure.suptitle("clmnt vs the standard tools as the number of files grows (2 cores, zstd -3; bench/scale/run.sh)")
 figure.tight_layout()
 figure.savefig(target, dpi=90)
 print(f"wrote {target}")

@@ -9,12 +9,18 @@
 #   CLMNT      a clmnt binary to use instead of building .build/release/clmnt
 # Writes bench/scale/results/scale.csv, prints a Markdown table, and draws docs/scaling.png
 # (bench/scale/plot.py, matplotlib installed into $BENCH_DIR/venv from PyPI the first time).
-# OUT_DIR=/dev/shm/... leaves the disk out (restores then measure CPU, not writeback).
+#   RAM=1      archives and restores on a tmpfs mounted at $BENCH_DIR/ram (the disk left out:
+#              restores then measure CPU, not writeback; clmnt refuses to restore below /dev)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench_dir=${BENCH_DIR:-/var/tmp/clmnt-bench}
 sizes=${SIZES:-2 5 10 20}
 out=${OUT_DIR:-$bench_dir/scale-out}
+if [ "${RAM:-0}" = 1 ]; then
+  out="$bench_dir/ram"
+  mkdir -p "$out"
+  mountpoint -q "$out" || mount -t tmpfs -o size=16g,mode=0755 tmpfs "$out"
+fi
 results=bench/scale/results
 mkdir -p "$results"
 fleet="$bench_dir/million"
@@ -35,7 +41,7 @@ for count in $sizes; do
   selected=$(echo $names | tr ' ' '\n' | sort | head -n "$count")
   files=$(cd "$fleet" && find $selected -type f | wc -l)
   bytes=$(cd "$fleet" && du -sb $selected | awk '{s += $1} END {print s}')
-  rm -rf "$out" && mkdir -p "$out"
+  rm -rf "${out:?}"/* && mkdir -p "$out"
   # Page cache, alike for every command (through a pipe: GNU tar skips reading files into /dev/null).
   (cd "$fleet" && tar -cf - $selected | cat > /dev/null)
   selected=$(echo $selected)
@@ -54,7 +60,7 @@ for count in $sizes; do
   row restore clmnt "$(measure "$clmnt" fleet restore --from "$out/c.tar.zst" -d "$out/clmnt-x" --yes --skip-users)"
   row verify "zstd-t+sha256sum" "$(measure bash -c "zstd -qt '$out/c.tar.zst' && cd '$fleet' && find $selected -type f -print0 | xargs -0 -n 2000 sha256sum > /dev/null")"
   row verify clmnt "$(measure "$clmnt" fleet verify "$out/c.tar.zst")"
-  rm -rf "$out"
+  rm -rf "${out:?}"/*
 done
 
 python3 - "$csv" <<'PY'
