@@ -4,8 +4,7 @@ import Foundation
 /// committed atomically, or a stream (standard output, an off-host upload).
 enum BackupDestination {
     case file(AtomicOutputFile, alternatives: [String])
-    /// Large database snapshots go to `scratchDirectory` for a moment (there is no archive directory).
-    case stream(any BackupStream, scratchDirectory: String)
+    case stream(any BackupStream)
 
     /// What a commit produced.
     struct Committed {
@@ -17,7 +16,7 @@ enum BackupDestination {
     }
 
     var stream: (any BackupStream)? {
-        if case .stream(let stream, _) = self { return stream }
+        if case .stream(let stream) = self { return stream }
         return nil
     }
 
@@ -29,15 +28,7 @@ enum BackupDestination {
     var displayPath: String {
         switch self {
         case .file(let file, _): return file.finalPath
-        case .stream(let stream, _): return stream.name
-        }
-    }
-
-    /// Beside the archive, or the stream's scratch directory.
-    var scratchDirectory: String {
-        switch self {
-        case .file(let file, _): return (file.finalPath as NSString).deletingLastPathComponent
-        case .stream(_, let directory): return directory
+        case .stream(let stream): return stream.name
         }
     }
 
@@ -45,7 +36,7 @@ enum BackupDestination {
     func makeSink() -> any OutputSink {
         switch self {
         case .file(let file, _): return FileDescriptorSink(fileDescriptor: file.fileDescriptor, path: file.finalPath)
-        case .stream(let stream, _): return BackupStreamSink(stream: stream)
+        case .stream(let stream): return BackupStreamSink(stream: stream)
         }
     }
 
@@ -59,7 +50,7 @@ enum BackupDestination {
             var status = stat()
             stat(file.finalPath, &status)
             return Committed(path: file.finalPath, bytes: Int64(status.st_size), markFailed: markFailed)
-        case .stream(let stream, _):
+        case .stream(let stream):
             do { return Committed(path: stream.name, bytes: try stream.commit()) } catch {
                 throw .archive(ArchiveError(.finish, path: stream.name, message: "\(error)"))
             }
@@ -70,7 +61,7 @@ enum BackupDestination {
     func discard() {
         switch self {
         case .file(let file, _): file.discard()
-        case .stream(let stream, _): stream.discard()
+        case .stream(let stream): stream.discard()
         }
     }
 }

@@ -39,7 +39,7 @@ public struct FleetBackup {
         let cleanup = StreamCleanup(stream: destination.stream)
         defer { cleanup.unregister() }
         var session = try StreamingSession(sink: destination.makeSink(), path: destination.displayPath,
-                                           scratchDirectory: destination.scratchDirectory, options: options,
+                                           scratchDirectory: scratchDirectory, options: options,
                                            onProgress: onProgress, onWarning: onWarning,
                                            bytesTotal: manifest.totalSizeBytes + (manifest.global?.backupSizeBytes ?? 0))
         session.warnings = scan.spool.summaries.flatMap(\.warnings)
@@ -125,11 +125,11 @@ public struct FleetBackup {
     }
 
     /// Where scratch files go (large database snapshots, the spilled scan and checksum lines):
-    /// beside the archive, or for a stream $TMPDIR (else /var/tmp).
+    /// beside the archive, or for a stream (no archive directory) `SpillFile.defaultDirectory`.
     private func scratchDirectory(for place: Place) -> String {
         switch place {
         case .file(let path, _): return (path as NSString).deletingLastPathComponent
-        case .stream: return temporaryDirectory()
+        case .stream: return SpillFile.defaultDirectory
         }
     }
 
@@ -140,7 +140,7 @@ public struct FleetBackup {
                 throw BackupError(writing: error)
             }
         case .stream:
-            return .stream(try openStream(now: now), scratchDirectory: temporaryDirectory())
+            return .stream(try openStream(now: now))
         }
     }
 
@@ -169,12 +169,6 @@ public struct FleetBackup {
         do { return try makeStream(defaultArchiveName(now: now)) } catch let error as BackupError { throw error } catch {
             throw .archive(ArchiveError(.open, path: "the off-host copy", message: "\(error)"))
         }
-    }
-
-    /// Large database snapshots of a streamed backup: $TMPDIR, else /var/tmp (disk, not tmpfs).
-    private func temporaryDirectory() -> String {
-        if let value = ProcessInfo.processInfo.environment["TMPDIR"], !value.isEmpty { return value }
-        return "/var/tmp"
     }
 
     /// The fleet and the molts `--select` names (all by default).
@@ -373,7 +367,7 @@ private final class ConcurrentScan: @unchecked Sendable {  // each slot written 
 
     static func scan(_ homes: [String], with scanner: TreeScanner) -> [Result<ScannedTree, BackupError>] {
         let work = ConcurrentScan(scanner: scanner, homes: homes)
-        if homes.count == 1 { work.scanOne(0) } else { DispatchQueue.concurrentPerform(iterations: homes.count) { work.scanOne($0) } }
+        DispatchQueue.concurrentPerform(iterations: homes.count) { work.scanOne($0) }
         return zip(homes, work.slots).map { home, slot in slot.result ?? .failure(.unreadable(path: home, reason: "not scanned")) }
     }
 

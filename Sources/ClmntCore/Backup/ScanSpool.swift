@@ -1,18 +1,16 @@
 /// What the backup needs of one molt's scan before its turn comes: the manifest's
-/// counts and sizes, and what the scan warned of or missed.
+/// counts and sizes, and what the scan warned of (what it missed the backup takes at once).
 struct ScanSummary {
     let regularBytes: Int64
     let plannedFileCount: Int
     let plannedEntryCount: Int
     let warnings: [String]
-    let missed: [MissedFile]
 
     init(_ tree: ScannedTree) {
         regularBytes = tree.regularBytes
         plannedFileCount = tree.plannedFileCount
         plannedEntryCount = tree.plannedEntryCount
         warnings = tree.warnings
-        missed = tree.missed
     }
 }
 

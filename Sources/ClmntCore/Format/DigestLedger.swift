@@ -38,7 +38,6 @@ final class DigestLedger {
 
     /// Every entry against `SHA256SUMS`, both ways: what does not match, in archive order.
     func mismatches() throws(SystemError) -> [IntegrityProblem] {
-        if let failure { throw failure }
         setLastAside()
         if let failure { throw failure }
         var records = SpillReader(seen)
@@ -52,14 +51,12 @@ final class DigestLedger {
                 break
             }
             records.skipRecord()
-            if let digest = record.digest, digest != expected {
-                problems.append(.damaged("\(path): SHA-256 mismatch with \(ArchiveLayout.checksumsPath) (content is corrupt)"))
-            }
+            if let digest = record.digest, digest != expected { problems.append(Self.corrupt(path)) }
         }
         guard let unmatched else {
             while let record = try records.peekRecord() {
                 records.skipRecord()
-                problems.append(.damaged("\(record.path): not listed in \(ArchiveLayout.checksumsPath)"))
+                problems.append(Self.unlisted(record.path))
             }
             return problems
         }
@@ -81,17 +78,23 @@ final class DigestLedger {
         var problems: [IntegrityProblem] = []
         for (path, digest) in digests.sorted(by: { $0.key < $1.key }) {
             guard let listed = expected[path] else {
-                problems.append(.damaged("\(path): not listed in \(ArchiveLayout.checksumsPath)"))
+                problems.append(Self.unlisted(path))
                 continue
             }
-            if let digest, listed != digest {
-                problems.append(.damaged("\(path): SHA-256 mismatch with \(ArchiveLayout.checksumsPath) (content is corrupt)"))
-            }
+            if let digest, listed != digest { problems.append(Self.corrupt(path)) }
         }
         for path in expected.keys.sorted() where digests[path] == nil {
             problems.append(.damaged("\(path): listed in \(ArchiveLayout.checksumsPath) but missing from the archive"))
         }
         return problems
+    }
+
+    private static func corrupt(_ path: PathBytes) -> IntegrityProblem {
+        .damaged("\(path): SHA-256 mismatch with \(ArchiveLayout.checksumsPath) (content is corrupt)")
+    }
+
+    private static func unlisted(_ path: PathBytes) -> IntegrityProblem {
+        .damaged("\(path): not listed in \(ArchiveLayout.checksumsPath)")
     }
 
     /// Record: 0, or 1 and 64 hex digits; the path's length (4 bytes, little-endian); the path.

@@ -27,7 +27,7 @@ final class IntegrityCheck {
     /// `fallbackByteLimit` bounds each molt's data where the manifest gives no
     /// trustworthy size (bash-tool archives); nil: unbounded.
     /// The ledger of digests moves to an unnamed file in `scratchDirectory` when it grows.
-    init(located: LocatedManifest, fallbackByteLimit: Int64? = nil, scratchDirectory: String = IntegrityCheck.scratchDirectory) {
+    init(located: LocatedManifest, fallbackByteLimit: Int64? = nil, scratchDirectory: String = SpillFile.defaultDirectory) {
         self.located = located
         ledger = DigestLedger(scratchDirectory: scratchDirectory)
         moltNames = Set(located.manifest.molts.map(\.name))
@@ -41,12 +41,6 @@ final class IntegrityCheck {
     }
 
     var firstProblem: IntegrityProblem? { problems.first }
-
-    /// $TMPDIR, else /var/tmp (disk, not tmpfs).
-    static var scratchDirectory: String {
-        if let value = ProcessInfo.processInfo.environment["TMPDIR"], !value.isEmpty { return value }
-        return "/var/tmp"
-    }
 
     /// Admits the next entry: where it belongs, or nil when it breaks the rules
     /// (the reason is appended to `problems`).

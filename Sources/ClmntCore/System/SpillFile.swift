@@ -18,7 +18,14 @@ final class SpillFile {
     init(directory: String, memoryLimit: Int = 4 << 20) {
         self.directory = directory
         self.memoryLimit = TestHook.spillMemoryLimit ?? memoryLimit
-        pending.reserveCapacity(min(memoryLimit, 1 << 16))
+        pending.reserveCapacity(min(self.memoryLimit, 1 << 16))
+    }
+
+    /// Where scratch files go when there is no archive directory to put them beside (a streamed
+    /// backup, a restore, a verify): $TMPDIR, else /var/tmp (disk, not tmpfs).
+    static var defaultDirectory: String {
+        if let value = ProcessInfo.processInfo.environment["TMPDIR"], !value.isEmpty { return value }
+        return "/var/tmp"
     }
 
     func append<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(SystemError) {
@@ -52,16 +59,11 @@ final class SpillFile {
         precondition(offset >= 0 && count >= 0 && offset + count <= byteCount, "read beyond the spill file")
         let written = byteCount - pending.count
         var result: [UInt8] = []
-        result.reserveCapacity(count)
         if offset < written, let file {
             let fromFile = min(count, written - offset)
-            var done = 0
-            while done < fromFile {
-                let part = try file.descriptor.read(at: offset + done, count: fromFile - done)
-                guard !part.isEmpty else { throw SystemError(path: spillPath, code: EIO) }
-                result += part
-                done += part.count
-            }
+            // `read(at:)` stops short only at the file's end: ours never shrinks.
+            result = try file.descriptor.read(at: offset, count: fromFile)
+            guard result.count == fromFile else { throw SystemError(path: spillPath, code: EIO) }
         }
         if result.count < count {
             let start = offset + result.count - written
